@@ -1,0 +1,404 @@
+"""Every error squidmesh-es raises on purpose, each with a stable ``code``.
+
+Programs read ``code`` and the typed fields; messages are for people. No message or field
+ever carries a claim token, a payload value or a metadata value.
+
+Hierarchy::
+
+    SquidMeshError
+    ├── IssuesError                      (carries ``issues``: path + code + message)
+    │   ├── WorkflowValidationError      invalid_workflow_spec
+    │   └── PayloadValidationError       invalid_payload
+    ├── RunNotFound                      not_found
+    ├── InvalidRunId                     invalid_run_id
+    ├── Conflict                         conflict
+    ├── StaleClaim                       stale_claim
+    │   └── ExpiredClaim                 expired_claim
+    ├── AttemptNotClaimable              attempt_not_claimable
+    ├── UnknownAttempt                   unknown_runnable_intent
+    ├── ConflictingIntent                conflicting_runnable_intent
+    ├── ConflictingCompletion            conflicting_completion
+    ├── ResultNotCompleted               result_not_completed
+    ├── RunTerminal                      terminal_run
+    ├── ManualStepMismatch               manual_step_mismatch
+    ├── ConflictingChildRun              conflicting_child_run
+    ├── UnsafeReplay                     unsafe_replay
+    ├── InvalidReplaySource              invalid_replay_source
+    ├── MissingScheduleIdempotencyKey    missing_schedule_idempotency_key
+    ├── ActionNotAllowed                 action_not_allowed
+    ├── DefinitionMismatch               incompatible_workflow_definition
+    ├── InvalidArgument                  invalid_option
+    └── CorruptedEvent                   invalid_journal_entry
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+__all__ = [
+    "ActionNotAllowed",
+    "AttemptNotClaimable",
+    "Conflict",
+    "ConflictingChildRun",
+    "ConflictingCompletion",
+    "ConflictingIntent",
+    "CorruptedEvent",
+    "DefinitionMismatch",
+    "ExpiredClaim",
+    "InvalidArgument",
+    "InvalidReplaySource",
+    "InvalidRunId",
+    "Issue",
+    "IssuesError",
+    "ManualStepMismatch",
+    "MissingScheduleIdempotencyKey",
+    "PayloadValidationError",
+    "ResultNotCompleted",
+    "RunNotFound",
+    "RunTerminal",
+    "SquidMeshError",
+    "StaleClaim",
+    "UnknownAttempt",
+    "UnsafeReplay",
+    "WorkflowValidationError",
+]
+
+
+class SquidMeshError(Exception):
+    """Base of every error squidmesh-es raises on purpose."""
+
+    code: ClassVar[str] = "squidmesh_error"
+
+    def __init__(self, message: str, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, object]:
+        """The error as JSON-safe data: ``code``, ``message`` and ``details``."""
+        return {"code": self.code, "message": self.message, "details": _json_safe(self.details)}
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found while validating input: where, what kind, and why."""
+
+    path: tuple[str | int, ...]
+    """Location of the problem, e.g. ``("steps", 2, "retry", "max_attempts")``."""
+    code: str
+    """Stable snake_case code, e.g. ``"unknown_transition_target"``."""
+    message: str
+    """Human-readable explanation."""
+
+    def to_dict(self) -> dict[str, object]:
+        """The issue as JSON-safe data."""
+        return {"path": list(self.path), "code": self.code, "message": self.message}
+
+
+class IssuesError(SquidMeshError):
+    """Input was rejected for one or more structured reasons; nothing was written."""
+
+    def __init__(self, message: str, issues: Sequence[Issue]) -> None:
+        self.issues: tuple[Issue, ...] = tuple(issues)
+        summary = "; ".join(
+            f"{'.'.join(str(p) for p in i.path) or '<root>'}: {i.code}" for i in self.issues
+        )
+        super().__init__(
+            f"{message}: {summary}" if summary else message,
+            issues=[i.to_dict() for i in self.issues],
+        )
+
+    @property
+    def codes(self) -> set[str]:
+        """The set of issue codes, handy in tests and logs."""
+        return {i.code for i in self.issues}
+
+
+class WorkflowValidationError(IssuesError):
+    """A workflow definition or spec breaks a validation rule."""
+
+    code = "invalid_workflow_spec"
+
+
+class PayloadValidationError(IssuesError):
+    """A run payload does not satisfy the workflow's payload contract."""
+
+    code = "invalid_payload"
+
+
+class RunNotFound(SquidMeshError):
+    """No run journal exists for the run id."""
+
+    code = "not_found"
+
+    def __init__(self, run_id: object) -> None:
+        super().__init__(f"run {run_id} not found", run_id=str(run_id))
+        self.run_id = str(run_id)
+
+
+class InvalidRunId(SquidMeshError):
+    """The run id is not a UUID."""
+
+    code = "invalid_run_id"
+
+    def __init__(self, run_id: object) -> None:
+        super().__init__(f"run id {str(run_id)[:64]!r} is not a UUID", run_id=str(run_id)[:64])
+
+
+class Conflict(SquidMeshError):
+    """The journal moved on since it was read (a stale fence). Reload and retry."""
+
+    code = "conflict"
+
+    def __init__(self, message: str = "stale journal version", **details: object) -> None:
+        super().__init__(message, **details)
+
+
+class StaleClaim(SquidMeshError):
+    """The claim is not the current one for the attempt. Nothing was written."""
+
+    code = "stale_claim"
+
+    def __init__(self, *, runnable_key: str, reason: str = "stale_claim") -> None:
+        super().__init__(
+            f"attempt {runnable_key!r} is not held by this claim ({reason})",
+            runnable_key=runnable_key,
+            reason=reason,
+        )
+        self.runnable_key = runnable_key
+        self.reason = reason
+
+
+class ExpiredClaim(StaleClaim):
+    """The claim was current but its lease has ended. Nothing was written."""
+
+    code = "expired_claim"
+
+    def __init__(self, *, runnable_key: str) -> None:
+        super().__init__(runnable_key=runnable_key, reason="expired_claim")
+
+
+class AttemptNotClaimable(SquidMeshError):
+    """The attempt cannot be claimed now: not yet visible, leased, or finished."""
+
+    code = "attempt_not_claimable"
+
+    def __init__(self, *, runnable_key: str, reason: str) -> None:
+        super().__init__(
+            f"attempt {runnable_key!r} cannot be claimed ({reason})",
+            runnable_key=runnable_key,
+            reason=reason,
+        )
+        self.runnable_key = runnable_key
+        self.reason = reason
+
+
+class UnknownAttempt(SquidMeshError):
+    """No attempt with this runnable key is known to the queue or run."""
+
+    code = "unknown_runnable_intent"
+
+    def __init__(self, *, runnable_key: str) -> None:
+        super().__init__(f"unknown runnable {runnable_key!r}", runnable_key=runnable_key)
+        self.runnable_key = runnable_key
+
+
+class ConflictingIntent(SquidMeshError):
+    """The runnable key is already scheduled or planned with different contents."""
+
+    code = "conflicting_runnable_intent"
+
+    def __init__(self, *, runnable_key: str) -> None:
+        super().__init__(
+            f"runnable {runnable_key!r} already exists with a different intent",
+            runnable_key=runnable_key,
+        )
+        self.runnable_key = runnable_key
+
+
+class ConflictingCompletion(SquidMeshError):
+    """The attempt already completed with a different result."""
+
+    code = "conflicting_completion"
+
+    def __init__(self, *, runnable_key: str) -> None:
+        super().__init__(
+            f"attempt {runnable_key!r} already completed with a different result",
+            runnable_key=runnable_key,
+        )
+        self.runnable_key = runnable_key
+
+
+class ResultNotCompleted(SquidMeshError):
+    """A result was applied to the run before its attempt completed or failed."""
+
+    code = "result_not_completed"
+
+    def __init__(self, *, runnable_key: str) -> None:
+        super().__init__(f"attempt {runnable_key!r} has no result yet", runnable_key=runnable_key)
+        self.runnable_key = runnable_key
+
+
+class RunTerminal(SquidMeshError):
+    """The run already reached a terminal status; the command is refused."""
+
+    code = "terminal_run"
+
+    def __init__(self, run_id: object, status: str | None = None) -> None:
+        super().__init__(
+            f"run {run_id} is terminal ({status or 'unknown status'})",
+            run_id=str(run_id),
+            status=status,
+        )
+        self.run_id = str(run_id)
+        self.status = status
+
+
+class ManualStepMismatch(SquidMeshError):
+    """The run is not paused at a manual boundary of the requested kind."""
+
+    code = "manual_step_mismatch"
+
+    def __init__(self, run_id: object, *, expected: str, actual: str | None) -> None:
+        super().__init__(
+            f"run {run_id} is not paused at a {expected} boundary (found {actual or 'none'})",
+            run_id=str(run_id),
+            expected=expected,
+            actual=actual,
+        )
+        self.expected = expected
+        self.actual = actual
+
+
+class ConflictingChildRun(SquidMeshError):
+    """A child run id is already linked with a different workflow, trigger or key."""
+
+    code = "conflicting_child_run"
+
+    def __init__(self, *, child_run_id: str) -> None:
+        super().__init__(
+            f"child run {child_run_id} is already linked differently", child_run_id=child_run_id
+        )
+        self.child_run_id = child_run_id
+
+
+class UnsafeReplay(SquidMeshError):
+    """Replay would repeat irreversible or non-compensatable steps."""
+
+    code = "unsafe_replay"
+
+    def __init__(self, run_id: object, blocking_steps: Sequence[str]) -> None:
+        super().__init__(
+            f"replay of run {run_id} is blocked by steps {', '.join(blocking_steps)}",
+            run_id=str(run_id),
+            blocking_steps=list(blocking_steps),
+        )
+        self.blocking_steps = list(blocking_steps)
+
+
+class InvalidReplaySource(SquidMeshError):
+    """The run cannot be the source of a replay (for example a runtime-authored spec)."""
+
+    code = "invalid_replay_source"
+
+    def __init__(self, run_id: object, reason: str) -> None:
+        super().__init__(
+            f"run {run_id} cannot be replayed ({reason})", run_id=str(run_id), reason=reason
+        )
+        self.reason = reason
+
+
+class MissingScheduleIdempotencyKey(SquidMeshError):
+    """An idempotent cron trigger was started without a signal id or intended window."""
+
+    code = "missing_schedule_idempotency_key"
+
+    def __init__(self, trigger: str) -> None:
+        super().__init__(f"trigger {trigger!r} needs a schedule identity", trigger=trigger)
+        self.trigger = trigger
+
+
+class ActionNotAllowed(SquidMeshError):
+    """An action key is missing, unknown, disabled or incompatible in the registry."""
+
+    code = "action_not_allowed"
+
+    def __init__(self, action_key: str, reason: str) -> None:
+        super().__init__(
+            f"action {action_key!r} is not allowed ({reason})",
+            action_key=action_key,
+            reason=reason,
+        )
+        self.action_key = action_key
+        self.reason = reason
+
+
+class DefinitionMismatch(SquidMeshError):
+    """The run was started under a different workflow definition than the one loaded."""
+
+    code = "incompatible_workflow_definition"
+
+    def __init__(
+        self,
+        run_id: object,
+        *,
+        persisted_fingerprint: str | None,
+        current_fingerprint: str | None,
+        persisted_version: str | None = None,
+        current_version: str | None = None,
+    ) -> None:
+        super().__init__(
+            f"run {run_id} was started under definition {persisted_fingerprint}, "
+            f"loaded definition is {current_fingerprint}",
+            run_id=str(run_id),
+            persisted_definition_fingerprint=persisted_fingerprint,
+            current_definition_fingerprint=current_fingerprint,
+            persisted_definition_version=persisted_version,
+            current_definition_version=current_version,
+        )
+
+
+class InvalidArgument(SquidMeshError):
+    """An option or argument has an invalid value."""
+
+    code = "invalid_option"
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"invalid {name}: {reason}", option=name, reason=reason)
+        self.option = name
+        self.reason = reason
+
+
+class CorruptedEvent(SquidMeshError):
+    """A stored event cannot be decoded; names where it is, never what it holds."""
+
+    code = "invalid_journal_entry"
+
+    def __init__(
+        self, *, aggregate: str, originator_id: object, version: int, topic: str, reason: str
+    ) -> None:
+        super().__init__(
+            f"stored event {topic!r} of {aggregate} {originator_id} at version {version} "
+            f"cannot be decoded: {reason}",
+            aggregate=aggregate,
+            originator_id=str(originator_id),
+            version=version,
+            topic=topic,
+            reason=reason,
+        )
+        self.aggregate = aggregate
+        self.originator_id = str(originator_id)
+        self.version = version
+        self.topic = topic
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)

@@ -1,0 +1,3 @@
+"""Authoring: the workflow DSL, the normalized spec, validation and the step contract."""
+
+__all__: list[str] = []
