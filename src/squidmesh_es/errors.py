@@ -21,6 +21,7 @@ Hierarchy::
     ├── ResultNotCompleted               result_not_completed
     ├── RunTerminal                      terminal_run
     ├── ManualStepMismatch               manual_step_mismatch
+    ├── ActiveManualStep                 active_manual_step
     ├── ConflictingChildRun              conflicting_child_run
     ├── UnsafeReplay                     unsafe_replay
     ├── InvalidReplaySource              invalid_replay_source
@@ -39,6 +40,7 @@ from typing import ClassVar
 
 __all__ = [
     "ActionNotAllowed",
+    "ActiveManualStep",
     "AttemptNotClaimable",
     "Conflict",
     "ConflictingChildRun",
@@ -270,6 +272,18 @@ class ManualStepMismatch(SquidMeshError):
         )
         self.expected = expected
         self.actual = actual
+
+
+class ActiveManualStep(SquidMeshError):
+    """The run is already paused at a different manual boundary."""
+
+    code = "active_manual_step"
+
+    def __init__(self, run_id: object, *, step: str) -> None:
+        super().__init__(
+            f"run {run_id} is already paused at step {step!r}", run_id=str(run_id), step=step
+        )
+        self.step = step
 
 
 class ConflictingChildRun(SquidMeshError):

@@ -1,0 +1,50 @@
+"""The journal: ``WorkflowRun`` and ``DispatchQueue`` aggregates, their events and rules.
+
+Pure domain code: no I/O, no clock. Time comes in as ``now``; ids and claim tokens are made by
+the caller. The aggregates' versions are the journal fences.
+"""
+
+from squidmesh_es.domain._journal import MAX_KEPT_ANOMALIES, JSONDict
+from squidmesh_es.domain._keys import (
+    JOURNAL_NAMESPACE,
+    check_queue_name,
+    hash_claim_token,
+    parse_run_id,
+    queue_id,
+    runnable_key,
+)
+from squidmesh_es.domain._queue import Attempt, DispatchQueue
+from squidmesh_es.domain._redaction import REDACTED, SENSITIVE_KEYS, redact_metadata
+from squidmesh_es.domain._run import Runnable, WorkflowRun
+from squidmesh_es.domain._vocab import (
+    AnomalyReason,
+    AttemptStatus,
+    ManualAction,
+    ManualKind,
+    RunStatus,
+    TerminalStatus,
+)
+
+__all__ = [
+    "JOURNAL_NAMESPACE",
+    "MAX_KEPT_ANOMALIES",
+    "REDACTED",
+    "SENSITIVE_KEYS",
+    "AnomalyReason",
+    "Attempt",
+    "AttemptStatus",
+    "DispatchQueue",
+    "JSONDict",
+    "ManualAction",
+    "ManualKind",
+    "RunStatus",
+    "Runnable",
+    "TerminalStatus",
+    "WorkflowRun",
+    "check_queue_name",
+    "hash_claim_token",
+    "parse_run_id",
+    "queue_id",
+    "redact_metadata",
+    "runnable_key",
+]

@@ -1,0 +1,113 @@
+"""What both aggregates share: tolerant event application and the anomaly record.
+
+Command methods check their rules and raise before anything is written, so our own writes
+never produce anomalies. Histories written by other code (older versions, hosts that append
+events directly, partial failures) still load: an event that breaks a rule is kept in the
+stream, leaves the state unchanged, and is reported as a named anomaly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from datetime import datetime
+from enum import Enum
+from typing import Any, ClassVar, Final
+
+from squidmesh_es.domain._vocab import AnomalyReason
+
+__all__ = [
+    "ALREADY_RECORDED",
+    "MAX_KEPT_ANOMALIES",
+    "AnomalyLog",
+    "JSONDict",
+    "Recorded",
+    "ToleratedEvent",
+    "Verdict",
+    "digest",
+]
+
+JSONDict = dict[str, Any]
+"""A JSON-shaped mapping: str keys; str, int, float, bool, None, UUID, datetime, list, dict."""
+
+MAX_KEPT_ANOMALIES = 100
+"""Newest anomalies kept in aggregate state; ``anomaly_count`` keeps counting past it."""
+
+
+class Recorded(Enum):
+    """What a rule returns when the fact is already in the journal."""
+
+    ALREADY = "already_recorded"
+
+
+ALREADY_RECORDED: Final = Recorded.ALREADY
+"""The fact is already in the journal: no anomaly, and nothing to write."""
+
+Verdict = AnomalyReason | Recorded | None
+"""A rule's answer: ``None`` (apply it), ``ALREADY_RECORDED``, or the anomaly it would be."""
+
+
+class AnomalyLog:
+    """Aggregate mixin holding the anomalies found while applying events."""
+
+    anomalies: list[JSONDict]
+    anomaly_count: int
+
+    def note_anomaly(self, reason: AnomalyReason, event: object, **fields: Any) -> None:
+        """Record that ``event`` was not applied because of ``reason``."""
+        record: JSONDict = {
+            "reason": reason.value,
+            "event": type(event).__name__,
+            "version": getattr(event, "originator_version", None),
+            "at": getattr(event, "timestamp", None),
+        }
+        record.update({k: v for k, v in fields.items() if v is not None})
+        self.anomalies.append(record)
+        del self.anomalies[:-MAX_KEPT_ANOMALIES]
+        self.anomaly_count += 1
+
+
+class ToleratedEvent:
+    """Event mixin: an event missing a declared field is a ``malformed_entry`` anomaly.
+
+    Subclasses implement ``evolve`` instead of ``apply``.
+    """
+
+    REQUIRED: ClassVar[tuple[str, ...] | None] = None
+
+    def apply(self, aggregate: Any) -> None:
+        """Evolve ``aggregate`` when every declared field is present; else note an anomaly."""
+        present = vars(self)
+        names = self.REQUIRED
+        if names is None:
+            names = tuple(f.name for f in dataclasses.fields(self))  # type: ignore[arg-type]
+        missing = [name for name in names if name not in present]
+        if missing:
+            aggregate.note_anomaly(
+                AnomalyReason.MALFORMED_ENTRY, self, missing_fields=sorted(missing)
+            )
+            return
+        self.evolve(aggregate)
+
+    def evolve(self, aggregate: Any) -> None:
+        """Apply this well-formed event to ``aggregate``."""
+        raise NotImplementedError
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def digest(value: Any) -> str:
+    """SHA-256 of the canonical JSON form of ``value``: equal values give equal digests."""
+    text = json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,830 @@
+"""The dispatch journal of one queue: attempts, who holds each of them, and until when.
+
+The claim rules live here and nowhere else. Each rule is one function that returns the
+anomaly a fact would cause, or ``None``; command methods raise on it before anything is
+written, and event application records it as an anomaly when an externally written
+history breaks it.
+
+State stays bounded: an attempt leaves the state once its result is applied to the run or
+its run ends, so snapshots stay small and claiming costs O(live attempts), not O(history).
+A short memory of recently finished attempts keeps duplicate completions idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, final
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Snapshot as LibrarySnapshot
+from eventsourcing.utils import register_topic
+
+from squidmesh_es.domain._journal import (
+    ALREADY_RECORDED,
+    AnomalyLog,
+    JSONDict,
+    ToleratedEvent,
+    Verdict,
+    digest,
+)
+from squidmesh_es.domain._keys import check_queue_name, queue_id
+from squidmesh_es.domain._vocab import AnomalyReason, AttemptStatus
+from squidmesh_es.errors import (
+    AttemptNotClaimable,
+    ConflictingCompletion,
+    ConflictingIntent,
+    ExpiredClaim,
+    InvalidArgument,
+    ResultNotCompleted,
+    RunTerminal,
+    StaleClaim,
+    UnknownAttempt,
+)
+
+__all__ = ["Attempt", "DispatchQueue"]
+
+RECENT_LIMIT = 1000
+"""How many finished attempts and closed runs the queue remembers for precise refusals."""
+
+_WAITING = (AttemptStatus.AVAILABLE.value, AttemptStatus.RETRY_SCHEDULED.value)
+_INTENT_FIELDS = ("run_id", "idempotency_key", "attempt_number", "step", "input", "visible_at")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A read-only view of one live attempt, as the queue holds it."""
+
+    runnable_key: str
+    run_id: str
+    step: str
+    attempt_number: int
+    idempotency_key: str
+    input: JSONDict
+    visible_at: datetime
+    status: AttemptStatus
+    claim_id: str | None = None
+    owner_id: str | None = None
+    lease_until: datetime | None = None
+    result: JSONDict | None = None
+    error: JSONDict | None = None
+    completed_at: datetime | None = None
+    wakeup_emitted: bool = False
+    retry_of: str | None = None
+    metadata: JSONDict | None = None
+
+    @classmethod
+    def from_state(cls, state: JSONDict) -> Attempt:
+        """Build the view from the queue's stored attempt record."""
+        return cls(
+            runnable_key=state["runnable_key"],
+            run_id=state["run_id"],
+            step=state["step"],
+            attempt_number=state["attempt_number"],
+            idempotency_key=state["idempotency_key"],
+            input=state["input"],
+            visible_at=state["visible_at"],
+            status=AttemptStatus(state["status"]),
+            claim_id=state.get("claim_id"),
+            owner_id=state.get("owner_id"),
+            lease_until=state.get("lease_until"),
+            result=state.get("result"),
+            error=state.get("error"),
+            completed_at=state.get("completed_at"),
+            wakeup_emitted=state.get("wakeup_emitted", False),
+            retry_of=state.get("retry_of"),
+            metadata=state.get("metadata"),
+        )
+
+
+def _order(attempt: JSONDict) -> tuple[datetime, str, int, str]:
+    return (
+        attempt["visible_at"],
+        attempt["run_id"],
+        attempt["attempt_number"],
+        attempt["runnable_key"],
+    )
+
+
+@final
+class DispatchQueue(AnomalyLog, Aggregate):
+    """Attempts of one queue, and who holds each of them until when."""
+
+    TOPIC = "squidmesh.DispatchQueue"
+
+    if TYPE_CHECKING:  # state set by events; annotations here would become __init__ args
+        queue: str
+        attempts: dict[str, JSONDict]
+        queued_runs: dict[str, int]
+        closed_runs: dict[str, str]
+        finished: dict[str, JSONDict]
+        counters: dict[str, int]
+
+    class Event(Aggregate.Event):
+        """Base of the queue's events."""
+
+    class Opened(Event, Aggregate.Created):
+        """The queue's journal begins."""
+
+        TOPIC = "squidmesh.DispatchQueue.Opened"
+        queue: str
+
+        def apply(self, q: DispatchQueue) -> None:
+            q.queue = self.queue
+            q.attempts = {}
+            q.queued_runs = {}
+            q.closed_runs = {}
+            q.finished = {}
+            q.counters = {
+                "scheduled": 0,
+                "claimed": 0,
+                "completed": 0,
+                "failed": 0,
+                "applied": 0,
+                "dropped_for_terminal_run": 0,
+                "runs_queued": 0,
+                "runs_closed": 0,
+            }
+            q.anomalies = []
+            q.anomaly_count = 0
+
+    class RunQueued(ToleratedEvent, Event):
+        """A run will put attempts on this queue; recovery finds started runs through it."""
+
+        TOPIC = "squidmesh.DispatchQueue.RunQueued"
+        run_id: str
+
+        def evolve(self, q: DispatchQueue) -> None:
+            if self.run_id in q.closed_runs:
+                q.note_anomaly(AnomalyReason.TERMINAL_RUN, self, run_id=self.run_id)
+            elif self.run_id not in q.queued_runs:
+                q.queued_runs[self.run_id] = self.originator_version
+                q.counters["runs_queued"] += 1
+
+    class AttemptScheduled(ToleratedEvent, Event):
+        """A runnable became an attempt that workers may claim from ``visible_at`` on."""
+
+        TOPIC = "squidmesh.DispatchQueue.AttemptScheduled"
+        run_id: str
+        runnable_key: str
+        idempotency_key: str
+        attempt_number: int
+        step: str
+        input: JSONDict
+        visible_at: datetime
+        metadata: JSONDict | None
+
+        def evolve(self, q: DispatchQueue) -> None:
+            anomaly = q.schedule_rule(self.run_id, self.runnable_key, self._intent())
+            if anomaly is not None:
+                if anomaly is not ALREADY_RECORDED:
+                    q.note_anomaly(
+                        anomaly, self, run_id=self.run_id, runnable_key=self.runnable_key
+                    )
+                return
+            q.attempts[self.runnable_key] = {
+                "runnable_key": self.runnable_key,
+                "status": AttemptStatus.AVAILABLE.value,
+                "metadata": self.metadata,
+                **self._intent(),
+            }
+            q.counters["scheduled"] += 1
+
+        def _intent(self) -> JSONDict:
+            return {
+                "run_id": self.run_id,
+                "idempotency_key": self.idempotency_key,
+                "attempt_number": self.attempt_number,
+                "step": self.step,
+                "input": self.input,
+                "visible_at": self.visible_at,
+            }
+
+    class AttemptClaimed(ToleratedEvent, Event):
+        """A worker holds the attempt until ``lease_until``; only the token's hash is kept."""
+
+        TOPIC = "squidmesh.DispatchQueue.AttemptClaimed"
+        runnable_key: str
+        claim_id: str
+        claim_token_hash: str
+        owner_id: str
+        lease_until: datetime
+
+        def evolve(self, q: DispatchQueue) -> None:
+            anomaly = q.claim_rule(self.runnable_key, self.timestamp)
+            if anomaly is not None:
+                q.note_anomaly(
+                    anomaly, self, runnable_key=self.runnable_key, claim_id=self.claim_id
+                )
+                return
+            attempt = q.attempts[self.runnable_key]
+            attempt.update(
+                status=AttemptStatus.CLAIMED.value,
+                claim_id=self.claim_id,
+                claim_token_hash=self.claim_token_hash,
+                owner_id=self.owner_id,
+                lease_until=self.lease_until,
+            )
+            q.counters["claimed"] += 1
+
+    class AttemptHeartbeat(ToleratedEvent, Event):
+        """The current claim is still working; its lease now ends at ``lease_until``."""
+
+        TOPIC = "squidmesh.DispatchQueue.AttemptHeartbeat"
+        runnable_key: str
+        claim_id: str
+        claim_token_hash: str
+        lease_until: datetime
+
+        def evolve(self, q: DispatchQueue) -> None:
+            anomaly = q.fence_rule(
+                self.runnable_key, self.claim_id, self.claim_token_hash, self.timestamp
+            )
+            if anomaly is not None:
+                q.note_anomaly(
+                    anomaly, self, runnable_key=self.runnable_key, claim_id=self.claim_id
+                )
+                return
+            q.attempts[self.runnable_key]["lease_until"] = self.lease_until
+
+    class AttemptCompleted(ToleratedEvent, Event):
+        """The current claim finished the attempt with ``result``."""
+
+        TOPIC = "squidmesh.DispatchQueue.AttemptCompleted"
+        runnable_key: str
+        claim_id: str
+        claim_token_hash: str
+        result: JSONDict
+
+        def evolve(self, q: DispatchQueue) -> None:
+            anomaly = q.completion_rule(
+                self.runnable_key,
+                self.claim_id,
+                self.claim_token_hash,
+                self.result,
+                self.timestamp,
+            )
+            if anomaly is not None:
+                if anomaly is not ALREADY_RECORDED:
+                    q.note_anomaly(
+                        anomaly, self, runnable_key=self.runnable_key, claim_id=self.claim_id
+                    )
+                return
+            q.attempts[self.runnable_key].update(
+                status=AttemptStatus.COMPLETED.value,
+                result=self.result,
+                error=None,
+                completed_at=self.timestamp,
+            )
+            q.counters["completed"] += 1
+
+    class AttemptFailed(ToleratedEvent, Event):
+        """The current claim failed the attempt; a retry, if given, becomes a new attempt."""
+
+        TOPIC = "squidmesh.DispatchQueue.AttemptFailed"
+        REQUIRED = ("runnable_key", "claim_id", "claim_token_hash", "error")
+        runnable_key: str
+        claim_id: str
+        claim_token_hash: str
+        error: JSONDict
+        retry_runnable_key: str | None = None
+        retry_visible_at: datetime | None = None
+
+        def evolve(self, q: DispatchQueue) -> None:
+            anomaly = q.fence_rule(
+                self.runnable_key, self.claim_id, self.claim_token_hash, self.timestamp
+            )
+            if anomaly is not None:
+                q.note_anomaly(
+                    anomaly, self, runnable_key=self.runnable_key, claim_id=self.claim_id
+                )
+                return
+            failed = q.attempts[self.runnable_key]
+            q.counters["failed"] += 1
+            retry_key = getattr(self, "retry_runnable_key", None)
+            retry_at = getattr(self, "retry_visible_at", None)
+            if retry_key is None or retry_at is None:
+                failed.update(status=AttemptStatus.FAILED.value, error=self.error)
+                return
+            intent = q.retry_intent(failed, retry_at)
+            retry_anomaly = q.schedule_rule(failed["run_id"], retry_key, intent)
+            if retry_anomaly is ALREADY_RECORDED:
+                retry_anomaly = None
+            if retry_anomaly is not None:
+                q.note_anomaly(retry_anomaly, self, runnable_key=retry_key)
+                failed.update(status=AttemptStatus.FAILED.value, error=self.error)
+                return
+            # The failed try is superseded by its retry: it leaves the live state and the
+            # retry carries its error for inspection.
+            q.forget(self.runnable_key, failed, status=AttemptStatus.FAILED.value, applied=False)
+            q.attempts[retry_key] = {
+                "runnable_key": retry_key,
+                "status": AttemptStatus.RETRY_SCHEDULED.value,
+                "retry_of": self.runnable_key,
+                "error": self.error,
+                "metadata": failed.get("metadata"),
+                **intent,
+            }
+            q.counters["scheduled"] += 1
+
+    class LiveWakeupEmitted(ToleratedEvent, Event):
+        """A notifier hint for the attempt went out after its scheduling committed."""
+
+        TOPIC = "squidmesh.DispatchQueue.LiveWakeupEmitted"
+        runnable_key: str
+
+        def evolve(self, q: DispatchQueue) -> None:
+            anomaly = q.known_rule(self.runnable_key)
+            if anomaly is not None:
+                q.note_anomaly(anomaly, self, runnable_key=self.runnable_key)
+                return
+            q.attempts[self.runnable_key]["wakeup_emitted"] = True
+
+    class ResultApplied(ToleratedEvent, Event):
+        """The run journal applied the attempt's result; the attempt leaves the live state."""
+
+        TOPIC = "squidmesh.DispatchQueue.ResultApplied"
+        runnable_key: str
+
+        def evolve(self, q: DispatchQueue) -> None:
+            anomaly = q.applied_rule(self.runnable_key)
+            if anomaly is not None:
+                if anomaly is not ALREADY_RECORDED:
+                    q.note_anomaly(anomaly, self, runnable_key=self.runnable_key)
+                return
+            attempt = q.attempts[self.runnable_key]
+            q.forget(self.runnable_key, attempt, status=attempt["status"], applied=True)
+            q.counters["applied"] += 1
+
+    class RunClosed(ToleratedEvent, Event):
+        """The run ended; none of its attempts may be claimed, completed or redelivered."""
+
+        TOPIC = "squidmesh.DispatchQueue.RunClosed"
+        run_id: str
+        status: str
+
+        def evolve(self, q: DispatchQueue) -> None:
+            if self.run_id in q.closed_runs:
+                return
+            for key in [k for k, a in q.attempts.items() if a["run_id"] == self.run_id]:
+                q.forget(key, q.attempts[key], status=q.attempts[key]["status"], applied=False)
+                q.counters["dropped_for_terminal_run"] += 1
+            q.queued_runs.pop(self.run_id, None)
+            q.closed_runs[self.run_id] = self.status
+            _trim(q.closed_runs)
+            q.counters["runs_closed"] += 1
+
+    Created = Opened
+    """The library looks for ``Created``; ours has the spec's name."""
+
+    class Snapshot(LibrarySnapshot):
+        """Checkpoint of the queue's state; disposable."""
+
+        TOPIC = "squidmesh.DispatchQueue.Snapshot"
+
+    # -- creation -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, queue: str, *, now: datetime) -> DispatchQueue:
+        """Begin the journal of ``queue``; its id is derived from the name."""
+        check_queue_name(queue)
+        return cls._create(cls.Opened, id=queue_id(queue), queue=queue, timestamp=now)
+
+    # -- rules (pure: state in, anomaly out) ----------------------------------------------
+
+    def known_rule(self, key: str) -> AnomalyReason | None:
+        """The attempt must be live and its run open."""
+        attempt = self.attempts.get(key)
+        if attempt is None:
+            finished = self.finished.get(key)
+            if finished is not None and finished["run_id"] in self.closed_runs:
+                return AnomalyReason.TERMINAL_RUN
+            if finished is not None:
+                return AnomalyReason.TERMINAL_ATTEMPT
+            return AnomalyReason.UNKNOWN_RUNNABLE_INTENT
+        return None
+
+    def schedule_rule(self, run_id: str, key: str, intent: JSONDict) -> Verdict:
+        """A key is scheduled once; the same intent again is a duplicate, another a conflict."""
+        if run_id in self.closed_runs:
+            return AnomalyReason.TERMINAL_RUN
+        existing = self.attempts.get(key)
+        if existing is None:
+            if key in self.finished:
+                same = self.finished[key].get("intent_digest") == digest(intent)
+                return ALREADY_RECORDED if same else AnomalyReason.CONFLICTING_RUNNABLE_INTENT
+            return None
+        if all(existing.get(f) == intent[f] for f in _INTENT_FIELDS):
+            return ALREADY_RECORDED
+        return AnomalyReason.CONFLICTING_RUNNABLE_INTENT
+
+    def claim_rule(self, key: str, at: datetime) -> AnomalyReason | None:
+        """Claimable from ``visible_at`` on, unless another lease is still running at ``at``.
+
+        A lease ending exactly at ``at`` is expired, and an attempt visible exactly at ``at``
+        is visible.
+        """
+        unknown = self.known_rule(key)
+        if unknown is not None:
+            return unknown
+        attempt = self.attempts[key]
+        status = attempt["status"]
+        if status in (AttemptStatus.COMPLETED.value, AttemptStatus.FAILED.value):
+            return AnomalyReason.TERMINAL_ATTEMPT
+        if status == AttemptStatus.CLAIMED.value and attempt["lease_until"] > at:
+            return AnomalyReason.ACTIVE_CLAIM
+        if attempt["visible_at"] > at:
+            return AnomalyReason.ATTEMPT_NOT_VISIBLE
+        return None
+
+    def fence_rule(
+        self, key: str, claim_id: str, token_hash: str, at: datetime
+    ) -> AnomalyReason | None:
+        """Heartbeat, completion and failure need the current claim before ``lease_until``."""
+        unknown = self.known_rule(key)
+        if unknown is not None:
+            if unknown is AnomalyReason.TERMINAL_ATTEMPT:
+                return AnomalyReason.STALE_CLAIM
+            return unknown
+        attempt = self.attempts[key]
+        if attempt["status"] != AttemptStatus.CLAIMED.value:
+            return AnomalyReason.STALE_CLAIM
+        if attempt["claim_id"] != claim_id or attempt["claim_token_hash"] != token_hash:
+            return AnomalyReason.STALE_CLAIM
+        if attempt["lease_until"] <= at:
+            return AnomalyReason.EXPIRED_CLAIM
+        return None
+
+    def completion_rule(
+        self, key: str, claim_id: str, token_hash: str, result: JSONDict, at: datetime
+    ) -> Verdict:
+        """A repeated identical completion by the same claim is a duplicate, not an error."""
+        done = self.attempts.get(key)
+        if done is None or done["status"] != AttemptStatus.CLAIMED.value:
+            record = self.finished.get(key) if done is None else _finished_record(done)
+            if record is not None and record.get("status") == AttemptStatus.COMPLETED.value:
+                if record["run_id"] in self.closed_runs:
+                    return AnomalyReason.TERMINAL_RUN
+                same_claim = (
+                    record["claim_id"] == claim_id and record["claim_token_hash"] == token_hash
+                )
+                if not same_claim:
+                    return AnomalyReason.STALE_CLAIM
+                if record["result_digest"] == digest(result):
+                    return ALREADY_RECORDED
+                return AnomalyReason.CONFLICTING_COMPLETION
+        return self.fence_rule(key, claim_id, token_hash, at)
+
+    def applied_rule(self, key: str) -> Verdict:
+        """Only a completed or failed attempt can be applied; applying twice is a duplicate."""
+        attempt = self.attempts.get(key)
+        if attempt is None:
+            finished = self.finished.get(key)
+            if finished is not None and finished.get("applied"):
+                return ALREADY_RECORDED
+            return self.known_rule(key)
+        if attempt["status"] not in (AttemptStatus.COMPLETED.value, AttemptStatus.FAILED.value):
+            return AnomalyReason.RESULT_NOT_COMPLETED
+        return None
+
+    # -- state helpers used by event application -------------------------------------------
+
+    def retry_intent(self, failed: JSONDict, visible_at: datetime) -> JSONDict:
+        """The intent of the next try of ``failed``: same step and input, one attempt later."""
+        return {
+            "run_id": failed["run_id"],
+            "idempotency_key": failed["idempotency_key"],
+            "attempt_number": failed["attempt_number"] + 1,
+            "step": failed["step"],
+            "input": failed["input"],
+            "visible_at": visible_at,
+        }
+
+    def forget(self, key: str, attempt: JSONDict, *, status: str, applied: bool) -> None:
+        """Move ``attempt`` out of the live state into the bounded memory of finished ones."""
+        self.attempts.pop(key, None)
+        record = _finished_record(attempt)
+        record["status"] = status
+        record["applied"] = applied
+        self.finished[key] = record
+        _trim(self.finished)
+
+    # -- queries --------------------------------------------------------------------------
+
+    def attempt(self, key: str) -> Attempt | None:
+        """The live attempt with ``key``, or ``None`` once it finished or was never here."""
+        state = self.attempts.get(key)
+        return Attempt.from_state(state) if state is not None else None
+
+    def attempts_of(self, run_id: UUID | str) -> list[Attempt]:
+        """Live attempts of one run, in claim order."""
+        rid = str(run_id)
+        found = [a for a in self.attempts.values() if a["run_id"] == rid]
+        return [Attempt.from_state(a) for a in sorted(found, key=_order)]
+
+    def claimable(self, now: datetime, *, limit: int | None = None) -> list[Attempt]:
+        """Visible attempts and expired claims at ``now``, in the order workers get them."""
+        ready = [
+            a for a in self.attempts.values() if self.claim_rule(a["runnable_key"], now) is None
+        ]
+        ready.sort(key=_order)
+        return [Attempt.from_state(a) for a in ready[:limit]]
+
+    def next_visible_at(self) -> datetime | None:
+        """When the earliest waiting attempt becomes visible; a worker may sleep until then."""
+        times = [a["visible_at"] for a in self.attempts.values() if a["status"] in _WAITING]
+        return min(times, default=None)
+
+    def is_closed(self, run_id: UUID | str) -> bool:
+        """Whether the queue recently saw ``run_id`` end (remembered for the last runs)."""
+        return str(run_id) in self.closed_runs
+
+    # -- commands -------------------------------------------------------------------------
+
+    def enqueue_run(self, run_id: UUID | str, *, now: datetime) -> bool:
+        """Mark ``run_id`` as using this queue; returns whether a fact was written.
+
+        Raises:
+            RunTerminal: the run already ended.
+        """
+        rid = str(run_id)
+        if rid in self.closed_runs:
+            raise RunTerminal(rid, self.closed_runs[rid])
+        if rid in self.queued_runs:
+            return False
+        self.trigger_event(self.RunQueued, run_id=rid, timestamp=now)
+        return True
+
+    def schedule(
+        self,
+        *,
+        run_id: UUID | str,
+        runnable_key: str,
+        step: str,
+        attempt_number: int,
+        input: JSONDict,
+        visible_at: datetime,
+        now: datetime,
+        idempotency_key: str | None = None,
+        metadata: JSONDict | None = None,
+    ) -> bool:
+        """Make a runnable claimable from ``visible_at`` on; returns whether it was written.
+
+        Scheduling the same intent again writes nothing. The run is marked queued first.
+
+        Raises:
+            RunTerminal: the run already ended.
+            ConflictingIntent: the key is already used for a different intent.
+        """
+        if attempt_number < 1:
+            raise InvalidArgument("attempt_number", "must be at least 1")
+        rid = str(run_id)
+        intent = {
+            "run_id": rid,
+            "idempotency_key": idempotency_key or runnable_key,
+            "attempt_number": attempt_number,
+            "step": step,
+            "input": input,
+            "visible_at": visible_at,
+        }
+        anomaly = self.schedule_rule(rid, runnable_key, intent)
+        if anomaly is ALREADY_RECORDED:
+            return False
+        if anomaly is AnomalyReason.TERMINAL_RUN:
+            raise RunTerminal(rid, self.closed_runs.get(rid))
+        if anomaly is not None:
+            raise ConflictingIntent(runnable_key=runnable_key)
+        self.enqueue_run(rid, now=now)
+        self.trigger_event(
+            self.AttemptScheduled,
+            runnable_key=runnable_key,
+            metadata=metadata,
+            timestamp=now,
+            **intent,
+        )
+        return True
+
+    def claim(
+        self,
+        runnable_key: str,
+        *,
+        claim_id: str,
+        claim_token_hash: str,
+        owner_id: str,
+        lease_for: timedelta,
+        now: datetime,
+    ) -> Attempt:
+        """Give the attempt to ``owner_id`` until ``now + lease_for``.
+
+        An expired claim can be taken over; a lease ending exactly at ``now`` is expired.
+
+        Raises:
+            UnknownAttempt: no live attempt has this key.
+            RunTerminal: the attempt's run ended.
+            AttemptNotClaimable: not yet visible, leased to another claim, or finished.
+        """
+        if lease_for <= timedelta(0):
+            raise InvalidArgument("lease_for", "must be positive")
+        _check_hash(claim_token_hash)
+        anomaly = self.claim_rule(runnable_key, now)
+        if anomaly is not None:
+            raise self._refusal(anomaly, runnable_key, claiming=True)
+        self.trigger_event(
+            self.AttemptClaimed,
+            runnable_key=runnable_key,
+            claim_id=claim_id,
+            claim_token_hash=claim_token_hash,
+            owner_id=owner_id,
+            lease_until=now + lease_for,
+            timestamp=now,
+        )
+        return Attempt.from_state(self.attempts[runnable_key])
+
+    def heartbeat(
+        self,
+        runnable_key: str,
+        *,
+        claim_id: str,
+        claim_token_hash: str,
+        lease_for: timedelta,
+        now: datetime,
+    ) -> datetime:
+        """Extend the current claim's lease to ``now + lease_for`` and return the new end.
+
+        Raises:
+            StaleClaim: not the current claim (``ExpiredClaim`` when its lease ended).
+            UnknownAttempt, RunTerminal: the attempt or its run is gone.
+        """
+        if lease_for <= timedelta(0):
+            raise InvalidArgument("lease_for", "must be positive")
+        anomaly = self.fence_rule(runnable_key, claim_id, claim_token_hash, now)
+        if anomaly is not None:
+            raise self._refusal(anomaly, runnable_key)
+        lease_until = now + lease_for
+        self.trigger_event(
+            self.AttemptHeartbeat,
+            runnable_key=runnable_key,
+            claim_id=claim_id,
+            claim_token_hash=claim_token_hash,
+            lease_until=lease_until,
+            timestamp=now,
+        )
+        return lease_until
+
+    def complete(
+        self,
+        runnable_key: str,
+        *,
+        claim_id: str,
+        claim_token_hash: str,
+        result: JSONDict,
+        now: datetime,
+    ) -> bool:
+        """Record the claim's result; returns False for an identical duplicate (nothing written).
+
+        Raises:
+            StaleClaim: not the current claim (``ExpiredClaim`` when its lease ended).
+            ConflictingCompletion: the same claim completed it with another result.
+            UnknownAttempt, RunTerminal: the attempt or its run is gone.
+        """
+        anomaly = self.completion_rule(runnable_key, claim_id, claim_token_hash, result, now)
+        if anomaly is ALREADY_RECORDED:
+            return False
+        if anomaly is not None:
+            raise self._refusal(anomaly, runnable_key)
+        self.trigger_event(
+            self.AttemptCompleted,
+            runnable_key=runnable_key,
+            claim_id=claim_id,
+            claim_token_hash=claim_token_hash,
+            result=result,
+            timestamp=now,
+        )
+        return True
+
+    def fail(
+        self,
+        runnable_key: str,
+        *,
+        claim_id: str,
+        claim_token_hash: str,
+        error: JSONDict,
+        now: datetime,
+        retry_runnable_key: str | None = None,
+        retry_visible_at: datetime | None = None,
+    ) -> Attempt | None:
+        """Record the claim's failure, and schedule the next try when a retry is given.
+
+        Returns the retry attempt, or ``None`` when no retry was asked for.
+
+        Raises:
+            InvalidArgument: only one of ``retry_runnable_key`` and ``retry_visible_at``.
+            StaleClaim: not the current claim (``ExpiredClaim`` when its lease ended).
+            ConflictingIntent: the retry key is already used for something else.
+            UnknownAttempt, RunTerminal: the attempt or its run is gone.
+        """
+        if (retry_runnable_key is None) != (retry_visible_at is None):
+            raise InvalidArgument("retry", "give retry_runnable_key and retry_visible_at together")
+        anomaly = self.fence_rule(runnable_key, claim_id, claim_token_hash, now)
+        if anomaly is not None:
+            raise self._refusal(anomaly, runnable_key)
+        if retry_runnable_key is not None and retry_visible_at is not None:
+            failed = self.attempts[runnable_key]
+            intent = self.retry_intent(failed, retry_visible_at)
+            retry_anomaly = self.schedule_rule(failed["run_id"], retry_runnable_key, intent)
+            if retry_anomaly is not None:
+                raise ConflictingIntent(runnable_key=retry_runnable_key)
+        self.trigger_event(
+            self.AttemptFailed,
+            runnable_key=runnable_key,
+            claim_id=claim_id,
+            claim_token_hash=claim_token_hash,
+            error=error,
+            retry_runnable_key=retry_runnable_key,
+            retry_visible_at=retry_visible_at,
+            timestamp=now,
+        )
+        if retry_runnable_key is None:
+            return None
+        return Attempt.from_state(self.attempts[retry_runnable_key])
+
+    def record_wakeup(self, runnable_key: str, *, now: datetime) -> None:
+        """Note that a live hint for the attempt went out.
+
+        Raises:
+            UnknownAttempt, RunTerminal: the attempt or its run is gone.
+        """
+        anomaly = self.known_rule(runnable_key)
+        if anomaly is not None:
+            raise self._refusal(anomaly, runnable_key)
+        self.trigger_event(self.LiveWakeupEmitted, runnable_key=runnable_key, timestamp=now)
+
+    def mark_applied(self, runnable_key: str, *, now: datetime) -> bool:
+        """Drop a completed or failed attempt whose result the run applied; False if already.
+
+        Raises:
+            ResultNotCompleted: the attempt has no result yet.
+            UnknownAttempt, RunTerminal: the attempt or its run is gone.
+        """
+        anomaly = self.applied_rule(runnable_key)
+        if anomaly is ALREADY_RECORDED:
+            return False
+        if anomaly is AnomalyReason.RESULT_NOT_COMPLETED:
+            raise ResultNotCompleted(runnable_key=runnable_key)
+        if anomaly is not None:
+            raise self._refusal(anomaly, runnable_key)
+        self.trigger_event(self.ResultApplied, runnable_key=runnable_key, timestamp=now)
+        return True
+
+    def close_run(self, run_id: UUID | str, *, status: str, now: datetime) -> bool:
+        """Fence every attempt of an ended run out of the queue; False if already closed."""
+        rid = str(run_id)
+        if rid in self.closed_runs:
+            return False
+        self.trigger_event(self.RunClosed, run_id=rid, status=status, timestamp=now)
+        return True
+
+    def _refusal(self, reason: AnomalyReason, key: str, *, claiming: bool = False) -> Exception:
+        if reason is AnomalyReason.UNKNOWN_RUNNABLE_INTENT:
+            return UnknownAttempt(runnable_key=key)
+        if reason is AnomalyReason.TERMINAL_RUN:
+            run_id = self._run_of(key)
+            return RunTerminal(run_id, self.closed_runs.get(run_id))
+        if reason is AnomalyReason.EXPIRED_CLAIM:
+            return ExpiredClaim(runnable_key=key)
+        if reason is AnomalyReason.CONFLICTING_COMPLETION:
+            return ConflictingCompletion(runnable_key=key)
+        if claiming:
+            return AttemptNotClaimable(runnable_key=key, reason=reason.value)
+        return StaleClaim(runnable_key=key, reason=reason.value)
+
+    def _run_of(self, key: str) -> str:
+        record = self.attempts.get(key) or self.finished.get(key) or {}
+        return str(record.get("run_id", "unknown"))
+
+
+def _finished_record(attempt: JSONDict) -> JSONDict:
+    intent = {f: attempt.get(f) for f in _INTENT_FIELDS}
+    return {
+        "run_id": attempt["run_id"],
+        "status": attempt["status"],
+        "claim_id": attempt.get("claim_id"),
+        "claim_token_hash": attempt.get("claim_token_hash"),
+        "result_digest": digest(attempt.get("result")),
+        "intent_digest": digest(intent),
+        "applied": False,
+    }
+
+
+def _trim(memory: dict[str, Any]) -> None:
+    while len(memory) > RECENT_LIMIT:
+        del memory[next(iter(memory))]
+
+
+def _check_hash(value: str) -> None:
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise InvalidArgument("claim_token_hash", "must be a lowercase hex SHA-256 digest")
+
+
+register_topic(DispatchQueue.Snapshot.TOPIC, DispatchQueue.Snapshot)

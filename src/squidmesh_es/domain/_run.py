@@ -1,0 +1,704 @@
+"""The journal of one run: what was started, planned, applied, decided and how it ended.
+
+The state is the spec's workflow projection: planned and applied runnables, context, manual
+state, child links, command history, terminal status and anomalies. Command methods check
+the run's rules and raise before writing; event application re-checks them so that
+externally written histories load and report anomalies instead of crashing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, final
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Snapshot as LibrarySnapshot
+from eventsourcing.utils import register_topic
+
+from squidmesh_es.domain._journal import (
+    ALREADY_RECORDED,
+    AnomalyLog,
+    JSONDict,
+    ToleratedEvent,
+    Verdict,
+)
+from squidmesh_es.domain._keys import check_queue_name
+from squidmesh_es.domain._redaction import redact_metadata
+from squidmesh_es.domain._vocab import (
+    AnomalyReason,
+    ManualAction,
+    ManualKind,
+    RunStatus,
+    TerminalStatus,
+)
+from squidmesh_es.errors import (
+    ActiveManualStep,
+    ConflictingChildRun,
+    ConflictingIntent,
+    InvalidArgument,
+    ManualStepMismatch,
+    RunTerminal,
+    UnknownAttempt,
+)
+
+__all__ = ["Runnable", "WorkflowRun"]
+
+
+@dataclass(frozen=True, slots=True)
+class Runnable:
+    """One planned unit of work: a step of a run at an attempt number, visible from a time."""
+
+    runnable_key: str
+    step: str
+    attempt_number: int
+    input: JSONDict
+    visible_at: datetime
+    queue: str
+    idempotency_key: str | None = None
+    recovery: JSONDict | None = None
+    deferred: JSONDict | None = None
+    deadline: JSONDict | None = None
+    action: str | None = None
+
+    def to_state(self) -> JSONDict:
+        """The runnable as stored in ``RunnablesPlanned`` (unset optional fields left out)."""
+        state: JSONDict = {
+            "runnable_key": self.runnable_key,
+            "idempotency_key": self.idempotency_key or self.runnable_key,
+            "step": self.step,
+            "attempt_number": self.attempt_number,
+            "input": self.input,
+            "visible_at": self.visible_at,
+            "queue": self.queue,
+        }
+        for name in ("recovery", "deferred", "deadline", "action"):
+            value = getattr(self, name)
+            if value is not None:
+                state[name] = value
+        return state
+
+
+@final
+class WorkflowRun(AnomalyLog, Aggregate):
+    """One run's journal; its id is the run id and its version is the run fence."""
+
+    TOPIC = "squidmesh.WorkflowRun"
+
+    if TYPE_CHECKING:  # state set by events; annotations here would become __init__ args
+        workflow: str
+        trigger: str | None
+        queue: str
+        input: JSONDict
+        start_context: JSONDict
+        definition_fingerprint: str | None
+        definition_version: str | None
+        replayed_from_run_id: str | None
+        spec: JSONDict | None
+        started_at: datetime
+        status: str
+        terminal_status: str | None
+        error: JSONDict | None
+        ended_at: datetime | None
+        planned: dict[str, JSONDict]
+        applied: dict[str, JSONDict]
+        manual_state: JSONDict | None
+        command_history: list[JSONDict]
+        child_runs: list[JSONDict]
+        dynamic_work: list[JSONDict]
+
+    class Event(Aggregate.Event):
+        """Base of the run's events."""
+
+    class RunStarted(Event, Aggregate.Created):
+        """The run began: workflow, trigger, resolved input and the definition it runs under."""
+
+        TOPIC = "squidmesh.WorkflowRun.RunStarted"
+        workflow: str
+        trigger: str | None
+        input: JSONDict
+        queue: str
+        context: JSONDict
+        definition_fingerprint: str | None
+        definition_version: str | None
+        replayed_from_run_id: str | None
+        spec: JSONDict | None
+
+        def apply(self, run: WorkflowRun) -> None:
+            run.workflow = self.workflow
+            run.trigger = self.trigger
+            run.input = self.input
+            run.queue = self.queue
+            run.start_context = self.context
+            run.definition_fingerprint = self.definition_fingerprint
+            run.definition_version = self.definition_version
+            run.replayed_from_run_id = self.replayed_from_run_id
+            run.spec = self.spec
+            run.started_at = self.timestamp
+            run.status = RunStatus.STARTED.value
+            run.terminal_status = None
+            run.error = None
+            run.ended_at = None
+            run.planned = {}
+            run.applied = {}
+            run.manual_state = None
+            run.command_history = []
+            run.child_runs = []
+            run.dynamic_work = []
+            run.anomalies = []
+            run.anomaly_count = 0
+
+    class CommandReceived(ToleratedEvent, Event):
+        """A command reached the run (the spec's ``run_signal_received``): the audit receipt."""
+
+        TOPIC = "squidmesh.WorkflowRun.CommandReceived"
+        signal_type: str
+        payload: JSONDict
+        metadata: JSONDict
+        idempotency_key: str | None
+        actor: str | None
+        comment: str | None
+
+        def evolve(self, run: WorkflowRun) -> None:
+            run.command_history.append(
+                {
+                    "signal_type": self.signal_type,
+                    "payload": self.payload,
+                    "metadata": self.metadata,
+                    "idempotency_key": self.idempotency_key,
+                    "actor": self.actor,
+                    "comment": self.comment,
+                    "occurred_at": self.timestamp,
+                }
+            )
+
+    class RunnablesPlanned(ToleratedEvent, Event):
+        """Runnables the run decided to execute next; the first plan of a key wins."""
+
+        TOPIC = "squidmesh.WorkflowRun.RunnablesPlanned"
+        runnables: list[JSONDict]
+
+        def evolve(self, run: WorkflowRun) -> None:
+            if run.is_terminal:
+                run.note_anomaly(AnomalyReason.TERMINAL_RUN, self)
+                return
+            for runnable in self.runnables:
+                key = runnable.get("runnable_key")
+                if not isinstance(key, str):
+                    run.note_anomaly(AnomalyReason.MALFORMED_ENTRY, self)
+                    continue
+                existing = run.planned.get(key)
+                if existing is None:
+                    run.planned[key] = runnable
+                elif existing != runnable:
+                    run.note_anomaly(
+                        AnomalyReason.CONFLICTING_RUNNABLE_INTENT, self, runnable_key=key
+                    )
+            run.refresh_status()
+
+    class RunnableApplied(ToleratedEvent, Event):
+        """A durable attempt result was applied to the run, with the route it selected."""
+
+        TOPIC = "squidmesh.WorkflowRun.RunnableApplied"
+        runnable_key: str
+        outcome: str
+        result: JSONDict | None
+        error: JSONDict | None
+        transition: JSONDict | None
+
+        def evolve(self, run: WorkflowRun) -> None:
+            key = self.runnable_key
+            if run.is_terminal:
+                run.note_anomaly(AnomalyReason.TERMINAL_RUN, self, runnable_key=key)
+            elif key not in run.planned:
+                run.note_anomaly(AnomalyReason.UNKNOWN_RUNNABLE_INTENT, self, runnable_key=key)
+            elif key not in run.applied:
+                run.applied[key] = {
+                    "runnable_key": key,
+                    "step": run.planned[key]["step"],
+                    "outcome": self.outcome,
+                    "result": self.result,
+                    "error": self.error,
+                    "transition": self.transition,
+                    "applied_at": self.timestamp,
+                }
+                run.refresh_status()
+
+    class ManualStepPaused(ToleratedEvent, Event):
+        """The run stopped at a pause or approval step until a person resolves it."""
+
+        TOPIC = "squidmesh.WorkflowRun.ManualStepPaused"
+        step: str
+        kind: str
+        metadata: JSONDict
+
+        def evolve(self, run: WorkflowRun) -> None:
+            anomaly = run.pause_rule(self.step, self.kind)
+            if anomaly is ALREADY_RECORDED:
+                return
+            if anomaly is not None:
+                run.note_anomaly(anomaly, self, step=self.step)
+                return
+            run.manual_state = {
+                "step": self.step,
+                "kind": self.kind,
+                "paused_at": self.timestamp,
+                "metadata": self.metadata,
+            }
+            run.refresh_status()
+
+    class ManualStepResolved(ToleratedEvent, Event):
+        """A person resumed, approved or rejected the current manual boundary."""
+
+        TOPIC = "squidmesh.WorkflowRun.ManualStepResolved"
+        step: str
+        action: str
+        result: JSONDict
+        metadata: JSONDict
+
+        def evolve(self, run: WorkflowRun) -> None:
+            if run.is_terminal:
+                run.note_anomaly(AnomalyReason.TERMINAL_RUN, self, step=self.step)
+            elif run.manual_state is None or run.manual_state["step"] != self.step:
+                run.note_anomaly(AnomalyReason.STALE_MANUAL_RESOLUTION, self, step=self.step)
+            else:
+                run.manual_state = None
+                run.refresh_status()
+
+    class ChildRunStarted(ToleratedEvent, Event):
+        """A step of this run started a child run; the link is kept for lineage."""
+
+        TOPIC = "squidmesh.WorkflowRun.ChildRunStarted"
+        child_run_id: str
+        child_workflow: str
+        child_trigger: str | None
+        child_key: str
+        origin: JSONDict
+        metadata: JSONDict
+
+        def evolve(self, run: WorkflowRun) -> None:
+            record = self._record()
+            anomaly = run.child_rule(record)
+            if anomaly is ALREADY_RECORDED:
+                return
+            if anomaly is not None:
+                run.note_anomaly(anomaly, self, child_run_id=self.child_run_id)
+                return
+            run.child_runs.append(record)
+
+        def _record(self) -> JSONDict:
+            return {
+                "child_run_id": self.child_run_id,
+                "child_workflow": self.child_workflow,
+                "child_trigger": self.child_trigger,
+                "child_key": self.child_key,
+                "origin": self.origin,
+                "metadata": self.metadata,
+                "started_at": self.timestamp,
+            }
+
+    class DynamicWorkRecorded(ToleratedEvent, Event):
+        """Work a step discovered at run time, recorded for inspection."""
+
+        TOPIC = "squidmesh.WorkflowRun.DynamicWorkRecorded"
+        dynamic_key: str
+        origin: JSONDict
+        nodes: list[JSONDict]
+        edges: list[JSONDict]
+        metadata: JSONDict
+        reason: str | None
+
+        def evolve(self, run: WorkflowRun) -> None:
+            record = self._record()
+            anomaly = run.dynamic_rule(record)
+            if anomaly is ALREADY_RECORDED:
+                return
+            if anomaly is not None:
+                run.note_anomaly(anomaly, self)
+                return
+            run.dynamic_work.append({**record, "recorded_at": self.timestamp})
+
+        def _record(self) -> JSONDict:
+            return {
+                "dynamic_key": self.dynamic_key,
+                "origin": self.origin,
+                "nodes": self.nodes,
+                "edges": self.edges,
+                "metadata": self.metadata,
+                "reason": self.reason,
+                "status": "recorded",
+            }
+
+    class RunEnded(ToleratedEvent, Event):
+        """The run reached a terminal status (the spec's ``run_terminal``); it is absorbing."""
+
+        TOPIC = "squidmesh.WorkflowRun.RunEnded"
+        status: str
+        error: JSONDict | None
+
+        def evolve(self, run: WorkflowRun) -> None:
+            if run.is_terminal:
+                run.note_anomaly(AnomalyReason.TERMINAL_RUN, self)
+                return
+            run.terminal_status = self.status
+            run.status = self.status
+            run.error = self.error
+            run.ended_at = self.timestamp
+            run.manual_state = None
+
+    Created = RunStarted
+    """The library looks for ``Created``; ours has the spec's name."""
+
+    class Snapshot(LibrarySnapshot):
+        """Checkpoint of the run's state; disposable."""
+
+        TOPIC = "squidmesh.WorkflowRun.Snapshot"
+
+    # -- creation -------------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        run_id: UUID,
+        workflow: str,
+        trigger: str | None,
+        input: JSONDict,
+        queue: str,
+        now: datetime,
+        context: JSONDict | None = None,
+        definition_fingerprint: str | None = None,
+        definition_version: str | None = None,
+        replayed_from_run_id: UUID | str | None = None,
+        spec: JSONDict | None = None,
+    ) -> WorkflowRun:
+        """Begin the journal of a new run under ``run_id``."""
+        check_queue_name(queue)
+        if not workflow:
+            raise InvalidArgument("workflow", "must not be empty")
+        return cls._create(
+            cls.RunStarted,
+            id=run_id,
+            workflow=workflow,
+            trigger=trigger,
+            input=input,
+            queue=queue,
+            context=context or {},
+            definition_fingerprint=definition_fingerprint,
+            definition_version=definition_version,
+            replayed_from_run_id=(
+                str(replayed_from_run_id) if replayed_from_run_id is not None else None
+            ),
+            spec=spec,
+            timestamp=now,
+        )
+
+    # -- derived state --------------------------------------------------------------------
+
+    @property
+    def run_id(self) -> UUID:
+        """The run id (the aggregate id)."""
+        run_id: UUID = self.id
+        return run_id
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the run ended; terminal is absorbing."""
+        return self.terminal_status is not None
+
+    @property
+    def context(self) -> JSONDict:
+        """Applied ok results merged in application order, then the start context on top."""
+        merged: JSONDict = {}
+        for applied in self.applied.values():
+            if applied["outcome"] == "ok" and isinstance(applied["result"], dict):
+                merged.update(applied["result"])
+        merged.update(self.start_context)
+        return merged
+
+    def pending_runnables(self) -> list[JSONDict]:
+        """Planned runnables whose result is not applied yet, by runnable key."""
+        return [self.planned[k] for k in sorted(self.planned) if k not in self.applied]
+
+    def refresh_status(self) -> None:
+        """Derive the status from the facts; a terminal status always wins."""
+        if self.is_terminal:
+            return
+        if self.manual_state is not None:
+            self.status = RunStatus.PAUSED.value
+        elif any(k not in self.applied for k in self.planned):
+            self.status = RunStatus.RUNNING.value
+        elif self.planned:
+            self.status = RunStatus.IDLE.value
+        else:
+            self.status = RunStatus.STARTED.value
+
+    # -- rules ----------------------------------------------------------------------------
+
+    def pause_rule(self, step: str, kind: str) -> Verdict:
+        """One manual boundary at a time; the same pause again is a duplicate."""
+        if self.is_terminal:
+            return AnomalyReason.TERMINAL_RUN
+        if self.manual_state is None:
+            return None
+        if self.manual_state["step"] == step and self.manual_state["kind"] == kind:
+            return ALREADY_RECORDED
+        return AnomalyReason.ACTIVE_MANUAL_STEP
+
+    def child_rule(self, record: JSONDict) -> Verdict:
+        """A child id links once; the identical link again is a duplicate."""
+        if self.is_terminal:
+            return AnomalyReason.TERMINAL_RUN
+        for child in self.child_runs:
+            if child["child_run_id"] == record["child_run_id"]:
+                fields = ("child_workflow", "child_trigger", "child_key", "metadata")
+                same = all(child[f] == record[f] for f in fields)
+                return ALREADY_RECORDED if same else AnomalyReason.CONFLICTING_CHILD_RUN
+        return None
+
+    def dynamic_rule(self, record: JSONDict) -> Verdict:
+        """A dynamic key is recorded once; the identical record again is a duplicate."""
+        if self.is_terminal:
+            return AnomalyReason.TERMINAL_RUN
+        for work in self.dynamic_work:
+            if work["dynamic_key"] == record["dynamic_key"]:
+                same = {k: v for k, v in work.items() if k != "recorded_at"} == record
+                return ALREADY_RECORDED if same else AnomalyReason.CONFLICTING_DYNAMIC_WORK
+        return None
+
+    # -- commands -------------------------------------------------------------------------
+
+    def receive_command(
+        self,
+        signal_type: str,
+        *,
+        now: datetime,
+        payload: JSONDict | None = None,
+        metadata: JSONDict | None = None,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
+        comment: str | None = None,
+    ) -> None:
+        """Record a command receipt; sensitive metadata keys are redacted before storing."""
+        self.trigger_event(
+            self.CommandReceived,
+            signal_type=str(signal_type),
+            payload=redact_metadata(payload or {}),
+            metadata=redact_metadata(metadata or {}),
+            idempotency_key=idempotency_key,
+            actor=actor,
+            comment=comment,
+            timestamp=now,
+        )
+
+    def find_command(self, signal_type: str, idempotency_key: str) -> JSONDict | None:
+        """The receipt of an earlier command with the same type and idempotency key."""
+        for command in self.command_history:
+            if (
+                command["signal_type"] == signal_type
+                and command["idempotency_key"] == idempotency_key
+            ):
+                return command
+        return None
+
+    def plan(self, runnables: list[Runnable], *, now: datetime) -> list[Runnable]:
+        """Plan runnables not planned yet; returns those written (an identical plan is skipped).
+
+        Raises:
+            RunTerminal: the run ended.
+            ConflictingIntent: a key is already planned with different contents.
+        """
+        self._refuse_if_terminal()
+        new: list[Runnable] = []
+        for runnable in runnables:
+            existing = self.planned.get(runnable.runnable_key)
+            if existing is None:
+                new.append(runnable)
+            elif existing != runnable.to_state():
+                raise ConflictingIntent(runnable_key=runnable.runnable_key)
+        if new:
+            self.trigger_event(
+                self.RunnablesPlanned, runnables=[r.to_state() for r in new], timestamp=now
+            )
+        return new
+
+    def apply_result(
+        self,
+        runnable_key: str,
+        *,
+        outcome: str,
+        now: datetime,
+        result: JSONDict | None = None,
+        error: JSONDict | None = None,
+        transition: JSONDict | None = None,
+    ) -> bool:
+        """Apply a durable attempt result; returns False when it was already applied.
+
+        Raises:
+            RunTerminal: the run ended.
+            UnknownAttempt: the runnable was never planned for this run.
+        """
+        if outcome not in ("ok", "error"):
+            raise InvalidArgument("outcome", "must be 'ok' or 'error'")
+        self._refuse_if_terminal()
+        if runnable_key not in self.planned:
+            raise UnknownAttempt(runnable_key=runnable_key)
+        if runnable_key in self.applied:
+            return False
+        self.trigger_event(
+            self.RunnableApplied,
+            runnable_key=runnable_key,
+            outcome=outcome,
+            result=result,
+            error=error,
+            transition=transition,
+            timestamp=now,
+        )
+        return True
+
+    def pause(
+        self, step: str, *, kind: ManualKind, now: datetime, metadata: JSONDict | None = None
+    ) -> bool:
+        """Stop at a manual boundary; returns False when already paused there.
+
+        Raises:
+            RunTerminal: the run ended.
+            ActiveManualStep: the run is paused at another boundary.
+        """
+        anomaly = self.pause_rule(step, kind.value)
+        if anomaly is ALREADY_RECORDED:
+            return False
+        if anomaly is AnomalyReason.TERMINAL_RUN:
+            raise RunTerminal(self.id, self.terminal_status)
+        if anomaly is not None:
+            raise ActiveManualStep(
+                self.id, step=str(self.manual_state and self.manual_state["step"])
+            )
+        self.trigger_event(
+            self.ManualStepPaused,
+            step=step,
+            kind=kind.value,
+            metadata=redact_metadata(metadata or {}),
+            timestamp=now,
+        )
+        return True
+
+    def resolve_manual(
+        self,
+        action: ManualAction,
+        *,
+        now: datetime,
+        result: JSONDict | None = None,
+        metadata: JSONDict | None = None,
+    ) -> str:
+        """Resolve the current boundary with ``action``; returns the resolved step.
+
+        Resume resolves a pause; approve and reject resolve an approval.
+
+        Raises:
+            RunTerminal: the run ended.
+            ManualStepMismatch: no boundary, or one of the other kind.
+        """
+        self._refuse_if_terminal()
+        current = self.manual_state
+        if current is None or current["kind"] != action.kind.value:
+            actual = None if current is None else str(current["kind"])
+            raise ManualStepMismatch(self.id, expected=action.kind.value, actual=actual)
+        self.trigger_event(
+            self.ManualStepResolved,
+            step=current["step"],
+            action=action.value,
+            result=result or {},
+            metadata=redact_metadata(metadata or {}),
+            timestamp=now,
+        )
+        return str(current["step"])
+
+    def record_child_run(
+        self,
+        *,
+        child_run_id: UUID | str,
+        child_workflow: str,
+        child_trigger: str | None,
+        child_key: str,
+        origin: JSONDict,
+        now: datetime,
+        metadata: JSONDict | None = None,
+    ) -> bool:
+        """Link a child run; returns False for an identical link already recorded.
+
+        Raises:
+            RunTerminal: the run ended.
+            ConflictingChildRun: the child id is linked with other values.
+        """
+        record = {
+            "child_run_id": str(child_run_id),
+            "child_workflow": child_workflow,
+            "child_trigger": child_trigger,
+            "child_key": str(child_key),
+            "origin": origin,
+            "metadata": redact_metadata(metadata or {}),
+        }
+        anomaly = self.child_rule(record)
+        if anomaly is ALREADY_RECORDED:
+            return False
+        if anomaly is AnomalyReason.TERMINAL_RUN:
+            raise RunTerminal(self.id, self.terminal_status)
+        if anomaly is not None:
+            raise ConflictingChildRun(child_run_id=str(child_run_id))
+        self.trigger_event(self.ChildRunStarted, timestamp=now, **record)
+        return True
+
+    def record_dynamic_work(
+        self,
+        *,
+        dynamic_key: str,
+        origin: JSONDict,
+        nodes: list[JSONDict],
+        edges: list[JSONDict],
+        now: datetime,
+        metadata: JSONDict | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Record discovered work for inspection; returns False for an identical record.
+
+        Raises:
+            RunTerminal: the run ended.
+            ConflictingIntent: the dynamic key is recorded with other contents.
+        """
+        record = {
+            "dynamic_key": dynamic_key,
+            "origin": origin,
+            "nodes": nodes,
+            "edges": edges,
+            "metadata": redact_metadata(metadata or {}),
+            "reason": reason,
+            "status": "recorded",
+        }
+        anomaly = self.dynamic_rule(record)
+        if anomaly is ALREADY_RECORDED:
+            return False
+        if anomaly is AnomalyReason.TERMINAL_RUN:
+            raise RunTerminal(self.id, self.terminal_status)
+        if anomaly is not None:
+            raise ConflictingIntent(runnable_key=dynamic_key)
+        fields = {k: v for k, v in record.items() if k != "status"}
+        self.trigger_event(self.DynamicWorkRecorded, timestamp=now, **fields)
+        return True
+
+    def end(self, status: TerminalStatus, *, now: datetime, error: JSONDict | None = None) -> None:
+        """End the run with a terminal status; nothing may change it afterwards.
+
+        Raises:
+            RunTerminal: the run already ended.
+        """
+        self._refuse_if_terminal()
+        self.trigger_event(self.RunEnded, status=status.value, error=error, timestamp=now)
+
+    def _refuse_if_terminal(self) -> None:
+        if self.is_terminal:
+            raise RunTerminal(self.id, self.terminal_status)
+
+
+register_topic(WorkflowRun.Snapshot.TOPIC, WorkflowRun.Snapshot)

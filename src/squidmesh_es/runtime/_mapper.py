@@ -1,0 +1,57 @@
+"""Decoding stored events into typed errors instead of raw tracebacks."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import CanInitAggregate
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import resolve_topic
+
+from squidmesh_es.errors import CorruptedEvent
+
+__all__ = ["JournalMapper"]
+
+
+class JournalMapper(Mapper[UUID]):
+    """The library's mapper, raising ``CorruptedEvent`` for a payload it cannot decode.
+
+    An event that decodes but lacks a field is left to the aggregate, which records a
+    ``malformed_entry`` anomaly; a creation event without its fields cannot build an
+    aggregate at all, so it is reported here.
+    """
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        """Decode ``stored_event``; raise ``CorruptedEvent`` naming where it is."""
+        try:
+            event = super().to_domain_event(stored_event)
+        except Exception as exc:  # noqa: BLE001 - any decode failure is a corrupt entry
+            raise _corrupted(stored_event, type(exc).__name__) from exc
+        if isinstance(event, CanInitAggregate) and dataclasses.is_dataclass(event):
+            missing = [f.name for f in dataclasses.fields(event) if f.name not in vars(event)]
+            if missing:
+                raise _corrupted(stored_event, f"missing fields {', '.join(sorted(missing))}")
+        return event
+
+
+def _corrupted(stored_event: StoredEvent, reason: str) -> CorruptedEvent:
+    return CorruptedEvent(
+        aggregate=_aggregate_name(stored_event.topic),
+        originator_id=stored_event.originator_id,
+        version=stored_event.originator_version,
+        topic=stored_event.topic,
+        reason=reason,
+    )
+
+
+def _aggregate_name(topic: str) -> str:
+    # Our topics read "squidmesh.<Aggregate>.<Event>"; others are "module:Qual.Name".
+    if topic.startswith("squidmesh."):
+        return topic.split(".")[1]
+    try:
+        owner = resolve_topic(topic).__qualname__.split(".")[0]
+    except Exception:  # noqa: BLE001 - an unknown topic still gets a readable name
+        return topic
+    return str(owner)
