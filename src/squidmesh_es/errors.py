@@ -29,7 +29,11 @@ Hierarchy::
     ├── ActionNotAllowed                 action_not_allowed
     ├── DefinitionMismatch               incompatible_workflow_definition
     ├── InvalidArgument                  invalid_option
-    └── CorruptedEvent                   invalid_journal_entry
+    ├── CorruptedEvent                   invalid_journal_entry
+    ├── InvalidTrigger                   invalid_trigger
+    ├── UnknownStep                      unknown_step
+    ├── MissingInputPath                 missing_input_path
+    └── ChildRunsUnavailable             child_runs_unavailable
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ __all__ = [
     "ActionNotAllowed",
     "ActiveManualStep",
     "AttemptNotClaimable",
+    "ChildRunsUnavailable",
     "Conflict",
     "ConflictingChildRun",
     "ConflictingCompletion",
@@ -52,9 +57,11 @@ __all__ = [
     "InvalidArgument",
     "InvalidReplaySource",
     "InvalidRunId",
+    "InvalidTrigger",
     "Issue",
     "IssuesError",
     "ManualStepMismatch",
+    "MissingInputPath",
     "MissingScheduleIdempotencyKey",
     "PayloadValidationError",
     "ResultNotCompleted",
@@ -63,6 +70,7 @@ __all__ = [
     "SquidMeshError",
     "StaleClaim",
     "UnknownAttempt",
+    "UnknownStep",
     "UnsafeReplay",
     "WorkflowValidationError",
 ]
@@ -406,6 +414,78 @@ class CorruptedEvent(SquidMeshError):
         self.originator_id = str(originator_id)
         self.version = version
         self.topic = topic
+
+
+class InvalidTrigger(SquidMeshError):
+    """The trigger is not declared by the workflow, or none was named and there is no default.
+
+    A workflow with exactly one trigger uses it by default; with several, callers must name one.
+    """
+
+    code = "invalid_trigger"
+
+    def __init__(self, *, workflow: str, trigger: str | None, reason: str) -> None:
+        described = repr(trigger) if trigger is not None else "(default)"
+        super().__init__(
+            f"workflow {workflow!r} has no usable trigger {described} ({reason})",
+            workflow=workflow,
+            trigger=trigger,
+            reason=reason,
+        )
+        self.workflow = workflow
+        self.trigger = trigger
+        self.reason = reason
+
+
+class UnknownStep(SquidMeshError):
+    """The workflow definition declares no step with this name."""
+
+    code = "unknown_step"
+
+    def __init__(self, *, workflow: str, step: str) -> None:
+        super().__init__(
+            f"workflow {workflow!r} has no step {step!r}", workflow=workflow, step=step
+        )
+        self.workflow = workflow
+        self.step = step
+
+
+class MissingInputPath(SquidMeshError):
+    """A step's input mapping names a path that the run state does not hold.
+
+    Raised before the step runs, so the step never sees partial input.
+    """
+
+    code = "missing_input_path"
+
+    def __init__(
+        self, *, step: str, key: str, path: Sequence[str], missing_at: Sequence[str]
+    ) -> None:
+        super().__init__(
+            f"step {step!r} input {key!r} reads {'.'.join(path)}, "
+            f"but {'.'.join(missing_at)} is missing",
+            step=step,
+            key=key,
+            path=list(path),
+            missing_at=list(missing_at),
+        )
+        self.step = step
+        self.key = key
+        self.path = tuple(path)
+        self.missing_at = tuple(missing_at)
+
+
+class ChildRunsUnavailable(SquidMeshError):
+    """The step context is not attached to a runtime, so it cannot start child runs."""
+
+    code = "child_runs_unavailable"
+
+    def __init__(self, *, step: str) -> None:
+        super().__init__(
+            f"step {step!r} has a context without a runtime; child runs start only under SquidMesh",
+            step=step,
+        )
+        self.step = step
 
 
 def _json_safe(value: object) -> object:
