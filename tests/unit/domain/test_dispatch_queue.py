@@ -1,0 +1,394 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+from domain_builders import LEASE, T0, claim, new_queue, schedule, sha
+
+from squidmesh_es.domain import AttemptStatus, DispatchQueue, runnable_key
+from squidmesh_es.errors import (
+    AttemptNotClaimable,
+    ConflictingCompletion,
+    ConflictingIntent,
+    ExpiredClaim,
+    InvalidArgument,
+    ResultNotCompleted,
+    RunTerminal,
+    StaleClaim,
+    UnknownAttempt,
+)
+
+
+def written(queue: DispatchQueue) -> list[str]:
+    return [type(e).__name__ for e in queue.collect_events()]
+
+
+# -- visibility and claiming ----------------------------------------------------------------
+
+
+def test_attempt_visible_exactly_now_can_be_claimed() -> None:
+    queue = new_queue()
+    key = schedule(queue, visible_at=T0 + timedelta(seconds=5))
+
+    claim(queue, key, at=T0 + timedelta(seconds=5))
+
+    attempt = queue.attempt(key)
+    assert attempt is not None and attempt.status is AttemptStatus.CLAIMED
+    assert attempt.lease_until == T0 + timedelta(seconds=5) + LEASE
+
+
+def test_attempt_cannot_be_claimed_before_visible_at_and_nothing_is_written() -> None:
+    queue = new_queue()
+    key = schedule(queue, visible_at=T0 + timedelta(seconds=5))
+    queue.collect_events()
+    version = queue.version
+
+    with pytest.raises(AttemptNotClaimable) as caught:
+        claim(queue, key, at=T0 + timedelta(seconds=4, microseconds=999_999))
+
+    assert caught.value.reason == "attempt_not_visible"
+    assert queue.pending_events == [] and queue.version == version
+
+
+def test_active_claim_cannot_be_taken_over() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key, token="t1", claim_id="c1", owner="w1")
+
+    with pytest.raises(AttemptNotClaimable) as caught:
+        claim(queue, key, token="t2", claim_id="c2", owner="w2", at=T0 + LEASE - timedelta(0, 0, 1))
+
+    assert caught.value.reason == "active_claim"
+    assert queue.attempt(key).owner_id == "w1"  # type: ignore[union-attr]
+
+
+def test_lease_ending_exactly_now_can_be_taken_over() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key, token="t1", claim_id="c1", owner="w1")
+
+    claim(queue, key, token="t2", claim_id="c2", owner="w2", at=T0 + LEASE)
+
+    attempt = queue.attempt(key)
+    assert attempt is not None and attempt.owner_id == "w2" and attempt.claim_id == "c2"
+
+
+def test_claimable_lists_visible_attempts_and_expired_claims_in_claim_order() -> None:
+    queue = new_queue()
+    run_a, run_b = sorted([uuid4(), uuid4()], key=str)
+    late = schedule(queue, run_id=run_a, step="late", visible_at=T0 + timedelta(seconds=2))
+    b_first = schedule(queue, run_id=run_b, step="s")
+    a_first = schedule(queue, run_id=run_a, step="s")
+    future = schedule(queue, run_id=run_a, step="future", visible_at=T0 + timedelta(hours=1))
+    claim(queue, a_first, at=T0)  # expires at T0 + LEASE
+
+    keys = [a.runnable_key for a in queue.claimable(T0 + LEASE)]
+
+    assert keys == [a_first, b_first, late]
+    assert future not in keys
+    assert [a.runnable_key for a in queue.claimable(T0 + LEASE, limit=1)] == [a_first]
+
+
+def test_claim_refuses_unknown_attempt_and_bad_arguments() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+
+    with pytest.raises(UnknownAttempt):
+        claim(queue, "nope")
+    with pytest.raises(InvalidArgument):
+        queue.claim(
+            key, claim_id="c", claim_token_hash="raw-token", owner_id="w", lease_for=LEASE, now=T0
+        )
+    with pytest.raises(InvalidArgument):
+        queue.claim(
+            key,
+            claim_id="c",
+            claim_token_hash=sha("t"),
+            owner_id="w",
+            lease_for=timedelta(0),
+            now=T0,
+        )
+
+
+# -- heartbeat, completion and failure fences -------------------------------------------------
+
+
+def test_heartbeat_extends_the_lease() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key)
+
+    until = queue.heartbeat(
+        key,
+        claim_id="c1",
+        claim_token_hash=sha("t1"),
+        lease_for=LEASE,
+        now=T0 + timedelta(seconds=20),
+    )
+
+    assert until == T0 + timedelta(seconds=50)
+    assert queue.attempt(key).lease_until == until  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("claim_id", "token", "error"),
+    [("c1", "wrong", StaleClaim), ("other", "t1", StaleClaim)],
+)
+def test_heartbeat_with_wrong_claim_or_token_is_stale_and_writes_nothing(
+    claim_id: str, token: str, error: type[Exception]
+) -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key)
+    queue.collect_events()
+
+    with pytest.raises(error):
+        queue.heartbeat(
+            key, claim_id=claim_id, claim_token_hash=sha(token), lease_for=LEASE, now=T0
+        )
+
+    assert queue.pending_events == []
+
+
+def test_heartbeat_when_lease_ends_exactly_now_is_expired() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key)
+
+    with pytest.raises(ExpiredClaim):
+        queue.heartbeat(
+            key, claim_id="c1", claim_token_hash=sha("t1"), lease_for=LEASE, now=T0 + LEASE
+        )
+
+
+def test_old_owner_cannot_complete_after_takeover() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key, token="t1", claim_id="c1", owner="w1")
+    claim(queue, key, token="t2", claim_id="c2", owner="w2", at=T0 + LEASE)
+    queue.collect_events()
+
+    with pytest.raises(StaleClaim):
+        queue.complete(
+            key, claim_id="c1", claim_token_hash=sha("t1"), result={"late": True}, now=T0 + LEASE
+        )
+
+    assert queue.pending_events == []
+    assert queue.attempt(key).status is AttemptStatus.CLAIMED  # type: ignore[union-attr]
+
+
+def test_completion_after_lease_end_is_refused_as_expired() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key)
+
+    with pytest.raises(ExpiredClaim):
+        queue.complete(key, claim_id="c1", claim_token_hash=sha("t1"), result={}, now=T0 + LEASE)
+
+
+def test_duplicate_identical_completion_is_idempotent_before_and_after_apply() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key)
+    assert queue.complete(key, claim_id="c1", claim_token_hash=sha("t1"), result={"ok": 1}, now=T0)
+    queue.collect_events()
+
+    again = queue.complete(key, claim_id="c1", claim_token_hash=sha("t1"), result={"ok": 1}, now=T0)
+    queue.mark_applied(key, now=T0)
+    queue.collect_events()
+    after_apply = queue.complete(
+        key, claim_id="c1", claim_token_hash=sha("t1"), result={"ok": 1}, now=T0
+    )
+
+    assert again is False and after_apply is False
+    assert queue.pending_events == []
+
+
+def test_conflicting_completion_by_the_same_claim_is_refused() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key)
+    queue.complete(key, claim_id="c1", claim_token_hash=sha("t1"), result={"ok": 1}, now=T0)
+
+    with pytest.raises(ConflictingCompletion):
+        queue.complete(key, claim_id="c1", claim_token_hash=sha("t1"), result={"ok": 2}, now=T0)
+
+
+def test_completion_by_another_claim_after_completion_is_stale() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key)
+    queue.complete(key, claim_id="c1", claim_token_hash=sha("t1"), result={"ok": 1}, now=T0)
+
+    with pytest.raises(StaleClaim):
+        queue.complete(key, claim_id="c9", claim_token_hash=sha("t9"), result={"ok": 1}, now=T0)
+
+
+def test_failure_with_retry_schedules_the_next_attempt_visible_later() -> None:
+    queue = new_queue()
+    run_id = uuid4()
+    key = schedule(queue, run_id=run_id)
+    claim(queue, key)
+    retry_key = runnable_key(run_id, "charge", 2)
+
+    retry = queue.fail(
+        key,
+        claim_id="c1",
+        claim_token_hash=sha("t1"),
+        error={"message": "gateway down"},
+        retry_runnable_key=retry_key,
+        retry_visible_at=T0 + timedelta(seconds=10),
+        now=T0,
+    )
+
+    assert retry is not None and retry.attempt_number == 2
+    assert retry.status is AttemptStatus.RETRY_SCHEDULED and retry.retry_of == key
+    assert retry.error == {"message": "gateway down"}
+    assert queue.attempt(key) is None  # superseded by its retry
+    assert queue.claimable(T0 + timedelta(seconds=9)) == []
+    assert [a.runnable_key for a in queue.claimable(T0 + timedelta(seconds=10))] == [retry_key]
+
+
+def test_failure_retry_needs_key_and_time_together() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key)
+
+    with pytest.raises(InvalidArgument):
+        queue.fail(
+            key, claim_id="c1", claim_token_hash=sha("t1"), error={}, retry_runnable_key="x", now=T0
+        )
+
+
+def test_failure_without_retry_keeps_the_attempt_failed_until_applied() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key)
+
+    queue.fail(key, claim_id="c1", claim_token_hash=sha("t1"), error={"message": "no"}, now=T0)
+
+    assert queue.attempt(key).status is AttemptStatus.FAILED  # type: ignore[union-attr]
+    assert queue.claimable(T0 + LEASE) == []
+    assert queue.mark_applied(key, now=T0) is True
+    assert queue.attempt(key) is None
+
+
+# -- scheduling ---------------------------------------------------------------------------------
+
+
+def test_scheduling_the_same_intent_again_writes_nothing() -> None:
+    queue = new_queue()
+    run_id = uuid4()
+    key = schedule(queue, run_id=run_id)
+    queue.collect_events()
+
+    again = queue.schedule(
+        run_id=run_id,
+        runnable_key=key,
+        step="charge",
+        attempt_number=1,
+        input={"amount": 10},
+        visible_at=T0,
+        now=T0,
+    )
+
+    assert again is False and queue.pending_events == []
+
+
+def test_scheduling_a_key_with_a_different_intent_is_refused() -> None:
+    queue = new_queue()
+    run_id = uuid4()
+    key = schedule(queue, run_id=run_id)
+
+    with pytest.raises(ConflictingIntent):
+        queue.schedule(
+            run_id=run_id,
+            runnable_key=key,
+            step="charge",
+            attempt_number=1,
+            input={"amount": 11},
+            visible_at=T0,
+            now=T0,
+        )
+
+
+def test_first_schedule_of_a_run_marks_it_queued() -> None:
+    queue = new_queue()
+    run_id = uuid4()
+
+    schedule(queue, run_id=run_id)
+
+    assert written(queue) == ["Opened", "RunQueued", "AttemptScheduled"]
+    assert str(run_id) in queue.queued_runs
+
+
+def test_marking_applied_before_a_result_is_refused() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key)
+
+    with pytest.raises(ResultNotCompleted):
+        queue.mark_applied(key, now=T0)
+
+
+def test_wakeup_is_recorded_on_the_attempt() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+
+    queue.record_wakeup(key, now=T0)
+
+    assert queue.attempt(key).wakeup_emitted is True  # type: ignore[union-attr]
+
+
+# -- terminal runs ----------------------------------------------------------------------------
+
+
+def test_closed_run_is_fenced_out_of_the_queue() -> None:
+    queue = new_queue()
+    run_id = uuid4()
+    visible = schedule(queue, run_id=run_id, step="a")
+    claimed = schedule(queue, run_id=run_id, step="b")
+    other = schedule(queue, step="c")
+    claim(queue, claimed)
+
+    queue.close_run(run_id, status="cancelled", now=T0)
+
+    assert [a.runnable_key for a in queue.claimable(T0 + LEASE)] == [other]
+    assert queue.attempts_of(run_id) == []
+    with pytest.raises(RunTerminal):
+        claim(queue, visible, token="t3", claim_id="c3", at=T0 + LEASE)
+    with pytest.raises(RunTerminal):
+        queue.complete(claimed, claim_id="c1", claim_token_hash=sha("t1"), result={}, now=T0)
+    with pytest.raises(RunTerminal):
+        queue.heartbeat(claimed, claim_id="c1", claim_token_hash=sha("t1"), lease_for=LEASE, now=T0)
+    with pytest.raises(RunTerminal):
+        queue.record_wakeup(visible, now=T0)
+    with pytest.raises(RunTerminal):
+        schedule(queue, run_id=run_id, step="d")
+    assert queue.close_run(run_id, status="cancelled", now=T0) is False
+
+
+def test_finished_work_leaves_the_state_and_is_counted() -> None:
+    queue = new_queue()
+    for n in range(50):
+        key = schedule(queue, step=f"s{n}")
+        claim(queue, key)
+        queue.complete(key, claim_id="c1", claim_token_hash=sha("t1"), result={}, now=T0)
+        queue.mark_applied(key, now=T0)
+
+    assert queue.attempts == {}
+    assert queue.counters["applied"] == 50 and queue.counters["completed"] == 50
+
+
+def test_no_raw_claim_token_is_kept_in_state_or_events() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    token = "super-secret-claim-token"
+    queue.claim(
+        key, claim_id="c1", claim_token_hash=sha(token), owner_id="w", lease_for=LEASE, now=T0
+    )
+    queue.complete(key, claim_id="c1", claim_token_hash=sha(token), result={}, now=T0)
+
+    assert token not in repr(vars(queue))
+    assert all(token not in repr(e) for e in queue.collect_events())
