@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from eventsourcing.persistence import DatetimeAsISO, Transcoding
+from eventsourcing.popo import POPOAggregateRecorder
+from eventsourcing.postgres import PostgresAggregateRecorder
+from eventsourcing.sqlite import SQLiteAggregateRecorder
 
-__all__ = ["ManualClock", "freezegun_transcodings"]
+from squidmesh_es.runtime import SquidMesh
+
+__all__ = ["ManualClock", "delete_snapshots", "freezegun_transcodings"]
 
 
 class ManualClock:
@@ -47,3 +53,34 @@ def freezegun_transcodings() -> list[Transcoding]:
         type = FakeDatetime
 
     return [FakeDatetimeAsISO()]
+
+
+def delete_snapshots(mesh: SquidMesh) -> None:
+    """Delete every stored snapshot of ``mesh``.
+
+    Snapshots are disposable checkpoints: after this, loads replay events and must give the
+    same state. (An aggregate already in the in-process cache is only fast-forwarded.)
+    """
+    store = mesh.snapshots
+    if store is None:
+        return
+    recorder: Any = store.recorder
+    if isinstance(recorder, POPOAggregateRecorder):
+        with recorder._database_lock:
+            recorder._stored_events.clear()
+            recorder._stored_events_index.clear()
+    elif isinstance(recorder, SQLiteAggregateRecorder):
+        with recorder.datastore.transaction(commit=True) as cursor:
+            cursor.execute(f"DELETE FROM {recorder.events_table_name}")
+    elif isinstance(recorder, PostgresAggregateRecorder):
+        from psycopg import sql
+
+        with recorder.datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                sql.SQL("DELETE FROM {}.{}").format(
+                    sql.Identifier(recorder.datastore.schema),
+                    sql.Identifier(recorder.events_table_name),
+                )
+            )
+    else:  # pragma: no cover - a host's own recorder
+        raise TypeError(f"cannot delete snapshots from {type(recorder).__name__}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from domain_builders import LEASE, T0, claim, new_queue, new_run, schedule, sha
-
 from squidmesh_es.domain import AttemptStatus, DispatchQueue, RunStatus, TerminalStatus, WorkflowRun
+
+from domain_builders import LEASE, T0, claim, new_queue, new_run, schedule, sha
 
 
 def reasons(aggregate: DispatchQueue | WorkflowRun) -> list[str]:

@@ -4,7 +4,6 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
-from domain_builders import LEASE, T0, claim, new_queue, schedule, sha
 
 from squidmesh_es.domain import AttemptStatus, DispatchQueue, runnable_key
 from squidmesh_es.errors import (
@@ -18,6 +17,8 @@ from squidmesh_es.errors import (
     StaleClaim,
     UnknownAttempt,
 )
+
+from domain_builders import LEASE, T0, claim, new_queue, schedule, sha
 
 
 def written(queue: DispatchQueue) -> list[str]:

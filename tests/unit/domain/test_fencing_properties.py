@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from domain_builders import T0, new_queue, schedule, sha
 from eventsourcing.domain import Aggregate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from squidmesh_es.domain import DispatchQueue
 from squidmesh_es.errors import SquidMeshError
+
+from domain_builders import T0, new_queue, schedule, sha
 
 LEASE = timedelta(seconds=10)
 KEYS = ("a", "b")

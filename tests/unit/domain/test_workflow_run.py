@@ -4,7 +4,6 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
-from domain_builders import T0, new_run, runnable
 
 from squidmesh_es.domain import REDACTED, ManualAction, ManualKind, RunStatus, TerminalStatus
 from squidmesh_es.errors import (
@@ -15,6 +14,8 @@ from squidmesh_es.errors import (
     RunTerminal,
     UnknownAttempt,
 )
+
+from domain_builders import T0, new_run, runnable
 
 
 def test_new_run_holds_its_start_facts() -> None:
