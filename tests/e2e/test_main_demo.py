@@ -1,0 +1,27 @@
+"""The README's demo command runs as written, in a real process, on a SQLite file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_main_demo_completes_its_run_on_a_sqlite_file(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SQUIDMESH_")}
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "main_demo.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert "status=completed" in completed.stdout
+    assert "stale_claim" in completed.stdout
+    assert (tmp_path / "squidmesh.db").exists()
