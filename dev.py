@@ -39,8 +39,9 @@ def ensure_environment() -> None:
     stamp = VENV / ".squidmesh-installed"
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if not stamp.exists() or stamp.read_text() != wanted:
-        run(PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "-e", ".[dev]")
+        run(
+            PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", ".[dev]"
+        )
         stamp.write_text(wanted)
 
 
