@@ -1,3 +1,135 @@
-"""Authoring: the workflow DSL, the normalized spec, validation and the step contract."""
+"""Workflow authoring: the DSL, `WorkflowSpec` data, validation and the step contract.
 
-__all__: list[str] = []
+This layer is pure: no I/O, no event sourcing. The runtime builds on it.
+"""
+
+from squidmesh_es.workflow._conditions import Condition, equals, greater_than, less_than
+from squidmesh_es.workflow._dsl import (
+    StepDeclaration,
+    TransitionDeclaration,
+    Workflow,
+    approval,
+    cron,
+    log,
+    manual,
+    pause,
+    step,
+    transition,
+    wait,
+)
+from squidmesh_es.workflow._editor import RUNTIME_OWNED_FIELDS, EditorSpec
+from squidmesh_es.workflow._elements import (
+    Compensation,
+    Deadline,
+    PayloadField,
+    StepSpec,
+    TransitionSpec,
+    TriggerSpec,
+)
+from squidmesh_es.workflow._json import JSONObject, JSONValue, canonical_json
+from squidmesh_es.workflow._mapping import ContextPath, InputBinding, run_state
+from squidmesh_es.workflow._payload import today_iso8601
+from squidmesh_es.workflow._registry import ActionEntry, ActionRegistry
+from squidmesh_es.workflow._retry import NO_RETRY, Backoff, RetryPolicy
+from squidmesh_es.workflow._runner import OutcomeStatus, StepOutcome, run_step
+from squidmesh_es.workflow._spec import Route, SpecEdge, WorkflowSpec
+from squidmesh_es.workflow._steps import (
+    ChildRun,
+    ChildRunStarter,
+    Defer,
+    Error,
+    Ok,
+    ParentRun,
+    Retry,
+    Step,
+    StepContext,
+    StepResult,
+)
+from squidmesh_es.workflow._validation import validate_spec
+from squidmesh_es.workflow._vocab import (
+    COMPLETE,
+    BackoffType,
+    Complete,
+    ConditionOperator,
+    CronIdempotency,
+    DefaultFactory,
+    EdgeType,
+    Escalation,
+    LogLevel,
+    Outcome,
+    PayloadType,
+    Recovery,
+    StepKind,
+    TriggerType,
+    WorkflowMode,
+)
+
+__all__ = [
+    "COMPLETE",
+    "NO_RETRY",
+    "RUNTIME_OWNED_FIELDS",
+    "ActionEntry",
+    "ActionRegistry",
+    "Backoff",
+    "BackoffType",
+    "ChildRun",
+    "ChildRunStarter",
+    "Compensation",
+    "Complete",
+    "Condition",
+    "ConditionOperator",
+    "ContextPath",
+    "CronIdempotency",
+    "Deadline",
+    "DefaultFactory",
+    "Defer",
+    "EdgeType",
+    "EditorSpec",
+    "Error",
+    "Escalation",
+    "InputBinding",
+    "JSONObject",
+    "JSONValue",
+    "LogLevel",
+    "Ok",
+    "Outcome",
+    "OutcomeStatus",
+    "ParentRun",
+    "PayloadField",
+    "PayloadType",
+    "Recovery",
+    "Retry",
+    "RetryPolicy",
+    "Route",
+    "SpecEdge",
+    "Step",
+    "StepContext",
+    "StepDeclaration",
+    "StepKind",
+    "StepOutcome",
+    "StepResult",
+    "StepSpec",
+    "TransitionDeclaration",
+    "TransitionSpec",
+    "TriggerSpec",
+    "TriggerType",
+    "Workflow",
+    "WorkflowMode",
+    "WorkflowSpec",
+    "approval",
+    "canonical_json",
+    "cron",
+    "equals",
+    "greater_than",
+    "less_than",
+    "log",
+    "manual",
+    "pause",
+    "run_state",
+    "run_step",
+    "step",
+    "today_iso8601",
+    "transition",
+    "validate_spec",
+    "wait",
+]

@@ -1,0 +1,519 @@
+"""`validate_spec`: every workflow rule, each broken rule an issue with a path and a code.
+
+All issues are collected, not just the first, so an author or an editor sees everything at
+once. Paths point into the `to_dict` form: ``("steps", 2, "retry", "max_attempts")``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from squidmesh_es.errors import Issue, WorkflowValidationError
+from squidmesh_es.workflow._elements import PayloadField, StepSpec, TransitionSpec
+from squidmesh_es.workflow._json import is_json_value, is_number
+from squidmesh_es.workflow._registry import ACTION_KEY_PATTERN, ActionRegistry, action_issues
+from squidmesh_es.workflow._spec import WorkflowSpec
+from squidmesh_es.workflow._vocab import (
+    COMPLETE,
+    NAME_PATTERN,
+    BackoffType,
+    ConditionOperator,
+    Outcome,
+    PayloadType,
+    StepKind,
+    TriggerType,
+    WorkflowMode,
+)
+
+Path = tuple[str | int, ...]
+
+_REF_PATTERN: Final = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.<>]*$")
+_CRON_ALIASES: Final = frozenset(
+    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly", "@reboot"}
+)
+_CRON_FIELD: Final = re.compile(r"^[0-9A-Za-z*?/,#-]+$")
+_TIMEZONE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
+_LABEL_LIMIT: Final = 200
+
+_CUSTOM: Final = frozenset({StepKind.CUSTOM})
+_ANY_KIND: Final = frozenset(StepKind)
+_OPTION_KINDS: Final[dict[str, tuple[str, frozenset[StepKind]]]] = {
+    # StepSpec attribute: (key in the spec form, kinds it applies to)
+    "input": ("input", _CUSTOM),
+    "output": ("output", frozenset({StepKind.CUSTOM, StepKind.APPROVAL})),
+    "after": ("after", _ANY_KIND),
+    "retry": ("retry", _CUSTOM),
+    "compensate": ("compensate", _CUSTOM),
+    "deadline": ("deadline", frozenset({StepKind.CUSTOM, StepKind.PAUSE, StepKind.APPROVAL})),
+    "duration": ("duration_ms", frozenset({StepKind.WAIT})),
+    "message": ("message", frozenset({StepKind.LOG})),
+    "level": ("level", frozenset({StepKind.LOG})),
+}
+
+
+def validate_spec(
+    spec: WorkflowSpec | Mapping[str, object], *, action_registry: ActionRegistry | None = None
+) -> None:
+    """Check `spec` against every workflow rule; return quietly when it holds.
+
+    A mapping is read with `WorkflowSpec.from_dict` first. With an `action_registry`, every
+    custom step (and compensation) must name an action key the registry allows.
+
+    Raises:
+        WorkflowValidationError: with one issue (path, code, message) per broken rule.
+    """
+    if not isinstance(spec, WorkflowSpec):
+        spec = WorkflowSpec.from_dict(spec)
+    issues = spec_issues(spec, action_registry=action_registry)
+    if issues:
+        raise WorkflowValidationError(f"workflow {spec.workflow!r} is invalid", issues)
+
+
+def spec_issues(
+    spec: WorkflowSpec, *, action_registry: ActionRegistry | None = None
+) -> list[Issue]:
+    """Every rule `spec` breaks, in a stable order; empty when it is valid."""
+    checks = _Checks(spec)
+    checks.workflow()
+    checks.triggers()
+    checks.payload()
+    checks.steps()
+    checks.dependencies()
+    if spec.mode is WorkflowMode.DEPENDENCY:
+        checks.dependency_mode()
+    else:
+        checks.transition_mode()
+    if action_registry is not None:
+        checks.issues.extend(action_issues(spec, action_registry))
+    return checks.issues
+
+
+class _Checks:
+    def __init__(self, spec: WorkflowSpec) -> None:
+        self.spec = spec
+        self.issues: list[Issue] = []
+        self.names = set(spec.step_names)
+
+    def add(self, path: Path, code: str, message: str) -> None:
+        self.issues.append(Issue(path, code, message))
+
+    def workflow(self) -> None:
+        name, version = self.spec.workflow, self.spec.version
+        if not _label(name):
+            self.add(("workflow",), "invalid_workflow", "the workflow name must be a short label")
+        if version is not None and not _label(version):
+            self.add(
+                ("version",), "invalid_definition_version", "the version must be a short label"
+            )
+
+    def triggers(self) -> None:
+        if not self.spec.triggers:
+            self.add(("triggers",), "missing_triggers", "declare at least one trigger")
+        seen: set[str] = set()
+        for index, trigger in enumerate(self.spec.triggers):
+            at: Path = ("triggers", index)
+            if not NAME_PATTERN.match(trigger.name):
+                self.add(
+                    (*at, "name"), "invalid_trigger_name", f"bad trigger name {trigger.name!r}"
+                )
+            elif trigger.name in seen:
+                self.add((*at, "name"), "duplicate_trigger_name", f"trigger {trigger.name!r} twice")
+            seen.add(trigger.name)
+            if trigger.type is TriggerType.MANUAL:
+                for key in ("expression", "timezone", "idempotency"):
+                    if getattr(trigger, key) is not None:
+                        self.add(
+                            (*at, key), "invalid_trigger_config", f"manual triggers have no {key}"
+                        )
+                continue
+            if trigger.expression is None or not _cron(trigger.expression):
+                self.add(
+                    (*at, "expression"),
+                    "invalid_cron_expression",
+                    f"trigger {trigger.name!r} needs five cron fields or an alias such as @daily",
+                )
+            if trigger.timezone is None or not _TIMEZONE.match(trigger.timezone):
+                self.add(
+                    (*at, "timezone"),
+                    "invalid_cron_timezone",
+                    f"trigger {trigger.name!r} needs an IANA timezone such as Etc/UTC",
+                )
+
+    def payload(self) -> None:
+        seen: set[str] = set()
+        for index, field in enumerate(self.spec.payload):
+            at: Path = ("payload", index)
+            if not NAME_PATTERN.match(field.name):
+                self.add(
+                    (*at, "name"), "invalid_payload_field_name", f"bad field name {field.name!r}"
+                )
+            elif field.name in seen:
+                self.add(
+                    (*at, "name"),
+                    "conflicting_payload_field",
+                    f"payload field {field.name!r} twice",
+                )
+            seen.add(field.name)
+            self._payload_default(at, field)
+
+    def _payload_default(self, at: Path, field: PayloadField) -> None:
+        if field.required:
+            if field.default is not None or field.default_factory is not None:
+                self.add(
+                    at, "invalid_payload_field_opts", f"required field {field.name!r} has a default"
+                )
+            return
+        if field.default_factory is not None:
+            if field.type is not PayloadType.STRING:
+                self.add(
+                    (*at, "default_factory"),
+                    "invalid_payload_default",
+                    f"field {field.name!r}: {field.default_factory.value} needs a string field",
+                )
+            return
+        if not _fits(field.default, field.type, field.nullable):
+            self.add(
+                (*at, "default"),
+                "invalid_payload_default",
+                f"field {field.name!r}: the default is not a valid {field.type.value}"
+                + (" (and the field is not nullable)" if field.default is None else ""),
+            )
+
+    def steps(self) -> None:
+        if not self.spec.steps:
+            self.add(("steps",), "missing_steps", "declare at least one step")
+        seen: set[str] = set()
+        for index, step in enumerate(self.spec.steps):
+            at: Path = ("steps", index)
+            if not NAME_PATTERN.match(step.name) or step.name == COMPLETE:
+                self.add(
+                    (*at, "name"),
+                    "invalid_step_name",
+                    f"bad step name {step.name!r} (letters, digits, _ and -; not {COMPLETE!r})",
+                )
+            elif step.name in seen:
+                self.add((*at, "name"), "duplicate_step_name", f"step {step.name!r} twice")
+            seen.add(step.name)
+            self._implementation(at, step)
+            self._options(at, step)
+            self._mappings(at, step)
+            self._retry(at, step)
+            self._recovery(at, step)
+            self._built_in(at, step)
+
+    def _implementation(self, at: Path, step: StepSpec) -> None:
+        if step.kind is not StepKind.CUSTOM:
+            for key in ("ref", "action"):
+                if getattr(step, key) is not None:
+                    self.add(
+                        (*at, key),
+                        "invalid_step_module",
+                        f"built-in step {step.name!r} has no {key}",
+                    )
+            return
+        if step.ref is None and step.action is None:
+            self.add(
+                (*at, "action"),
+                "missing_action_key",
+                f"step {step.name!r} needs an implementation (a Step class or an action key)",
+            )
+        elif step.ref is not None and step.action is not None:
+            self.add(
+                (*at, "ref"), "invalid_step_module", f"step {step.name!r} has both ref and action"
+            )
+        elif step.ref is not None and not _REF_PATTERN.match(step.ref):
+            self.add((*at, "ref"), "invalid_step_module", f"step {step.name!r}: bad reference")
+        elif step.action is not None and not ACTION_KEY_PATTERN.match(step.action):
+            self.add((*at, "action"), "invalid_action_key", f"step {step.name!r}: bad action key")
+
+    def _options(self, at: Path, step: StepSpec) -> None:
+        for attribute, (key, kinds) in _OPTION_KINDS.items():
+            if getattr(step, attribute) is not None and step.kind not in kinds:
+                self.add((*at, key), "invalid_step_opts", f"{step.kind.value} steps take no {key}")
+        if step.kind is not StepKind.CUSTOM and (step.irreversible or not step.compensatable):
+            key = "irreversible" if step.irreversible else "compensatable"
+            self.add((*at, key), "invalid_step_opts", f"{step.kind.value} steps take no {key}")
+        if step.deadline is not None:
+            within, due_soon = step.deadline.within, step.deadline.due_soon
+            if within.total_seconds() <= 0 or (
+                due_soon is not None and not 0 < due_soon.total_seconds() < within.total_seconds()
+            ):
+                self.add(
+                    (*at, "deadline"),
+                    "invalid_step_deadline",
+                    f"step {step.name!r}: within must be positive, due_soon between 0 and within",
+                )
+
+    def _mappings(self, at: Path, step: StepSpec) -> None:
+        if step.input is not None:
+            keys = [binding.key for binding in step.input]
+            if not step.input or len(set(keys)) != len(keys):
+                self.add(
+                    (*at, "input"),
+                    "invalid_step_input_mapping",
+                    f"step {step.name!r}: input needs at least one entry and unique keys",
+                )
+            for position, binding in enumerate(step.input):
+                if not binding.key or not binding.path or not all(binding.path):
+                    self.add(
+                        (*at, "input", position),
+                        "invalid_step_input_mapping",
+                        f"step {step.name!r}: input keys and path segments must not be empty",
+                    )
+        if step.output is not None and not step.output:
+            self.add(
+                (*at, "output"),
+                "invalid_step_output_mapping",
+                f"step {step.name!r}: empty output key",
+            )
+
+    def _retry(self, at: Path, step: StepSpec) -> None:
+        if step.retry is None:
+            return
+        if step.retry.max_attempts < 1:
+            self.add(
+                (*at, "retry", "max_attempts"),
+                "invalid_step_retry_max_attempts",
+                f"step {step.name!r}: max_attempts counts every attempt and must be at least 1",
+            )
+        backoff = step.retry.backoff
+        if backoff is not None and (
+            backoff.min.total_seconds() <= 0
+            or backoff.max < backoff.min
+            or (backoff.type is BackoffType.FIXED and backoff.max != backoff.min)
+        ):
+            self.add(
+                (*at, "retry", "backoff"),
+                "invalid_step_retry_backoff",
+                f"step {step.name!r}: backoff delays must be positive, with max >= min",
+            )
+
+    def _recovery(self, at: Path, step: StepSpec) -> None:
+        if step.irreversible and step.compensatable:
+            self.add(
+                at,
+                "conflicting_step_recovery_markers",
+                f"step {step.name!r} cannot be both irreversible and compensatable",
+            )
+        compensate = step.compensate
+        if compensate is None:
+            return
+        if (compensate.ref is None) == (compensate.action is None):
+            self.add(
+                (*at, "compensate"),
+                "invalid_step_compensate_callback",
+                f"step {step.name!r}: a compensation names either a Step class or an action key",
+            )
+        elif compensate.ref is not None and not _REF_PATTERN.match(compensate.ref):
+            self.add((*at, "compensate"), "invalid_step_compensate_callback", "bad reference")
+        elif compensate.action is not None and not ACTION_KEY_PATTERN.match(compensate.action):
+            self.add((*at, "compensate", "action"), "invalid_action_key", "bad action key")
+        if step.irreversible or not step.compensatable:
+            self.add(
+                (*at, "compensate"),
+                "conflicting_step_compensation",
+                f"step {step.name!r} is not compensatable, so it cannot declare a compensation",
+            )
+
+    def _built_in(self, at: Path, step: StepSpec) -> None:
+        if step.kind is StepKind.WAIT and (
+            step.duration is None or step.duration.total_seconds() <= 0
+        ):
+            self.add(
+                (*at, "duration_ms"),
+                "invalid_wait_duration",
+                f"step {step.name!r}: wait needs a positive duration",
+            )
+        if step.kind is StepKind.LOG and not (step.message and step.message.strip()):
+            self.add(
+                (*at, "message"), "invalid_log_message", f"step {step.name!r}: log needs a message"
+            )
+
+    def dependencies(self) -> None:
+        graph: dict[str, Sequence[str]] = {}
+        for index, step in enumerate(self.spec.steps):
+            if step.after is None:
+                continue
+            at: Path = ("steps", index, "after")
+            if not step.after or len(set(step.after)) != len(step.after):
+                self.add(
+                    at,
+                    "invalid_step_dependencies",
+                    f"step {step.name!r}: after needs at least one step, each once "
+                    "(omit it for a root)",
+                )
+            for position, dependency in enumerate(step.after):
+                if dependency == step.name:
+                    self.add(
+                        (*at, position),
+                        "self_step_dependency",
+                        f"step {step.name!r} waits for itself",
+                    )
+                elif dependency not in self.names:
+                    self.add(
+                        (*at, position),
+                        "unknown_step_dependency",
+                        f"step {step.name!r} waits for unknown step {dependency!r}",
+                    )
+            graph[step.name] = [d for d in step.after if d in self.names and d != step.name]
+        cycle = _cycle(graph)
+        if cycle:
+            self.add(
+                ("steps",), "dependency_cycle", f"dependencies form a cycle: {' -> '.join(cycle)}"
+            )
+
+    def dependency_mode(self) -> None:
+        if self.spec.transitions:
+            self.add(
+                ("transitions",),
+                "dependency_transitions",
+                "a workflow with after lists cannot also declare transitions",
+            )
+        for index, step in enumerate(self.spec.steps):
+            if step.is_manual:
+                self.add(
+                    ("steps", index, "kind"),
+                    "manual_step_in_dependency_workflow",
+                    f"{step.kind.value} step {step.name!r} needs a transition workflow",
+                )
+
+    def transition_mode(self) -> None:
+        unconditional: set[tuple[str, Outcome]] = set()
+        seen: list[TransitionSpec] = []
+        graph: dict[str, list[str]] = {name: [] for name in self.names}
+        for index, transition in enumerate(self.spec.transitions):
+            self._transition(("transitions", index), transition)
+            group = (transition.from_step, transition.on)
+            if transition in seen or (transition.condition is None and group in unconditional):
+                self.add(
+                    ("transitions", index),
+                    "duplicate_transition",
+                    f"{transition.from_step} on {transition.on.value} has a second "
+                    "unconditional route (or the same route twice)",
+                )
+            if transition.condition is None:
+                unconditional.add(group)
+            seen.append(transition)
+            if transition.from_step in self.names and transition.to in self.names:
+                graph[transition.from_step].append(transition.to)
+        self._approval_routes()
+        cycle = _cycle(graph)
+        if cycle:
+            self.add(
+                ("transitions",),
+                "transition_cycle",
+                f"transitions form a cycle: {' -> '.join(cycle)}",
+            )
+        roots = self.spec.entry_steps
+        if self.spec.steps and not roots:
+            self.add(
+                ("entry_steps",), "missing_entry_steps", "every step is the target of a transition"
+            )
+        elif len(roots) > 1:
+            self.add(
+                ("entry_step",),
+                "invalid_entry_step",
+                "a transition workflow has exactly one root; "
+                f"no transition leads to {', '.join(roots)}",
+            )
+
+    def _transition(self, at: Path, transition: TransitionSpec) -> None:
+        source = transition.from_step
+        if source not in self.names:
+            self.add((*at, "from"), "unknown_transition_source", f"no step {source!r}")
+        if transition.to != COMPLETE and transition.to not in self.names:
+            self.add((*at, "to"), "unknown_transition_target", f"no step {transition.to!r}")
+        if transition.recovery is not None and transition.on is not Outcome.ERROR:
+            self.add(
+                (*at, "recovery"), "invalid_transition_recovery", "recovery marks error routes only"
+            )
+        condition = transition.condition
+        if condition is None:
+            return
+        numeric = condition.operator is not ConditionOperator.EQUALS
+        if (
+            not condition.path
+            or not all(condition.path)
+            or not is_json_value(condition.value)
+            or (numeric and not is_number(condition.value))
+        ):
+            self.add(
+                (*at, "condition"),
+                "invalid_transition_condition",
+                "a condition needs a non-empty path and a JSON value (a number for "
+                "greater_than and less_than)",
+            )
+        if source in self.names and self.spec.step(source).is_manual:
+            self.add(
+                (*at, "condition"),
+                "manual_step_transition_condition",
+                f"routes from {source!r} follow the operator's decision, not a condition",
+            )
+
+    def _approval_routes(self) -> None:
+        for index, step in enumerate(self.spec.steps):
+            if step.kind is StepKind.APPROVAL and not all(
+                self.spec.transitions_from(step.name, outcome) for outcome in Outcome
+            ):
+                self.add(
+                    ("steps", index),
+                    "missing_approval_transitions",
+                    f"approval step {step.name!r} needs an ok route (approve) and an error "
+                    "route (reject)",
+                )
+
+
+def _label(value: str) -> bool:
+    return 0 < len(value) <= _LABEL_LIMIT and value.strip() == value and value.isprintable()
+
+
+def _cron(expression: str) -> bool:
+    if expression in _CRON_ALIASES:
+        return True
+    fields = expression.split()
+    return len(fields) == 5 and all(_CRON_FIELD.match(field) for field in fields)
+
+
+def _fits(value: object, payload_type: PayloadType, nullable: bool) -> bool:
+    if value is None:
+        return nullable
+    if not is_json_value(value):
+        return False
+    checks = {
+        PayloadType.STRING: isinstance(value, str),
+        PayloadType.INTEGER: isinstance(value, int) and not isinstance(value, bool),
+        PayloadType.FLOAT: is_number(value),
+        PayloadType.BOOLEAN: isinstance(value, bool),
+        PayloadType.MAP: isinstance(value, dict),
+        PayloadType.LIST: isinstance(value, list),
+    }
+    return checks[payload_type]
+
+
+def _cycle(graph: Mapping[str, Sequence[str]]) -> list[str]:
+    """One cycle of `graph` as a path that returns to its start, or ``[]``."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    trail: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        trail.append(node)
+        for successor in graph.get(node, ()):
+            if state.get(successor) == 1:
+                return [*trail[trail.index(successor) :], successor]
+            if successor not in state:
+                found = visit(successor)
+                if found:
+                    return found
+        trail.pop()
+        state[node] = 2
+        return []
+
+    for node in graph:
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return []
