@@ -30,7 +30,8 @@ from squidmesh_es.domain._journal import (
     digest,
 )
 from squidmesh_es.domain._keys import check_queue_name, queue_id
-from squidmesh_es.domain._vocab import AnomalyReason, AttemptStatus
+from squidmesh_es.domain._redaction import redact_metadata
+from squidmesh_es.domain._vocab import AnomalyReason, AttemptStatus, TerminalStatus
 from squidmesh_es.errors import (
     AttemptNotClaimable,
     ConflictingCompletion,
@@ -309,10 +310,15 @@ class DispatchQueue(AnomalyLog, Aggregate):
                 return
             intent = q.retry_intent(failed, retry_at)
             retry_anomaly = q.schedule_rule(failed["run_id"], retry_key, intent)
-            if retry_anomaly is ALREADY_RECORDED:
-                retry_anomaly = None
             if retry_anomaly is not None:
-                q.note_anomaly(retry_anomaly, self, runnable_key=retry_key)
+                # An existing key is never overwritten, not even by the same intent: the
+                # command refuses it too, so only an externally written history gets here.
+                reason = (
+                    AnomalyReason.CONFLICTING_RUNNABLE_INTENT
+                    if retry_anomaly is ALREADY_RECORDED
+                    else retry_anomaly
+                )
+                q.note_anomaly(reason, self, runnable_key=retry_key)
                 failed.update(status=AttemptStatus.FAILED.value, error=self.error)
                 return
             # The failed try is superseded by its retry: it leaves the live state and the
@@ -599,7 +605,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
         self.trigger_event(
             self.AttemptScheduled,
             runnable_key=runnable_key,
-            metadata=metadata,
+            metadata=redact_metadata(metadata) if metadata is not None else None,
             timestamp=now,
             **intent,
         )
@@ -778,7 +784,13 @@ class DispatchQueue(AnomalyLog, Aggregate):
         return True
 
     def close_run(self, run_id: UUID | str, *, status: str, now: datetime) -> bool:
-        """Fence every attempt of an ended run out of the queue; False if already closed."""
+        """Fence every attempt of an ended run out of the queue; False if already closed.
+
+        Raises:
+            InvalidArgument: ``status`` is not a terminal status.
+        """
+        if status not in {s.value for s in TerminalStatus}:
+            raise InvalidArgument("status", "must be completed, failed or cancelled")
         rid = str(run_id)
         if rid in self.closed_runs:
             return False
@@ -795,6 +807,8 @@ class DispatchQueue(AnomalyLog, Aggregate):
             return ExpiredClaim(runnable_key=key)
         if reason is AnomalyReason.CONFLICTING_COMPLETION:
             return ConflictingCompletion(runnable_key=key)
+        if reason is AnomalyReason.TERMINAL_ATTEMPT and not claiming:
+            return UnknownAttempt(runnable_key=key)  # no longer live: nothing to act on
         if claiming:
             return AttemptNotClaimable(runnable_key=key, reason=reason.value)
         return StaleClaim(runnable_key=key, reason=reason.value)

@@ -24,7 +24,7 @@ SENSITIVE_KEYS = frozenset(
         "refresh_token",
         "secret",
         "session",
-        "set-cookie",
+        "set_cookie",
         "token",
     }
 )

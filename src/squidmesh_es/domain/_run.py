@@ -260,7 +260,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
         def evolve(self, run: WorkflowRun) -> None:
             if run.is_terminal:
                 run.note_anomaly(AnomalyReason.TERMINAL_RUN, self, step=self.step)
-            elif run.manual_state is None or run.manual_state["step"] != self.step:
+            elif not run.resolves_current_boundary(self.step, self.action):
                 run.note_anomaly(AnomalyReason.STALE_MANUAL_RESOLUTION, self, step=self.step)
             else:
                 run.manual_state = None
@@ -445,6 +445,16 @@ class WorkflowRun(AnomalyLog, Aggregate):
         if self.manual_state["step"] == step and self.manual_state["kind"] == kind:
             return ALREADY_RECORDED
         return AnomalyReason.ACTIVE_MANUAL_STEP
+
+    def resolves_current_boundary(self, step: str, action: str) -> bool:
+        """Whether ``action`` on ``step`` resolves the boundary the run is paused at."""
+        current = self.manual_state
+        if current is None or current["step"] != step:
+            return False
+        try:
+            return bool(ManualAction(action).kind.value == current["kind"])
+        except ValueError:
+            return False
 
     def child_rule(self, record: JSONDict) -> Verdict:
         """A child id links once; the identical link again is a duplicate."""

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from uuid import UUID
 
-from squidmesh_es.domain import AttemptStatus, DispatchQueue, RunStatus, TerminalStatus, WorkflowRun
+from squidmesh_es.domain import (
+    AttemptStatus,
+    DispatchQueue,
+    ManualKind,
+    RunStatus,
+    TerminalStatus,
+    WorkflowRun,
+)
 
 from domain_builders import LEASE, T0, claim, new_queue, new_run, schedule, sha
 
@@ -148,3 +156,43 @@ def test_conflicting_schedule_written_directly_keeps_the_first_intent() -> None:
     assert reasons(queue) == ["conflicting_runnable_intent"]
     assert queue.attempt(key).input == {"amount": 1}  # type: ignore[union-attr]
     assert queue.attempt(key).status is AttemptStatus.AVAILABLE  # type: ignore[union-attr]
+
+
+def test_failure_written_over_an_existing_retry_key_never_overwrites_it() -> None:
+    queue = new_queue()
+    first = schedule(queue, step="charge", attempt=1)
+    second = schedule(queue, run_id=UUID(first.split(":")[0]), step="charge", attempt=2)
+    claim(queue, second, token="t2", claim_id="c2")
+    claim(queue, first)
+
+    queue.trigger_event(
+        DispatchQueue.AttemptFailed,
+        runnable_key=first,
+        claim_id="c1",
+        claim_token_hash=sha("t1"),
+        error={"e": 1},
+        retry_runnable_key=second,
+        retry_visible_at=T0,
+        timestamp=T0,
+    )
+
+    assert reasons(queue) == ["conflicting_runnable_intent"]
+    assert queue.attempt(second).status is AttemptStatus.CLAIMED  # type: ignore[union-attr]
+    assert queue.attempt(first).status is AttemptStatus.FAILED  # type: ignore[union-attr]
+
+
+def test_resolution_of_the_wrong_kind_written_directly_is_stale() -> None:
+    run = new_run()
+    run.pause("hold", kind=ManualKind.PAUSE, now=T0)
+
+    run.trigger_event(
+        WorkflowRun.ManualStepResolved,
+        step="hold",
+        action="approved",
+        result={},
+        metadata={},
+        timestamp=T0,
+    )
+
+    assert reasons(run) == ["stale_manual_resolution"]
+    assert run.manual_state is not None

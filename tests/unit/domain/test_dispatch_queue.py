@@ -333,6 +333,51 @@ def test_marking_applied_before_a_result_is_refused() -> None:
         queue.mark_applied(key, now=T0)
 
 
+def test_scheduled_metadata_is_redacted() -> None:
+    queue = new_queue()
+    run_id = uuid4()
+    key = runnable_key(run_id, "s", 1)
+
+    queue.schedule(
+        run_id=run_id,
+        runnable_key=key,
+        step="s",
+        attempt_number=1,
+        input={},
+        visible_at=T0,
+        now=T0,
+        metadata={"Set-Cookie": "c", "note": "n"},
+    )
+
+    assert queue.attempt(key).metadata == {"Set-Cookie": "[REDACTED]", "note": "n"}  # type: ignore[union-attr]
+
+
+def test_acting_on_an_attempt_superseded_by_its_retry_is_unknown() -> None:
+    queue = new_queue()
+    run_id = uuid4()
+    key = schedule(queue, run_id=run_id)
+    claim(queue, key)
+    queue.fail(
+        key,
+        claim_id="c1",
+        claim_token_hash=sha("t1"),
+        error={},
+        now=T0,
+        retry_runnable_key=runnable_key(run_id, "charge", 2),
+        retry_visible_at=T0,
+    )
+
+    with pytest.raises(UnknownAttempt):
+        queue.mark_applied(key, now=T0)
+    with pytest.raises(UnknownAttempt):
+        queue.record_wakeup(key, now=T0)
+
+
+def test_closing_a_run_needs_a_terminal_status() -> None:
+    with pytest.raises(InvalidArgument):
+        new_queue().close_run(uuid4(), status="paused", now=T0)
+
+
 def test_wakeup_is_recorded_on_the_attempt() -> None:
     queue = new_queue()
     key = schedule(queue)
