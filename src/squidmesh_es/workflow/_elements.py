@@ -209,8 +209,8 @@ class StepSpec:
             data["compensate"] = self.compensate.to_dict()
         if self.irreversible:
             data["irreversible"] = True
-        if not self.compensatable:
-            data["compensatable"] = False
+        if self.compensatable is self.irreversible:  # irreversible implies not compensatable
+            data["compensatable"] = self.compensatable
         if self.deadline is not None:
             data["deadline"] = self.deadline.to_dict()
         if self.duration is not None:

@@ -132,7 +132,7 @@ class _Step(_Model):
     retry: _Retry | None = None
     compensate: _Compensation | None = None
     irreversible: StrictBool = False
-    compensatable: StrictBool = True
+    compensatable: StrictBool | None = None
     deadline: _Deadline | None = None
     duration_ms: StrictInt | None = None
     message: StrictStr | None = None
@@ -238,7 +238,9 @@ def _step(model: _Step) -> StepSpec:
         if model.compensate is None
         else Compensation(model.compensate.ref, model.compensate.action),
         irreversible=model.irreversible,
-        compensatable=model.compensatable,
+        compensatable=not model.irreversible
+        if model.compensatable is None
+        else model.compensatable,
         deadline=None
         if model.deadline is None
         else Deadline(
