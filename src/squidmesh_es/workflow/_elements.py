@@ -278,9 +278,12 @@ class TransitionSpec:
             data["recovery"] = self.recovery.value
         return data
 
-    def describe(self) -> str:
-        """One line for people: ``check  error -> credit  [recovery: compensation]``."""
-        text = f"{self.from_step}  {self.on.value} -> {self.to}"
+    def describe(self, width: int = 0) -> str:
+        """One line for people: ``check  error -> credit  [recovery: compensation]``.
+
+        The step name is padded to `width`, so the routes of a workflow line up.
+        """
+        text = f"{self.from_step.ljust(width)}  {self.on.value.ljust(5)} -> {self.to}"
         if self.condition is not None:
             text += f"  when {self.condition.describe()}"
         if self.recovery is not None:

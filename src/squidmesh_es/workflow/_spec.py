@@ -310,7 +310,7 @@ class WorkflowSpec:
         lines.extend(f"  {step.name.ljust(width)}  {step.describe()}" for step in self.steps)
         if self.transitions:
             lines.append("routes:")
-            lines.extend(f"  {transition.describe()}" for transition in self.transitions)
+            lines.extend(f"  {transition.describe(width)}" for transition in self.transitions)
         return "\n".join(lines)
 
     @cached_property

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Protocol
 from uuid import UUID
 
@@ -171,11 +172,14 @@ class Step(ABC):
 def implementation_ref(step_class: type) -> str:
     """The stable reference of a step class: ``module:QualName``.
 
-    For display and fingerprinting only; nothing is ever imported from it. A module run as a
-    script under ``python -m`` reports its real name rather than ``__main__``.
+    For display and fingerprinting only; nothing is ever imported from it. A class defined in
+    a module run as a program is named as other processes would import it: by its name under
+    ``python -m``, else by the script's file name (its directory comes first on the path).
     """
     module = step_class.__module__
     if module == "__main__":
-        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-        module = getattr(spec, "name", None) or module
+        main = sys.modules.get("__main__")
+        spec_name = getattr(getattr(main, "__spec__", None), "name", None)
+        file = getattr(main, "__file__", None)
+        module = spec_name or (PurePath(file).stem if isinstance(file, str) else module)
     return f"{module}:{step_class.__qualname__}"
