@@ -4,10 +4,9 @@ This layer is pure: no I/O, no event sourcing. The runtime builds on it.
 """
 
 from squidmesh_es.workflow._conditions import Condition, equals, greater_than, less_than
-from squidmesh_es.workflow._dsl import (
+from squidmesh_es.workflow._declarations import (
     StepDeclaration,
     TransitionDeclaration,
-    Workflow,
     approval,
     cron,
     log,
@@ -17,6 +16,7 @@ from squidmesh_es.workflow._dsl import (
     transition,
     wait,
 )
+from squidmesh_es.workflow._dsl import Workflow
 from squidmesh_es.workflow._editor import RUNTIME_OWNED_FIELDS, EditorSpec
 from squidmesh_es.workflow._elements import (
     Compensation,

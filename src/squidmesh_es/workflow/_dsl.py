@@ -20,286 +20,24 @@ The class is validated when it is defined.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel
 
 from squidmesh_es.errors import Issue, UnknownStep, WorkflowValidationError
-from squidmesh_es.workflow._conditions import Condition
-from squidmesh_es.workflow._elements import (
-    Compensation,
-    Deadline,
-    StepSpec,
-    TransitionSpec,
-    TriggerSpec,
-)
+from squidmesh_es.workflow._declarations import StepDeclaration, TransitionDeclaration
+from squidmesh_es.workflow._elements import TriggerSpec
 from squidmesh_es.workflow._json import JSONObject
-from squidmesh_es.workflow._mapping import ContextPath, bindings_from
 from squidmesh_es.workflow._payload import NoPayload, PayloadContract, fields_from_model
-from squidmesh_es.workflow._retry import RetryPolicy, require_timedelta
 from squidmesh_es.workflow._spec import WorkflowSpec
-from squidmesh_es.workflow._steps import Step, implementation_ref
+from squidmesh_es.workflow._steps import Step
 from squidmesh_es.workflow._validation import spec_issues
-from squidmesh_es.workflow._vocab import (
-    COMPLETE,
-    Complete,
-    CronIdempotency,
-    LogLevel,
-    Outcome,
-    Recovery,
-    StepKind,
-    TriggerType,
-)
 
 _T = TypeVar("_T")
 
 _RESERVED = frozenset({"name", "version", "payload", "triggers", "transitions"})
-
-
-class StepDeclaration:
-    """A step declared in a workflow class body; the attribute it is bound to names it.
-
-    Make one with `step`, `wait`, `log`, `pause` or `approval`, and reference it from
-    `transition` and from other steps' ``after`` lists.
-    """
-
-    def __init__(
-        self,
-        kind: StepKind,
-        *,
-        implementation: type[Step] | None = None,
-        input: Sequence[str] | Mapping[str, ContextPath] | None = None,
-        output: str | None = None,
-        after: Sequence[StepDeclaration] | None = None,
-        retry: RetryPolicy | None = None,
-        compensate: type[Step] | None = None,
-        irreversible: bool = False,
-        compensatable: bool | None = None,
-        deadline: Deadline | None = None,
-        duration: timedelta | None = None,
-        message: str | None = None,
-        level: LogLevel | None = None,
-    ) -> None:
-        """Check the Python types of everything declared; values are checked by validation.
-
-        Raises:
-            TypeError: an argument has the wrong type (a string where a step class belongs).
-        """
-        for value, what in (
-            (implementation, "the step implementation"),
-            (compensate, "compensate"),
-        ):
-            if value is not None and not (isinstance(value, type) and issubclass(value, Step)):
-                raise TypeError(f"{what} must be a Step subclass, got {value!r}")
-        _require(output, str, "output")
-        _require(retry, RetryPolicy, "retry")
-        _require(deadline, Deadline, "deadline")
-        _require(message, str, "message")
-        _require(level, LogLevel, "level")
-        if duration is not None:
-            require_timedelta(duration, "the wait duration")
-        if after is not None and (
-            isinstance(after, str) or not all(isinstance(d, StepDeclaration) for d in after)
-        ):
-            raise TypeError("after must be a sequence of step declarations")
-        if not isinstance(irreversible, bool) or not isinstance(compensatable, bool | None):
-            raise TypeError("irreversible and compensatable must be booleans")
-        self.kind = kind
-        self.implementation = implementation
-        self.input = None if input is None else bindings_from(input)
-        self.output = output
-        self.after = None if after is None else tuple(after)
-        self.retry = retry
-        self.compensate = compensate
-        self.irreversible = irreversible
-        self.compensatable = (not irreversible) if compensatable is None else compensatable
-        self.deadline = deadline
-        self.duration = duration
-        self.message = message
-        self.level = level
-        self.name: str | None = None
-        """The attribute name this declaration was first bound to."""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        if self.name is None:
-            self.name = name
-
-    def __repr__(self) -> str:
-        return f"<{self.kind.value} step {self.name or '(unbound)'}>"
-
-    def to_step_spec(self, name: str, names: Mapping[int, str]) -> StepSpec:
-        """This declaration as a spec step called `name`; `names` maps declarations to names."""
-        return StepSpec(
-            name=name,
-            kind=self.kind,
-            ref=None if self.implementation is None else implementation_ref(self.implementation),
-            input=self.input,
-            output=self.output,
-            after=None if self.after is None else tuple(_name(d, names) for d in self.after),
-            retry=self.retry,
-            compensate=None
-            if self.compensate is None
-            else Compensation(ref=implementation_ref(self.compensate)),
-            irreversible=self.irreversible,
-            compensatable=self.compensatable,
-            deadline=self.deadline,
-            duration=self.duration,
-            message=self.message,
-            level=self.level,
-        )
-
-
-class TransitionDeclaration:
-    """A route declared with `transition`, between step declarations."""
-
-    def __init__(
-        self,
-        from_step: StepDeclaration,
-        *,
-        on: Outcome,
-        to: StepDeclaration | Complete,
-        when: Condition | None,
-        recovery: Recovery | None,
-    ) -> None:
-        """Check the Python types of the route's parts.
-
-        Raises:
-            TypeError: a part has the wrong type.
-        """
-        if not isinstance(from_step, StepDeclaration):
-            raise TypeError(f"a transition starts from a step declaration, got {from_step!r}")
-        if not isinstance(to, StepDeclaration) and to != COMPLETE:
-            raise TypeError(f"a transition goes to a step declaration or COMPLETE, got {to!r}")
-        _require(on, Outcome, "on")
-        _require(when, Condition, "when")
-        _require(recovery, Recovery, "recovery")
-        self.from_step = from_step
-        self.on = on
-        self.to = to
-        self.when = when
-        self.recovery = recovery
-
-    def to_transition_spec(self, names: Mapping[int, str]) -> TransitionSpec:
-        """This route as a spec transition; `names` maps declarations to step names."""
-        to = self.to if isinstance(self.to, str) else _name(self.to, names)
-        return TransitionSpec(_name(self.from_step, names), self.on, to, self.when, self.recovery)
-
-
-def step(
-    implementation: type[Step],
-    *,
-    input: Sequence[str] | Mapping[str, ContextPath] | None = None,
-    output: str | None = None,
-    after: Sequence[StepDeclaration] | None = None,
-    retry: RetryPolicy | None = None,
-    compensate: type[Step] | None = None,
-    irreversible: bool = False,
-    compensatable: bool | None = None,
-    deadline: Deadline | None = None,
-) -> StepDeclaration:
-    """A step run by your `Step` subclass.
-
-    Args:
-        implementation: the `Step` subclass; the runtime makes one instance per attempt.
-        input: what the step reads: top-level names (``["account_id"]``), or new names for
-            values at nested paths (``{"tier": "account.tier"}``). Default: the whole state.
-        output: store the output under this key instead of merging it into the context.
-        after: steps to wait for (dependency workflows). Omit for a root; never ``[]``.
-        retry: attempts and backoff; by default a step gets one attempt.
-        compensate: a `Step` that undoes this one if a later step fails for good.
-        irreversible: the effect cannot be undone; replay then needs an explicit override.
-        compensatable: ``False`` when there is no reliable undo; defaults to not
-            `irreversible`.
-        deadline: when the step is due, as evidence for operators.
-    """
-    return StepDeclaration(
-        StepKind.CUSTOM,
-        implementation=implementation,
-        input=input,
-        output=output,
-        after=after,
-        retry=retry,
-        compensate=compensate,
-        irreversible=irreversible,
-        compensatable=compensatable,
-        deadline=deadline,
-    )
-
-
-def wait(duration: timedelta, *, after: Sequence[StepDeclaration] | None = None) -> StepDeclaration:
-    """A durable delay: the next step becomes visible `duration` later; no worker sleeps."""
-    return StepDeclaration(StepKind.WAIT, duration=duration, after=after)
-
-
-def log(
-    message: str,
-    *,
-    level: LogLevel = LogLevel.INFO,
-    after: Sequence[StepDeclaration] | None = None,
-) -> StepDeclaration:
-    """Write `message` to the application log at `level`, then continue."""
-    return StepDeclaration(StepKind.LOG, message=message, level=level, after=after)
-
-
-def pause(*, deadline: Deadline | None = None) -> StepDeclaration:
-    """Stop the run here until an operator resumes it (transition workflows only)."""
-    return StepDeclaration(StepKind.PAUSE, deadline=deadline)
-
-
-def approval(*, output: str | None = None, deadline: Deadline | None = None) -> StepDeclaration:
-    """Stop the run for a decision: approve takes the ``ok`` route, reject the ``error`` route.
-
-    The decision (actor, comment, metadata) is the step's output, stored under `output`.
-    Transition workflows only; declare both routes.
-    """
-    return StepDeclaration(StepKind.APPROVAL, output=output, deadline=deadline)
-
-
-def transition(
-    from_step: StepDeclaration,
-    *,
-    to: StepDeclaration | Complete,
-    on: Outcome = Outcome.OK,
-    when: Condition | None = None,
-    recovery: Recovery | None = None,
-) -> TransitionDeclaration:
-    """Route `from_step`'s `on` outcome to `to` (a step, or `COMPLETE`).
-
-    Conditional routes (`when`) are tried in declaration order; the first that matches wins
-    and an unconditional route is the fallback. An error route is taken once retries are
-    exhausted; `recovery` records it as compensation or undo.
-    """
-    return TransitionDeclaration(from_step, on=on, to=to, when=when, recovery=recovery)
-
-
-def manual(name: str) -> TriggerSpec:
-    """A trigger the host starts runs through with ``start``."""
-    _require(name, str, "the trigger name")
-    return TriggerSpec(name, TriggerType.MANUAL)
-
-
-def cron(
-    name: str,
-    expression: str,
-    *,
-    timezone: str = "Etc/UTC",
-    idempotency: CronIdempotency | None = None,
-) -> TriggerSpec:
-    """A trigger the host's scheduler fires on `expression` (read in `timezone`).
-
-    With `idempotency`, a repeated delivery of one scheduled activation starts one run.
-    Cron runs get no caller input, so give every payload field a default.
-    """
-    for value, what in (
-        (name, "the trigger name"),
-        (expression, "expression"),
-        (timezone, "timezone"),
-    ):
-        _require(value, str, what)
-    _require(idempotency, CronIdempotency, "idempotency")
-    return TriggerSpec(name, TriggerType.CRON, expression, timezone, idempotency)
 
 
 class Workflow:
@@ -441,15 +179,19 @@ def _build(
             )
         names.setdefault(id(declaration), name)
     payload_model = cls.payload
-    if not (isinstance(payload_model, type) and issubclass(payload_model, BaseModel)):
+    if isinstance(payload_model, type) and issubclass(payload_model, BaseModel):
+        fields, payload_issues = fields_from_model(payload_model)
+    else:
         message = "payload must be a pydantic model class"
-        return None, [*issues, Issue(("payload",), "invalid_payload_contract", message)]
-    fields, payload_issues = fields_from_model(payload_model)
+        fields, payload_issues = (), [Issue(("payload",), "invalid_payload_contract", message)]
     issues.extend(payload_issues)
-    triggers = _items(cls.triggers, "triggers", TriggerSpec, issues)
-    transitions = _items(cls.transitions, "transitions", TransitionDeclaration, issues)
-    if issues:
-        return None, issues
+    if payload_issues:
+        fields = ()  # still check the rest, without payload fields whose indices would shift
+    malformed: list[Issue] = []
+    triggers = _items(cls.triggers, "triggers", TriggerSpec, malformed)
+    transitions = _items(cls.transitions, "transitions", TransitionDeclaration, malformed)
+    if malformed:
+        return None, [*issues, *malformed]
     data: JSONObject = {
         "workflow": cls.name,
         "version": cls.version,
@@ -461,8 +203,9 @@ def _build(
     try:
         spec = WorkflowSpec.from_dict(data)
     except WorkflowValidationError as exc:
-        return None, list(exc.issues)
-    return spec, spec_issues(spec)
+        return None, [*issues, *exc.issues]
+    issues.extend(spec_issues(spec))
+    return (None if issues else spec), issues
 
 
 def _items(value: object, key: str, kind: type[_T], issues: list[Issue]) -> list[_T]:
@@ -475,14 +218,3 @@ def _items(value: object, key: str, kind: type[_T], issues: list[Issue]) -> list
             message = f"{key} must hold {kind.__name__}s, got {item!r}"
             issues.append(Issue((key, index), f"invalid_{key[:-1]}", message))
     return list(value)
-
-
-def _name(declaration: StepDeclaration, names: Mapping[int, str]) -> str:
-    """The step name of `declaration` in this workflow; a marker for one declared elsewhere."""
-    found = names.get(id(declaration))
-    return found if found is not None else f"<not in this workflow: {declaration.name}>"
-
-
-def _require(value: object, expected: type, what: str) -> None:
-    if value is not None and not isinstance(value, expected):
-        raise TypeError(f"{what} must be a {expected.__name__}, got {value!r}")

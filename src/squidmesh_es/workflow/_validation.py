@@ -7,11 +7,12 @@ once. Paths point into the `to_dict` form: ``("steps", 2, "retry", "max_attempts
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Final
 
 from squidmesh_es.errors import Issue, WorkflowValidationError
-from squidmesh_es.workflow._elements import PayloadField, StepSpec, TransitionSpec
+from squidmesh_es.workflow._elements import PayloadField, StepSpec
+from squidmesh_es.workflow._graph_rules import graph_issues
 from squidmesh_es.workflow._json import is_json_value, is_number
 from squidmesh_es.workflow._registry import ACTION_KEY_PATTERN, ActionRegistry, action_issues
 from squidmesh_es.workflow._spec import WorkflowSpec
@@ -19,12 +20,9 @@ from squidmesh_es.workflow._vocab import (
     COMPLETE,
     NAME_PATTERN,
     BackoffType,
-    ConditionOperator,
-    Outcome,
     PayloadType,
     StepKind,
     TriggerType,
-    WorkflowMode,
 )
 
 Path = tuple[str | int, ...]
@@ -80,11 +78,7 @@ def spec_issues(
     checks.triggers()
     checks.payload()
     checks.steps()
-    checks.dependencies()
-    if spec.mode is WorkflowMode.DEPENDENCY:
-        checks.dependency_mode()
-    else:
-        checks.transition_mode()
+    checks.issues.extend(graph_issues(spec))
     if action_registry is not None:
         checks.issues.extend(action_issues(spec, action_registry))
     return checks.issues
@@ -331,139 +325,6 @@ class _Checks:
                 (*at, "message"), "invalid_log_message", f"step {step.name!r}: log needs a message"
             )
 
-    def dependencies(self) -> None:
-        graph: dict[str, Sequence[str]] = {}
-        for index, step in enumerate(self.spec.steps):
-            if step.after is None:
-                continue
-            at: Path = ("steps", index, "after")
-            if not step.after or len(set(step.after)) != len(step.after):
-                self.add(
-                    at,
-                    "invalid_step_dependencies",
-                    f"step {step.name!r}: after needs at least one step, each once "
-                    "(omit it for a root)",
-                )
-            for position, dependency in enumerate(step.after):
-                if dependency == step.name:
-                    self.add(
-                        (*at, position),
-                        "self_step_dependency",
-                        f"step {step.name!r} waits for itself",
-                    )
-                elif dependency not in self.names:
-                    self.add(
-                        (*at, position),
-                        "unknown_step_dependency",
-                        f"step {step.name!r} waits for unknown step {dependency!r}",
-                    )
-            graph[step.name] = [d for d in step.after if d in self.names and d != step.name]
-        cycle = _cycle(graph)
-        if cycle:
-            self.add(
-                ("steps",), "dependency_cycle", f"dependencies form a cycle: {' -> '.join(cycle)}"
-            )
-
-    def dependency_mode(self) -> None:
-        if self.spec.transitions:
-            self.add(
-                ("transitions",),
-                "dependency_transitions",
-                "a workflow with after lists cannot also declare transitions",
-            )
-        for index, step in enumerate(self.spec.steps):
-            if step.is_manual:
-                self.add(
-                    ("steps", index, "kind"),
-                    "manual_step_in_dependency_workflow",
-                    f"{step.kind.value} step {step.name!r} needs a transition workflow",
-                )
-
-    def transition_mode(self) -> None:
-        unconditional: set[tuple[str, Outcome]] = set()
-        seen: list[TransitionSpec] = []
-        graph: dict[str, list[str]] = {name: [] for name in self.names}
-        for index, transition in enumerate(self.spec.transitions):
-            self._transition(("transitions", index), transition)
-            group = (transition.from_step, transition.on)
-            if transition in seen or (transition.condition is None and group in unconditional):
-                self.add(
-                    ("transitions", index),
-                    "duplicate_transition",
-                    f"{transition.from_step} on {transition.on.value} has a second "
-                    "unconditional route (or the same route twice)",
-                )
-            if transition.condition is None:
-                unconditional.add(group)
-            seen.append(transition)
-            if transition.from_step in self.names and transition.to in self.names:
-                graph[transition.from_step].append(transition.to)
-        self._approval_routes()
-        cycle = _cycle(graph)
-        if cycle:
-            self.add(
-                ("transitions",),
-                "transition_cycle",
-                f"transitions form a cycle: {' -> '.join(cycle)}",
-            )
-        roots = self.spec.entry_steps
-        if self.spec.steps and not roots:
-            self.add(
-                ("entry_steps",), "missing_entry_steps", "every step is the target of a transition"
-            )
-        elif len(roots) > 1:
-            self.add(
-                ("entry_step",),
-                "invalid_entry_step",
-                "a transition workflow has exactly one root; "
-                f"no transition leads to {', '.join(roots)}",
-            )
-
-    def _transition(self, at: Path, transition: TransitionSpec) -> None:
-        source = transition.from_step
-        if source not in self.names:
-            self.add((*at, "from"), "unknown_transition_source", f"no step {source!r}")
-        if transition.to != COMPLETE and transition.to not in self.names:
-            self.add((*at, "to"), "unknown_transition_target", f"no step {transition.to!r}")
-        if transition.recovery is not None and transition.on is not Outcome.ERROR:
-            self.add(
-                (*at, "recovery"), "invalid_transition_recovery", "recovery marks error routes only"
-            )
-        condition = transition.condition
-        if condition is None:
-            return
-        numeric = condition.operator is not ConditionOperator.EQUALS
-        if (
-            not condition.path
-            or not all(condition.path)
-            or not is_json_value(condition.value)
-            or (numeric and not is_number(condition.value))
-        ):
-            self.add(
-                (*at, "condition"),
-                "invalid_transition_condition",
-                "a condition needs a non-empty path and a JSON value (a number for "
-                "greater_than and less_than)",
-            )
-        if source in self.names and self.spec.step(source).is_manual:
-            self.add(
-                (*at, "condition"),
-                "manual_step_transition_condition",
-                f"routes from {source!r} follow the operator's decision, not a condition",
-            )
-
-    def _approval_routes(self) -> None:
-        for index, step in enumerate(self.spec.steps):
-            if step.kind is StepKind.APPROVAL and not all(
-                self.spec.transitions_from(step.name, outcome) for outcome in Outcome
-            ):
-                self.add(
-                    ("steps", index),
-                    "missing_approval_transitions",
-                    f"approval step {step.name!r} needs an ok route (approve) and an error "
-                    "route (reject)",
-                )
-
 
 def _label(value: str) -> bool:
     return 0 < len(value) <= _LABEL_LIMIT and value.strip() == value and value.isprintable()
@@ -490,30 +351,3 @@ def _fits(value: object, payload_type: PayloadType, nullable: bool) -> bool:
         PayloadType.LIST: isinstance(value, list),
     }
     return checks[payload_type]
-
-
-def _cycle(graph: Mapping[str, Sequence[str]]) -> list[str]:
-    """One cycle of `graph` as a path that returns to its start, or ``[]``."""
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    trail: list[str] = []
-
-    def visit(node: str) -> list[str]:
-        state[node] = 1
-        trail.append(node)
-        for successor in graph.get(node, ()):
-            if state.get(successor) == 1:
-                return [*trail[trail.index(successor) :], successor]
-            if successor not in state:
-                found = visit(successor)
-                if found:
-                    return found
-        trail.pop()
-        state[node] = 2
-        return []
-
-    for node in graph:
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
-    return []

@@ -322,3 +322,17 @@ def test_subclass_inherits_steps_and_can_replace_one_in_place() -> None:
 def test_wrong_python_types_fail_where_they_are_written(declare: object) -> None:
     with pytest.raises(TypeError):
         declare()  # type: ignore[operator]
+
+
+def test_payload_contract_problems_do_not_hide_step_problems() -> None:
+    class Ambiguous(BaseModel):
+        value: int | str
+
+    with pytest.raises(WorkflowValidationError) as caught:
+
+        class Both(Workflow):
+            payload = Ambiguous
+            triggers = [manual("go")]
+            check = step(Load, retry=RetryPolicy(max_attempts=0))
+
+    assert caught.value.codes == {"invalid_payload_field_type", "invalid_step_retry_max_attempts"}

@@ -176,7 +176,8 @@ def transition_specs(draw: st.DrawFn) -> SpecData:
             error = {"from": step["name"], "on": "error", "to": draw(st.sampled_from(later))}
             recovery = draw(st.sampled_from([None, "compensation", "undo"]))
             routes.append(error if recovery is None else {**error, "recovery": recovery})
-        transitions.extend(draw(st.permutations(routes)))
+        unique = [route for i, route in enumerate(routes) if route not in routes[:i]]
+        transitions.extend(draw(st.permutations(unique)))
     triggers, payload = draw(triggers_and_payload())
     version = draw(
         st.none()
