@@ -54,8 +54,9 @@ class BuildDigest(Step):
 
     def run(self, input: JSONObject, ctx: StepContext) -> Ok:
         feed = input["feed"]
-        items = feed.get("items", []) if isinstance(feed, dict) else []
-        lines = [f"Digest for {input['posted_on']}"] + [f"- {item}" for item in items or []]
+        items = feed.get("items") if isinstance(feed, dict) else None
+        lines = [f"Digest for {input['posted_on']}"]
+        lines += [f"- {item}" for item in items] if isinstance(items, list) else []
         return Ok({"title": lines[0], "content": "\n".join(lines)})
 
 

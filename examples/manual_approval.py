@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from squidmesh_es.workflow import (
     COMPLETE,
     JSONObject,
+    JSONValue,
     Ok,
     Outcome,
     Step,
@@ -32,7 +33,7 @@ class ApprovalRequest(BaseModel):
     account_id: str
 
 
-def _decided_by(decision: object) -> object:
+def _decided_by(decision: JSONValue) -> JSONValue:
     """Who decided, from the approval step's output (the operator's actor, if given)."""
     return decision.get("actor") if isinstance(decision, dict) else None
 

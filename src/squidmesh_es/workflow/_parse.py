@@ -362,9 +362,17 @@ _SPEC_CODES = frozenset(
 )
 
 
+_MISSING_CODES: dict[tuple[str | int, ...], str] = {
+    ("triggers",): "missing_triggers",
+    ("steps",): "missing_steps",
+}
+
+
 def _code(loc: tuple[str | int, ...], pydantic_type: str) -> str:
     if pydantic_type in _SPEC_CODES:
         return pydantic_type
+    if pydantic_type == "missing" and loc in _MISSING_CODES:
+        return _MISSING_CODES[loc]
     if not loc or loc[0] not in _TOP_LEVEL_CODES:
         return "invalid_spec"
     if len(loc) == 1:

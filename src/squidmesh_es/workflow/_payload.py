@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    PydanticUserError,
     StrictBool,
     StrictFloat,
     StrictInt,
@@ -80,7 +81,7 @@ def fields_from_model(model: type[BaseModel]) -> tuple[tuple[PayloadField, ...],
     issues: list[Issue] = []
     try:
         schema = model.model_json_schema(mode="validation")
-    except Exception as exc:  # pydantic raises several types for models it cannot describe
+    except PydanticUserError as exc:
         message = f"payload model {model.__qualname__} has no JSON schema: {exc}"
         return (), [Issue(("payload",), "invalid_payload_contract", message)]
     properties = schema.get("properties", {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 from collections.abc import Awaitable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -73,6 +74,8 @@ class StepOutcome:
 def run_step(step: Step | type[Step], input: JSONObject, ctx: StepContext) -> StepOutcome:
     """Run `step` once on `input` and return its normalized outcome; never raises for it.
 
+    The step gets its own copy of `input`, so nothing it does to it reaches the run state.
+
     An exception (or an invalid return value) becomes a retryable failure whose reason holds
     the exception's type name and message: no traceback, no locals. An ``async`` step is
     awaited on a fresh event loop; when the caller is itself inside a running loop, on a
@@ -80,7 +83,7 @@ def run_step(step: Step | type[Step], input: JSONObject, ctx: StepContext) -> St
     """
     try:
         instance = step() if isinstance(step, type) else step
-        result: object = instance.run(input, ctx)
+        result: object = instance.run(copy.deepcopy(input), ctx)
         if inspect.isawaitable(result):
             result = _await(result)
     except Exception as exc:

@@ -44,6 +44,8 @@ CASES: list[tuple[str, Any, Any, tuple[str | int, ...], str]] = [
         "invalid_definition_version",
     ),
     ("no triggers", T, lambda d: d.update(triggers=[]), ("triggers",), "missing_triggers"),
+    ("triggers absent", T, lambda d: d.pop("triggers"), ("triggers",), "missing_triggers"),
+    ("steps absent", T, lambda d: d.pop("steps"), ("steps",), "missing_steps"),
     ("no steps", T, lambda d: d.update(steps=[], transitions=[]), ("steps",), "missing_steps"),
     ("steps not a list", T, lambda d: d.update(steps="load"), ("steps",), "invalid_collection"),
     ("unknown top-level field", T, lambda d: d.update(color="red"), ("color",), "invalid_spec"),

@@ -184,3 +184,16 @@ def test_outcome_data_is_json_safe_with_delays_in_milliseconds() -> None:
 
 def test_context_has_no_claim_token() -> None:
     assert not any("token" in field.name for field in fields(StepContext))
+
+
+def test_step_cannot_change_the_input_it_was_given() -> None:
+    class Mutates(Step):
+        def run(self, input: dict[str, Any], ctx: StepContext) -> Ok:
+            input["account"]["tier"] = "hacked"
+            return Ok()
+
+    state = {"account": {"tier": "gold"}}
+
+    run_step(Mutates(), state, CTX)
+
+    assert state == {"account": {"tier": "gold"}}
