@@ -356,14 +356,17 @@ print(WorkflowSpec.from_dict(json.load(sys.stdin)).fingerprint)
 """
 
 
-@pytest.mark.parametrize("hash_seed", ["0", "1234", "987654"])
-def test_fingerprint_is_the_same_in_another_process(hash_seed: str) -> None:
-    spec = WorkflowSpec.from_dict(_fixed_spec())
+@settings(max_examples=6, deadline=None)
+@given(valid_specs, st.sampled_from(["0", "1234", "987654"]), st.randoms(use_true_random=False))
+def test_fingerprint_is_the_same_in_another_process(
+    data: SpecData, hash_seed: str, rng: random.Random
+) -> None:
+    spec = WorkflowSpec.from_dict(data)
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
 
     result = subprocess.run(
         [sys.executable, "-c", FINGERPRINT_SCRIPT],
-        input=json.dumps(_shuffled(spec.to_dict(), random.Random(hash_seed))),
+        input=json.dumps(_shuffled(spec.to_dict(), rng)),
         capture_output=True,
         text=True,
         env=env,
