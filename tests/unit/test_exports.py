@@ -9,7 +9,23 @@ import squidmesh_es.runtime
 
 
 def test_top_level_exports() -> None:
-    assert {"SquidMesh", "Clock", "SystemClock", "__version__"} <= set(squidmesh_es.__all__)
+    assert set(squidmesh_es.__all__) == {
+        "ActionRegistry",
+        "Clock",
+        "Defer",
+        "EditorSpec",
+        "Error",
+        "Ok",
+        "Retry",
+        "SquidMesh",
+        "Step",
+        "StepContext",
+        "SystemClock",
+        "Workflow",
+        "WorkflowSpec",
+        "__version__",
+        "validate_spec",
+    }
     assert all(hasattr(squidmesh_es, name) for name in squidmesh_es.__all__)
 
 
