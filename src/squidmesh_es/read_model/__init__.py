@@ -1,3 +1,46 @@
-"""Read models: pure builders of snapshots, explanations, graphs and listings."""
+"""Read models: pure builders of snapshots, explanations, graphs and listings.
 
-__all__: list[str] = []
+Everything here is computed from aggregate state and a given ``now``: no I/O, no clock, and
+nothing is mutated. Every model is a frozen pydantic model whose ``model_dump(mode="json")``
+is JSON-safe.
+"""
+
+from squidmesh_es.read_model._deadline import DeadlineView
+from squidmesh_es.read_model._snapshot import (
+    AppliedRunnable,
+    AttemptView,
+    CommandRecord,
+    ManualState,
+    RunnableView,
+    RunSnapshot,
+    ThreadRevisions,
+    build_run_snapshot,
+)
+from squidmesh_es.read_model._vocab import (
+    DeadlineStatus,
+    EdgeStatus,
+    NextAction,
+    NodeStatus,
+    SnapshotReason,
+    SnapshotStatus,
+    VisibilityScope,
+)
+
+__all__ = [
+    "AppliedRunnable",
+    "AttemptView",
+    "CommandRecord",
+    "DeadlineStatus",
+    "DeadlineView",
+    "EdgeStatus",
+    "ManualState",
+    "NextAction",
+    "NodeStatus",
+    "RunSnapshot",
+    "RunnableView",
+    "SnapshotReason",
+    "SnapshotStatus",
+    "ThreadRevisions",
+    "VisibilityScope",
+    "build_run_snapshot",
+]

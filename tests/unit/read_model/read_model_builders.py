@@ -1,0 +1,213 @@
+"""Builders for read-model tests: a run and its queue driven in memory, at fixed times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from squidmesh_es.domain import (
+    DispatchQueue,
+    Runnable,
+    WorkflowRun,
+    hash_claim_token,
+    runnable_key,
+)
+from squidmesh_es.read_model import RunSnapshot, build_run_snapshot
+from squidmesh_es.workflow import WorkflowSpec
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+RUN_ID = UUID("00000000-0000-4000-8000-000000000001")
+TOKEN = "claim-token-secret-value"
+
+
+def transition_spec() -> WorkflowSpec:
+    """load -> check -> notify -> complete; check's error route goes to credit."""
+    return WorkflowSpec.from_dict(
+        {
+            "workflow": "billing",
+            "version": "v1",
+            "triggers": [{"name": "go", "type": "manual"}],
+            "steps": [
+                {"name": "load", "kind": "custom", "ref": "billing.steps:Load"},
+                {"name": "check", "kind": "custom", "ref": "billing.steps:Check"},
+                {"name": "notify", "kind": "custom", "ref": "billing.steps:Notify"},
+                {"name": "credit", "kind": "custom", "ref": "billing.steps:Credit"},
+            ],
+            "transitions": [
+                {"from": "load", "on": "ok", "to": "check"},
+                {"from": "check", "on": "ok", "to": "notify"},
+                {"from": "check", "on": "error", "to": "credit", "recovery": "compensation"},
+                {"from": "notify", "on": "ok", "to": "complete"},
+                {"from": "credit", "on": "ok", "to": "complete"},
+            ],
+        }
+    )
+
+
+def dependency_spec() -> WorkflowSpec:
+    """Two roots, account and invoice, joined by prepare."""
+    return WorkflowSpec.from_dict(
+        {
+            "workflow": "joins",
+            "triggers": [{"name": "go", "type": "manual"}],
+            "steps": [
+                {"name": "account", "kind": "custom", "ref": "billing.steps:Account"},
+                {"name": "invoice", "kind": "custom", "ref": "billing.steps:Invoice"},
+                {
+                    "name": "prepare",
+                    "kind": "custom",
+                    "ref": "billing.steps:Prepare",
+                    "after": ["account", "invoice"],
+                },
+            ],
+        }
+    )
+
+
+class Harness:
+    """One run and its queue; each method writes through the aggregates' own commands."""
+
+    def __init__(self, spec: WorkflowSpec | None = None, *, workflow: str = "billing") -> None:
+        self.spec = spec
+        self.run = WorkflowRun.start(
+            run_id=RUN_ID,
+            workflow=spec.workflow if spec else workflow,
+            trigger="go",
+            input={"invoice_id": "inv-1"},
+            queue="default",
+            now=T0,
+            definition_fingerprint=spec.fingerprint if spec else "f" * 64,
+            definition_version="v1",
+        )
+        self.queue = DispatchQueue.open("default", now=T0)
+
+    def plan(self, step: str, attempt: int = 1, *, at: datetime = T0, **extra: Any) -> str:
+        key = runnable_key(self.run.id, step, attempt)
+        runnable = Runnable(
+            runnable_key=key,
+            step=step,
+            attempt_number=attempt,
+            input={"invoice_id": "inv-1"},
+            visible_at=at,
+            queue="default",
+            **extra,
+        )
+        self.run.plan([runnable], now=T0)
+        return key
+
+    def schedule(self, key: str) -> str:
+        planned = self.run.planned[key]
+        self.queue.schedule(
+            run_id=self.run.id,
+            runnable_key=key,
+            step=planned["step"],
+            attempt_number=planned["attempt_number"],
+            input=planned["input"],
+            visible_at=planned["visible_at"],
+            now=T0,
+        )
+        return key
+
+    def dispatch(self, step: str, attempt: int = 1, *, at: datetime = T0, **extra: Any) -> str:
+        return self.schedule(self.plan(step, attempt, at=at, **extra))
+
+    def claim(self, key: str, *, at: datetime = T0, claim_id: str = "c1") -> None:
+        self.queue.claim(
+            key,
+            claim_id=claim_id,
+            claim_token_hash=hash_claim_token(TOKEN),
+            owner_id="worker-1",
+            lease_for=LEASE,
+            now=at,
+        )
+
+    def complete(
+        self, key: str, result: dict[str, Any] | None = None, *, at: datetime = T0
+    ) -> None:
+        self.queue.complete(
+            key,
+            claim_id="c1",
+            claim_token_hash=hash_claim_token(TOKEN),
+            result=result or {},
+            now=at,
+        )
+
+    def fail_with_retry(self, key: str, *, retry_at: datetime, at: datetime = T0) -> str:
+        """Fail the claimed attempt and schedule its retry, as the engine does."""
+        planned = self.run.planned[key]
+        retry_key = runnable_key(self.run.id, planned["step"], planned["attempt_number"] + 1)
+        error = {"code": "boom", "message": "gateway timeout", "attempt": 1, "retryable": True}
+        self.queue.fail(
+            key,
+            claim_id="c1",
+            claim_token_hash=hash_claim_token(TOKEN),
+            error=error,
+            now=at,
+            retry_runnable_key=retry_key,
+            retry_visible_at=retry_at,
+        )
+        self.run.apply_result(
+            key,
+            outcome="error",
+            error=error,
+            transition={"retry_runnable_key": retry_key, "retry_visible_at": retry_at},
+            now=at,
+        )
+        self.run.plan(
+            [
+                Runnable(
+                    runnable_key=retry_key,
+                    step=planned["step"],
+                    attempt_number=planned["attempt_number"] + 1,
+                    input=planned["input"],
+                    visible_at=retry_at,
+                    queue="default",
+                    idempotency_key=planned["idempotency_key"],
+                )
+            ],
+            now=at,
+        )
+        return retry_key
+
+    def apply(
+        self,
+        key: str,
+        *,
+        outcome: str = "ok",
+        result: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+        transition: dict[str, Any] | None = None,
+        at: datetime = T0,
+    ) -> None:
+        """Apply a finished attempt to the run and drop it from the queue."""
+        self.run.apply_result(
+            key, outcome=outcome, result=result, error=error, transition=transition, now=at
+        )
+        if self.queue.attempt(key) is not None:
+            self.queue.mark_applied(key, now=at)
+
+    def step_ok(self, step: str, route: str | None, *, result: dict[str, Any] | None = None) -> str:
+        """Run ``step`` through claim, completion and apply, taking edge ``route``."""
+        key = self.dispatch(step)
+        self.claim(key)
+        self.complete(key, result)
+        self.apply(key, result=result, transition=_route(route))
+        return key
+
+    def snapshot(self, now: datetime = T0, **options: Any) -> RunSnapshot:
+        return build_run_snapshot(
+            self.run,
+            self.queue.attempts_of(self.run.id),
+            now=now,
+            spec=self.spec,
+            **options,
+        )
+
+
+def _route(edge_id: str | None) -> dict[str, Any] | None:
+    if edge_id is None:
+        return None
+    parts = edge_id.split(":")
+    return {"from": parts[0], "on": parts[1], "to": parts[2], "edge_id": edge_id}
