@@ -2,19 +2,33 @@
 
 from squidmesh_es.runtime._app import SquidMesh
 from squidmesh_es.runtime._clock import Clock, SystemClock
+from squidmesh_es.runtime._execution import MIN_HEARTBEAT_INTERVAL, Claim, Finished
 from squidmesh_es.runtime._mapper import JournalMapper
+from squidmesh_es.runtime._notifier import DispatchNotifier, ScheduledAttempt
+from squidmesh_es.runtime._recovery import RecoveryReport
+from squidmesh_es.runtime._registry import WorkflowRegistry
 from squidmesh_es.runtime._settings import (
     DEFAULT_DATABASE_URL,
     StorageSettings,
     parse_database_url,
 )
+from squidmesh_es.runtime._worker import Worker, WorkerStats
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "MIN_HEARTBEAT_INTERVAL",
+    "Claim",
     "Clock",
+    "DispatchNotifier",
+    "Finished",
     "JournalMapper",
+    "RecoveryReport",
+    "ScheduledAttempt",
     "SquidMesh",
     "StorageSettings",
     "SystemClock",
+    "Worker",
+    "WorkerStats",
+    "WorkflowRegistry",
     "parse_database_url",
 ]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -17,15 +17,33 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Transcoding
 from eventsourcing.utils import Environment
 
-from squidmesh_es.domain import DispatchQueue, WorkflowRun, parse_run_id, queue_id
-from squidmesh_es.errors import Conflict, InvalidArgument, RunNotFound
+from squidmesh_es.domain import Attempt, DispatchQueue, WorkflowRun, parse_run_id, queue_id
+from squidmesh_es.errors import Conflict, InvalidArgument, RunNotFound, SquidMeshError
+from squidmesh_es.read_model import RunSnapshot, build_run_snapshot
 from squidmesh_es.runtime._clock import Clock, SystemClock, ensure_aware
+from squidmesh_es.runtime._controls import cancel_run
+from squidmesh_es.runtime._execution import (
+    CONFLICT_RETRIES,
+    Finished,
+    check_heartbeat,
+    check_lease,
+    check_owner,
+    claim_attempts,
+    run_claimed,
+    settle,
+)
 from squidmesh_es.runtime._mapper import JournalMapper
+from squidmesh_es.runtime._notifier import DispatchNotifier, ScheduledAttempt
+from squidmesh_es.runtime._recovery import RecoveryReport, recover
+from squidmesh_es.runtime._registry import WorkflowRegistry
 from squidmesh_es.runtime._settings import (
     StorageSettings,
     database_url_from_env,
     parse_database_url,
 )
+from squidmesh_es.runtime._starting import build_request, start_run
+from squidmesh_es.runtime._worker import Worker
+from squidmesh_es.workflow import JSONValue, Workflow
 
 __all__ = ["SquidMesh"]
 
@@ -54,10 +72,14 @@ class SquidMesh(Application[UUID]):
         queue: str = "default",
         transcodings: Iterable[Transcoding] = (),
         storage: StorageSettings | None = None,
+        workflows: Iterable[type[Workflow]] = (),
+        notifier: DispatchNotifier | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.default_queue = queue
         self.storage = storage
+        self.workflows = WorkflowRegistry(workflows)
+        self.notifier = notifier
         self._extra_transcodings = tuple(transcodings)
         queue_id(queue)  # validates the name before anything is built
         super().__init__(env=env)
@@ -72,10 +94,14 @@ class SquidMesh(Application[UUID]):
         queue: str = "default",
         clock: Clock | None = None,
         transcodings: Iterable[Transcoding] = (),
+        workflows: Iterable[type[Workflow]] = (),
+        notifier: DispatchNotifier | None = None,
     ) -> SquidMesh:
         """Open the journal at ``url`` (``memory://``, ``sqlite:///file.db``, ``postgresql://``).
 
         Tables are created when missing, and so is the Postgres ``schema`` named in the URL.
+        ``workflows`` are the workflow classes this process may execute; ``start``
+        registers the workflows it starts as well.
 
         Raises:
             InvalidArgument: the URL is not one of the supported forms.
@@ -89,11 +115,17 @@ class SquidMesh(Application[UUID]):
             queue=queue,
             transcodings=transcodings,
             storage=settings,
+            workflows=workflows,
+            notifier=notifier,
         )
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, clock: Clock | None = None
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        clock: Clock | None = None,
+        workflows: Iterable[type[Workflow]] = (),
     ) -> SquidMesh:
         """Open the journal named by ``SQUIDMESH_DATABASE_URL`` (default: ``squidmesh.db``).
 
@@ -104,6 +136,7 @@ class SquidMesh(Application[UUID]):
             database_url_from_env(environ),
             queue=environ.get("SQUIDMESH_QUEUE", "default"),
             clock=clock,
+            workflows=workflows,
         )
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
@@ -169,6 +202,275 @@ class SquidMesh(Application[UUID]):
         if not isinstance(queue, DispatchQueue):
             raise InvalidArgument("queue", f"{name!r} does not name a dispatch queue")
         return queue
+
+    # -- workflows ------------------------------------------------------------------------
+
+    def register(self, *workflows: type[Workflow]) -> None:
+        """Let this runtime execute ``workflows`` (``start`` registers what it starts).
+
+        Raises:
+            InvalidArgument: not a workflow class, or another class has its name.
+        """
+        for workflow in workflows:
+            self.workflows.register(workflow)
+
+    def can_execute(self, attempt: Attempt) -> bool:
+        """Whether this runtime has the code for ``attempt``'s workflow."""
+        workflow = (attempt.metadata or {}).get("workflow")
+        return isinstance(workflow, str) and workflow in self.workflows
+
+    # -- starting and executing -----------------------------------------------------------
+
+    def start(
+        self,
+        workflow: type[Workflow],
+        payload: Mapping[str, JSONValue] | None = None,
+        *,
+        trigger: str | None = None,
+        run_id: UUID | str | None = None,
+        queue: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, JSONValue] | None = None,
+        now: datetime | None = None,
+    ) -> RunSnapshot:
+        """Start a run of ``workflow``; returns its snapshot, first attempts already visible.
+
+        The payload is validated before anything is written. The run's start, the command
+        receipt, its entry runnables and their attempts commit in one transaction. Starting
+        again with the same ``run_id`` (or ``idempotency_key``) and the same request
+        returns the existing run.
+
+        Raises:
+            PayloadValidationError: the payload breaks the workflow's contract.
+            InvalidTrigger: unknown trigger, or none named while the workflow has several.
+            InvalidRunId: ``run_id`` is not a UUID.
+            Conflict: the run id belongs to a different request.
+        """
+        at = self.now(now)
+        request = build_request(
+            self,
+            workflow,
+            payload or {},
+            trigger=trigger,
+            run_id=run_id,
+            queue=queue,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+            now=at,
+        )
+        run = start_run(self, request, now=at)
+        return self._snapshot(run, at)
+
+    def execute_next(
+        self,
+        *,
+        owner_id: str,
+        queue: str | None = None,
+        lease_for: timedelta = timedelta(seconds=300),
+        heartbeat_interval: timedelta | None = None,
+        now: datetime | None = None,
+    ) -> RunSnapshot | None:
+        """Claim the next visible (or expired) attempt, run its step, and commit the outcome.
+
+        Returns the run's snapshot after the outcome was applied, or ``None`` when nothing
+        is visible. ``now`` fixes the claim and completion time (tests); otherwise the
+        clock is read before the claim and again after the step.
+
+        Raises:
+            InvalidArgument: a bad owner id, lease or heartbeat interval.
+        """
+        check_owner(owner_id)
+        check_lease(lease_for)
+        check_heartbeat(heartbeat_interval, lease_for)
+        queue_name = queue or self.default_queue
+        claims = claim_attempts(
+            self,
+            queue_name,
+            owner_id=owner_id,
+            limit=1,
+            lease_for=lease_for,
+            now=self.now(now),
+        )
+        if not claims:
+            return None
+        finished = run_claimed(
+            self, claims[0], heartbeat_interval=heartbeat_interval, lease_for=lease_for
+        )
+        return self.settle([finished], queue=queue_name, now=now)[0]
+
+    def settle(
+        self, finished: Sequence[Finished], *, queue: str, now: datetime | None = None
+    ) -> list[RunSnapshot]:
+        """Commit finished attempts of ``queue`` together; snapshots of their runs, in order.
+
+        Refused outcomes (stale or expired claims, runs that ended meanwhile) change
+        nothing; their runs' current snapshots are returned.
+        """
+        at = self.now(now)
+        settled, _ = settle(self, queue, finished, now=at)
+        for key, error in settled.refused.items():
+            logger.warning("outcome of %s refused: %s", key, error.code)
+        snapshots = []
+        for item in finished:
+            run = settled.runs.get(item.claim.attempt.run_id)
+            snapshots.append(
+                self._snapshot(run, at, queue=settled.queue)
+                if run is not None
+                else self.inspect_run(item.claim.attempt.run_id, now=at)
+            )
+        return snapshots
+
+    def drain(
+        self,
+        *,
+        owner_id: str = "drain",
+        queue: str | None = None,
+        max_steps: int = 10_000,
+        now: datetime | None = None,
+    ) -> int:
+        """Execute visible attempts until none is left; returns how many were executed.
+
+        For tests and scripts. With ``now`` it drains what is visible at that instant.
+
+        Raises:
+            InvalidArgument: ``max_steps`` was reached (a workflow that never settles).
+        """
+        for executed in range(max_steps):
+            if self.execute_next(owner_id=owner_id, queue=queue, now=now) is None:
+                return executed
+        raise InvalidArgument("max_steps", f"still work after {max_steps} steps")
+
+    def worker(
+        self,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int = 1,
+        owner_id: str | None = None,
+        lease_for: timedelta = timedelta(seconds=300),
+        heartbeat_interval: timedelta | None = None,
+        idle_backoff: tuple[timedelta, timedelta] = (
+            timedelta(milliseconds=20),
+            timedelta(seconds=1),
+        ),
+    ) -> Worker:
+        """A worker that runs this runtime's attempts in ``concurrency`` threads.
+
+        Call ``start()`` and ``stop()``, or ``run_forever()``. See `Worker`.
+        """
+        return Worker(
+            self,
+            queues=list(queues or [self.default_queue]),
+            concurrency=concurrency,
+            owner_id=owner_id,
+            lease_for=lease_for,
+            heartbeat_interval=heartbeat_interval,
+            idle_backoff=idle_backoff,
+        )
+
+    # -- controls -------------------------------------------------------------------------
+
+    def cancel(
+        self,
+        run_id: UUID | str,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+        now: datetime | None = None,
+    ) -> RunSnapshot:
+        """End the run as cancelled; its queued attempts can no longer be claimed.
+
+        Raises:
+            RunNotFound, InvalidRunId: no such run.
+            RunTerminal: the run already ended.
+        """
+        at = self.now(now)
+        run = cancel_run(
+            self, run_id, actor=actor, reason=reason, idempotency_key=idempotency_key, now=at
+        )
+        return self._snapshot(run, at)
+
+    def recover(
+        self,
+        *,
+        queue: str | None = None,
+        run_id: UUID | str | None = None,
+        now: datetime | None = None,
+    ) -> RecoveryReport:
+        """Schedule planned-but-unscheduled work, then apply finished-but-unapplied results.
+
+        Idempotent: a second pass finds nothing to repair.
+        """
+        return recover(self, queue=queue, run_id=run_id, now=self.now(now))
+
+    # -- reading --------------------------------------------------------------------------
+
+    def inspect_run(
+        self, run_id: UUID | str, *, include_history: bool = False, now: datetime | None = None
+    ) -> RunSnapshot:
+        """The run as its journal says now: authoritative and read-your-writes.
+
+        Raises:
+            RunNotFound, InvalidRunId: no such run.
+        """
+        return self._snapshot(self.get_run(run_id), self.now(now), include_history=include_history)
+
+    def _snapshot(
+        self,
+        run: WorkflowRun,
+        now: datetime,
+        *,
+        queue: DispatchQueue | None = None,
+        include_history: bool = False,
+    ) -> RunSnapshot:
+        queue = queue if queue is not None else self.get_queue(run.queue)
+        workflow = self.workflows.get(run.workflow)
+        return build_run_snapshot(
+            run,
+            queue.attempts_of(run.run_id),
+            now=now,
+            spec=workflow.to_spec() if workflow is not None else None,
+            include_history=include_history,
+            queue_version=queue.version,
+            queue_anomalies=queue.anomalies,
+        )
+
+    # -- live hints -----------------------------------------------------------------------
+
+    def notify_scheduled(self, attempts: Sequence[ScheduledAttempt]) -> None:
+        """Send wakeup hints for committed attempts and record the ones that went out.
+
+        A failing notifier is logged and never undoes the scheduling it announces.
+        """
+        if self.notifier is None or not attempts:
+            return
+        sent: dict[str, list[str]] = {}
+        for attempt in attempts:
+            try:
+                self.notifier.notify_attempt_scheduled(attempt)
+            except Exception:  # noqa: BLE001 - a hint is best effort by contract
+                logger.warning("wakeup hint for %s failed", attempt.runnable_key, exc_info=True)
+                continue
+            sent.setdefault(attempt.queue, []).append(attempt.runnable_key)
+        for queue_name, keys in sent.items():
+            self._record_wakeups(queue_name, keys)
+
+    def _record_wakeups(self, queue_name: str, keys: list[str]) -> None:
+        for _ in range(CONFLICT_RETRIES):
+            queue = self.get_queue(queue_name)
+            for key in keys:
+                try:
+                    queue.record_wakeup(key, now=self.now())
+                except SquidMeshError:
+                    continue  # already claimed and finished, or its run ended: nothing to mark
+            if not queue.pending_events:
+                return
+            try:
+                self.save(queue)
+            except Conflict:
+                continue
+            return
+        logger.warning("wakeups for %s not recorded: the queue kept moving", queue_name)
 
     def _take_snapshots(self, processing_event: Any) -> None:
         # Snapshots are disposable caches written after the events committed: a failure

@@ -1,0 +1,378 @@
+"""The planner: from a run's facts and its workflow spec, decide what the run does next.
+
+Pure domain code. It acts on a `WorkflowRun` through its commands, so every decision becomes
+pending events of that run, and returns what the caller must do outside the run: which new
+runnables to schedule on the dispatch queue, which log records to write once the commit
+stands, and whether the run ended (so the queue can fence its leftover attempts).
+
+Built-in steps need no worker. A wait step is applied as soon as it is planned and makes its
+successors visible ``duration`` later; a log step is applied at once and its record is
+written after the commit; pause and approval steps stop the run at a manual boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from squidmesh_es.domain._journal import JSONDict
+from squidmesh_es.domain._keys import runnable_key
+from squidmesh_es.domain._run import Runnable, WorkflowRun
+from squidmesh_es.domain._vocab import ManualKind, TerminalStatus
+from squidmesh_es.errors import MissingInputPath, RunTerminal, UnknownAttempt
+from squidmesh_es.workflow import (
+    COMPLETE,
+    Outcome,
+    Route,
+    StepKind,
+    StepSpec,
+    WorkflowMode,
+    WorkflowSpec,
+    run_state,
+)
+
+__all__ = ["LogRecord", "Progress", "apply_outcome", "plan_entry", "plan_retry"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """A log step's record, written through `logging` once the commit holding it stands."""
+
+    step: str
+    level: str
+    message: str
+    runnable_key: str
+
+
+@dataclass(slots=True)
+class Progress:
+    """What a decision asks of the world outside the run aggregate."""
+
+    to_schedule: list[Runnable] = field(default_factory=list)
+    """New runnables a worker must execute: schedule each on the run's queue."""
+    logs: list[LogRecord] = field(default_factory=list)
+    ended: TerminalStatus | None = None
+    """Set when the decision ended the run; the queue must close it."""
+
+    def merge(self, other: Progress) -> None:
+        """Add `other`'s requests to these."""
+        self.to_schedule.extend(other.to_schedule)
+        self.logs.extend(other.logs)
+        self.ended = self.ended or other.ended
+
+
+def plan_entry(spec: WorkflowSpec, run: WorkflowRun, *, now: datetime) -> Progress:
+    """Plan the entry steps of a run that has just started."""
+    progress = Progress()
+    _plan_steps(spec, run, list(spec.entry_steps), visible_at=now, now=now, progress=progress)
+    _complete_if_done(spec, run, now=now, progress=progress)
+    return progress
+
+
+def apply_outcome(
+    spec: WorkflowSpec,
+    run: WorkflowRun,
+    key: str,
+    *,
+    outcome: Outcome,
+    now: datetime,
+    output: JSONDict | None = None,
+    error: JSONDict | None = None,
+) -> Progress:
+    """Apply a runnable's final outcome to the run and plan what follows it.
+
+    An ok outcome stores the step's output in the context (under its output key, if any);
+    the route is chosen on the state that includes it. An error outcome takes the step's
+    error route, or fails the run.
+
+    Raises:
+        RunTerminal: the run ended.
+        UnknownAttempt: the runnable was never planned for this run.
+    """
+    progress = Progress()
+    if run.is_terminal:
+        raise RunTerminal(run.run_id, run.terminal_status)
+    if key in run.applied:
+        return progress
+    step_name = str(_planned(run, key)["step"])
+    step = spec.step(step_name)
+    delta = step.place_output({}, output or {}) if outcome is Outcome.OK else {}
+    state = run_state(run.input, {**run.context, **delta, **run.start_context})
+    if spec.mode is WorkflowMode.DEPENDENCY:
+        run.apply_result(
+            key, outcome=outcome.value, result=delta, error=error, transition=None, now=now
+        )
+        if outcome is Outcome.ERROR:
+            _fail(run, step_name, key, error, now=now, progress=progress)
+            return progress
+        ready = [d for d in spec.dependents_of(step_name) if _dependencies_met(spec, run, d)]
+        _plan_steps(spec, run, ready, visible_at=now, now=now, progress=progress)
+        _complete_if_done(spec, run, now=now, progress=progress)
+        return progress
+    route = spec.select_route(step_name, outcome, state)
+    run.apply_result(
+        key,
+        outcome=outcome.value,
+        result=delta,
+        error=error,
+        transition=route.to_dict() if route is not None else None,
+        now=now,
+    )
+    _follow(spec, run, step_name, key, outcome, route, error, now=now, progress=progress)
+    return progress
+
+
+def plan_retry(
+    spec: WorkflowSpec,
+    run: WorkflowRun,
+    key: str,
+    *,
+    error: JSONDict,
+    visible_at: datetime,
+    now: datetime,
+) -> Runnable:
+    """Record a failed try of ``key`` and plan its next try, visible from ``visible_at``.
+
+    The failed try is applied as an error whose transition names its retry, so the run's
+    history keeps every attempt; the retry runnable keeps the step's input.
+
+    Raises:
+        RunTerminal: the run ended.
+        UnknownAttempt: the runnable was never planned for this run.
+    """
+    failed = _planned(run, key)
+    step = spec.step(str(failed["step"]))
+    attempt = int(failed["attempt_number"]) + 1
+    retry = _runnable(
+        run, step, attempt=attempt, input=failed["input"], visible_at=visible_at, now=now
+    )
+    run.apply_result(
+        key,
+        outcome=Outcome.ERROR.value,
+        error=error,
+        transition={"retry_runnable_key": retry.runnable_key, "retry_visible_at": visible_at},
+        now=now,
+    )
+    run.plan([retry], now=now)
+    return retry
+
+
+# -- following routes ---------------------------------------------------------------------
+
+
+def _follow(
+    spec: WorkflowSpec,
+    run: WorkflowRun,
+    step_name: str,
+    key: str,
+    outcome: Outcome,
+    route: Route | None,
+    error: JSONDict | None,
+    *,
+    now: datetime,
+    progress: Progress,
+) -> None:
+    if route is None:
+        if outcome is Outcome.OK and not spec.transitions_from(step_name, Outcome.OK):
+            _end(run, TerminalStatus.COMPLETED, None, now=now, progress=progress)
+        elif outcome is Outcome.OK:
+            reason = {"code": "no_matching_transition", "message": "no route matched"}
+            _fail(run, step_name, key, reason, now=now, progress=progress)
+        else:
+            _fail(run, step_name, key, error, now=now, progress=progress)
+        return
+    if route.to == COMPLETE:
+        _end(run, TerminalStatus.COMPLETED, None, now=now, progress=progress)
+        return
+    _plan_steps(spec, run, [route.to], visible_at=now, now=now, progress=progress)
+
+
+def _dependencies_met(spec: WorkflowSpec, run: WorkflowRun, step: str) -> bool:
+    done = {a["step"] for a in run.applied.values() if a["outcome"] == Outcome.OK.value}
+    planned = {p["step"] for p in run.planned.values()}
+    return step not in planned and all(d in done for d in spec.dependencies_of(step))
+
+
+def _complete_if_done(
+    spec: WorkflowSpec, run: WorkflowRun, *, now: datetime, progress: Progress
+) -> None:
+    """In dependency mode the run completes once every planned runnable is applied."""
+    if run.is_terminal or spec.mode is not WorkflowMode.DEPENDENCY:
+        return
+    if run.planned and not run.pending_runnables() and run.manual_state is None:
+        _end(run, TerminalStatus.COMPLETED, None, now=now, progress=progress)
+
+
+# -- planning steps -----------------------------------------------------------------------
+
+
+def _plan_steps(
+    spec: WorkflowSpec,
+    run: WorkflowRun,
+    steps: list[str],
+    *,
+    visible_at: datetime,
+    now: datetime,
+    progress: Progress,
+) -> None:
+    """Plan ``steps``; built-ins are carried out on the spot, which may plan their successors."""
+    state = run_state(run.input, run.context)
+    planned: list[tuple[StepSpec, Runnable]] = []
+    for name in steps:
+        step = spec.step(name)
+        try:
+            step_input = step.select_input(state)
+        except MissingInputPath as exc:
+            _fail(run, name, None, exc.to_dict(), now=now, progress=progress)
+            return
+        planned.append(
+            (
+                step,
+                _runnable(run, step, attempt=1, input=step_input, visible_at=visible_at, now=now),
+            )
+        )
+    run.plan([runnable for _, runnable in planned], now=now)
+    for step, runnable in planned:
+        if run.is_terminal:
+            return
+        if step.kind is StepKind.CUSTOM:
+            progress.to_schedule.append(runnable)
+        elif step.kind in (StepKind.WAIT, StepKind.LOG):
+            _carry_out_inline(spec, run, step, runnable, now=now, progress=progress)
+        else:
+            _pause(spec, run, step, runnable, now=now)
+
+
+def _carry_out_inline(
+    spec: WorkflowSpec,
+    run: WorkflowRun,
+    step: StepSpec,
+    runnable: Runnable,
+    *,
+    now: datetime,
+    progress: Progress,
+) -> None:
+    """Apply a wait or log step at once; a wait delays the visibility of what follows."""
+    if step.kind is StepKind.LOG:
+        level = step.level.value if step.level is not None else "info"
+        progress.logs.append(LogRecord(step.name, level, step.message or "", runnable.runnable_key))
+        follow_at = runnable.visible_at
+    else:
+        follow_at = runnable.visible_at + (step.duration or timedelta(0))
+    key = runnable.runnable_key
+    if spec.mode is WorkflowMode.DEPENDENCY:
+        run.apply_result(key, outcome=Outcome.OK.value, result={}, now=now)
+        ready = [d for d in spec.dependents_of(step.name) if _dependencies_met(spec, run, d)]
+        _plan_steps(spec, run, ready, visible_at=follow_at, now=now, progress=progress)
+        return
+    state = run_state(run.input, run.context)
+    route = spec.select_route(step.name, Outcome.OK, state)
+    run.apply_result(
+        key,
+        outcome=Outcome.OK.value,
+        result={},
+        transition=route.to_dict() if route is not None else None,
+        now=now,
+    )
+    if route is not None and route.to != COMPLETE:
+        _plan_steps(spec, run, [route.to], visible_at=follow_at, now=now, progress=progress)
+    else:
+        _follow(spec, run, step.name, key, Outcome.OK, route, None, now=now, progress=progress)
+
+
+def _pause(
+    spec: WorkflowSpec, run: WorkflowRun, step: StepSpec, runnable: Runnable, *, now: datetime
+) -> None:
+    """Stop at a manual boundary, persisting the routes its resolutions will take."""
+    state = run_state(run.input, run.context)
+    routes: JSONDict = {}
+    for outcome in (Outcome.OK, Outcome.ERROR):
+        route = spec.select_route(step.name, outcome, state)
+        routes[outcome.value] = route.to_dict() if route is not None else None
+    kind = ManualKind.APPROVAL if step.kind is StepKind.APPROVAL else ManualKind.PAUSE
+    metadata: JSONDict = {
+        "runnable_key": runnable.runnable_key,
+        "output": step.output,
+        "routes": routes,
+    }
+    run.pause(step.name, kind=kind, now=now, metadata=metadata)
+
+
+def _runnable(
+    run: WorkflowRun,
+    step: StepSpec,
+    *,
+    attempt: int,
+    input: JSONDict,
+    visible_at: datetime,
+    now: datetime,
+) -> Runnable:
+    key = runnable_key(run.run_id, step.name, attempt)
+    recovery: JSONDict | None = None
+    if step.kind is StepKind.CUSTOM:
+        recovery = {
+            "irreversible": step.irreversible,
+            "compensatable": step.compensatable,
+            "compensate": step.compensate is not None,
+        }
+    deadline: JSONDict | None = None
+    if step.deadline is not None:
+        due_at = visible_at + step.deadline.within
+        deadline = {
+            "scheduled_at": now,
+            "due_at": due_at,
+            "due_soon_at": (
+                due_at - step.deadline.due_soon if step.deadline.due_soon is not None else None
+            ),
+            "escalation": (
+                step.deadline.escalation.value if step.deadline.escalation is not None else None
+            ),
+        }
+    return Runnable(
+        runnable_key=key,
+        idempotency_key=runnable_key(run.run_id, step.name, 1),
+        step=step.name,
+        attempt_number=attempt,
+        input=input,
+        visible_at=visible_at,
+        queue=run.queue,
+        recovery=recovery,
+        deadline=deadline,
+        action=step.action,
+    )
+
+
+# -- ending -------------------------------------------------------------------------------
+
+
+def _fail(
+    run: WorkflowRun,
+    step: str,
+    key: str | None,
+    reason: JSONDict | None,
+    *,
+    now: datetime,
+    progress: Progress,
+) -> None:
+    error: JSONDict = {"code": "step_failed", "step": step, "runnable_key": key, "reason": reason}
+    _end(run, TerminalStatus.FAILED, error, now=now, progress=progress)
+
+
+def _end(
+    run: WorkflowRun,
+    status: TerminalStatus,
+    error: JSONDict | None,
+    *,
+    now: datetime,
+    progress: Progress,
+) -> None:
+    if not run.is_terminal:
+        run.end(status, now=now, error=error)
+        progress.ended = status
+
+
+def _planned(run: WorkflowRun, key: str) -> JSONDict:
+    planned = run.planned.get(key)
+    if planned is None:
+        raise UnknownAttempt(runnable_key=key)
+    return planned

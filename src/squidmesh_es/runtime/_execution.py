@@ -1,0 +1,535 @@
+"""Executing attempts: claim visible work, run the step, and settle its outcome in one commit.
+
+The three phases are separate functions so that ``execute_next`` (one attempt, two commits)
+and the worker (many attempts, one commit per batch) share every rule:
+
+- `claim_attempts` fences each claim with the queue's version and returns the raw claim
+  tokens, which exist only in this process;
+- `run_claimed` loads the run, refuses a stale definition, and runs the step with its
+  persisted input while an optional heartbeat keeps the lease;
+- `settle` records each outcome on the queue, applies it to the run, plans and schedules
+  what follows (or ends the run and fences its leftovers), all in one ``save``. A conflict
+  reloads and decides again; the steps never run again.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from squidmesh_es.domain import (
+    Attempt,
+    DispatchQueue,
+    JSONDict,
+    Runnable,
+    TerminalStatus,
+    WorkflowRun,
+    hash_claim_token,
+    runnable_key,
+)
+from squidmesh_es.domain._planner import LogRecord, Progress, apply_outcome, plan_retry
+from squidmesh_es.errors import (
+    Conflict,
+    DefinitionMismatch,
+    InvalidArgument,
+    RunTerminal,
+    SquidMeshError,
+    UnknownAttempt,
+)
+from squidmesh_es.runtime._notifier import ScheduledAttempt
+from squidmesh_es.workflow import (
+    Outcome,
+    OutcomeStatus,
+    ParentRun,
+    StepContext,
+    StepOutcome,
+    WorkflowSpec,
+    run_step,
+)
+
+if TYPE_CHECKING:
+    from squidmesh_es.runtime._app import SquidMesh
+
+__all__ = [
+    "MIN_HEARTBEAT_INTERVAL",
+    "Claim",
+    "Settled",
+    "claim_attempts",
+    "run_claimed",
+    "settle",
+]
+
+logger = logging.getLogger("squidmesh_es.runtime")
+step_logger = logging.getLogger("squidmesh_es.steps")
+
+MIN_HEARTBEAT_INTERVAL = timedelta(milliseconds=50)
+"""Shorter heartbeat intervals are refused: they would turn the journal into a clock."""
+
+CONFLICT_RETRIES = 50
+"""How often a fenced write reloads and decides again before giving up with `Conflict`."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """An attempt this process holds until ``lease_until``; the token never leaves it."""
+
+    attempt: Attempt
+    queue: str
+    owner_id: str
+    claim_id: str
+    claim_token: str = field(repr=False)
+    lease_until: datetime
+
+    @property
+    def key(self) -> str:
+        """The attempt's runnable key."""
+        return self.attempt.runnable_key
+
+    @property
+    def token_hash(self) -> str:
+        """The token's hash, as the queue stores it."""
+        return hash_claim_token(self.claim_token)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What came of running a claimed attempt: a step outcome or a refused definition."""
+
+    claim: Claim
+    outcome: StepOutcome | None = None
+    mismatch: DefinitionMismatch | None = None
+
+
+@dataclass(slots=True)
+class Settled:
+    """The result of one settle commit."""
+
+    runs: dict[str, WorkflowRun] = field(default_factory=dict)
+    queue: DispatchQueue | None = None
+    refused: dict[str, SquidMeshError] = field(default_factory=dict)
+    """Outcomes the journal refused (stale or expired claim, ended run), by runnable key."""
+    scheduled: list[ScheduledAttempt] = field(default_factory=list)
+    logs: list[tuple[LogRecord, str, str]] = field(default_factory=list)
+    """Log-step records with their run id and workflow, to write after the commit."""
+    committed: bool = False
+
+
+# -- claiming -----------------------------------------------------------------------------
+
+
+def claim_from(
+    mesh: SquidMesh,
+    queue: DispatchQueue,
+    *,
+    owner_id: str,
+    limit: int,
+    lease_for: timedelta,
+    now: datetime,
+) -> list[Claim]:
+    """Claim up to ``limit`` visible or expired attempts on ``queue`` (not saved here).
+
+    Only attempts of workflows this runtime has registered are taken.
+    """
+    claims: list[Claim] = []
+    if limit <= 0:
+        return claims
+    for attempt in queue.claimable(now):
+        if not mesh.can_execute(attempt):
+            continue
+        token = secrets.token_urlsafe(32)
+        claim_id = secrets.token_urlsafe(16)
+        claimed = queue.claim(
+            attempt.runnable_key,
+            claim_id=claim_id,
+            claim_token_hash=hash_claim_token(token),
+            owner_id=owner_id,
+            lease_for=lease_for,
+            now=now,
+        )
+        assert claimed.lease_until is not None
+        claims.append(Claim(claimed, queue.queue, owner_id, claim_id, token, claimed.lease_until))
+        if len(claims) >= limit:
+            break
+    return claims
+
+
+def claim_attempts(
+    mesh: SquidMesh,
+    queue_name: str,
+    *,
+    owner_id: str,
+    limit: int,
+    lease_for: timedelta,
+    now: datetime,
+) -> list[Claim]:
+    """Claim up to ``limit`` attempts in one commit; ``[]`` when nothing is visible.
+
+    Raises:
+        Conflict: other claimers kept winning the race for the queue.
+    """
+    check_owner(owner_id)
+    check_lease(lease_for)
+    for _ in range(CONFLICT_RETRIES):
+        queue = mesh.get_queue(queue_name)
+        claims = claim_from(
+            mesh, queue, owner_id=owner_id, limit=limit, lease_for=lease_for, now=now
+        )
+        if not claims:
+            return []
+        try:
+            mesh.save(queue)
+        except Conflict:
+            continue
+        return claims
+    raise Conflict("queue kept moving while claiming", queue=queue_name)
+
+
+# -- running ------------------------------------------------------------------------------
+
+
+def run_claimed(
+    mesh: SquidMesh,
+    claim: Claim,
+    *,
+    heartbeat_interval: timedelta | None = None,
+    lease_for: timedelta = timedelta(seconds=300),
+) -> Finished:
+    """Run the claimed attempt's step once, unless its run's definition is not this code's.
+
+    The step gets the input persisted when it was planned. With ``heartbeat_interval``, a
+    background thread extends the lease until the step returns, and stops for good as soon
+    as the journal says the claim is no longer current.
+    """
+    run = mesh.get_run(claim.attempt.run_id)
+    workflow = mesh.workflows.get(run.workflow)
+    if workflow is None:  # claim_from only takes registered workflows
+        raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
+    spec = workflow.to_spec()
+    if run.definition_fingerprint != spec.fingerprint:
+        return Finished(
+            claim,
+            mismatch=DefinitionMismatch(
+                run.run_id,
+                persisted_fingerprint=run.definition_fingerprint,
+                current_fingerprint=spec.fingerprint,
+                persisted_version=run.definition_version,
+                current_version=spec.version,
+            ),
+        )
+    ctx = _context(mesh, run, claim)
+    step_class = workflow.step_class(claim.attempt.step)
+    with _heartbeat(mesh, claim, heartbeat_interval, lease_for):
+        outcome = run_step(step_class, claim.attempt.input, ctx)
+    return Finished(claim, outcome=outcome)
+
+
+def _context(mesh: SquidMesh, run: WorkflowRun, claim: Claim) -> StepContext:
+    attempt = claim.attempt
+    parent = run.start_context.get("parent")
+    schedule = run.start_context.get("schedule")
+    return StepContext(
+        run_id=run.run_id,
+        workflow=run.workflow,
+        step=attempt.step,
+        attempt=attempt.attempt_number,
+        runnable_key=attempt.runnable_key,
+        idempotency_key=attempt.idempotency_key,
+        claim_id=claim.claim_id,
+        schedule=schedule if isinstance(schedule, dict) else None,
+        parent=_parent(parent) if isinstance(parent, dict) else None,
+        child_runs=None,  # child runs arrive with the run controls
+    )
+
+
+def _parent(data: JSONDict) -> ParentRun:
+    return ParentRun(
+        run_id=UUID(str(data["run_id"])),
+        step=str(data["step"]),
+        runnable_key=str(data["runnable_key"]),
+        attempt=int(data["attempt"]),
+        child_key=str(data["child_key"]),
+    )
+
+
+@contextmanager
+def _heartbeat(
+    mesh: SquidMesh, claim: Claim, interval: timedelta | None, lease_for: timedelta
+) -> Iterator[None]:
+    if interval is None:
+        yield
+        return
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_beat,
+        args=(mesh, claim, interval, lease_for, stop),
+        name=f"squidmesh-heartbeat-{claim.claim_id[:8]}",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _beat(
+    mesh: SquidMesh,
+    claim: Claim,
+    interval: timedelta,
+    lease_for: timedelta,
+    stop: threading.Event,
+) -> None:
+    while not stop.wait(interval.total_seconds()):
+        try:
+            _extend_lease(mesh, claim, lease_for)
+        except SquidMeshError as exc:
+            logger.warning(
+                "heartbeat stopped: claim %s of %s is no longer current (%s)",
+                claim.claim_id,
+                claim.key,
+                exc.code,
+            )
+            return
+
+
+def _extend_lease(mesh: SquidMesh, claim: Claim, lease_for: timedelta) -> None:
+    for _ in range(CONFLICT_RETRIES):
+        queue = mesh.get_queue(claim.queue)
+        queue.heartbeat(
+            claim.key,
+            claim_id=claim.claim_id,
+            claim_token_hash=claim.token_hash,
+            lease_for=lease_for,
+            now=mesh.now(),
+        )
+        try:
+            mesh.save(queue)
+        except Conflict:
+            continue
+        return
+    raise Conflict("queue kept moving while extending a lease", queue=claim.queue)
+
+
+# -- settling -----------------------------------------------------------------------------
+
+
+def settle(
+    mesh: SquidMesh,
+    queue_name: str,
+    finished: Sequence[Finished],
+    *,
+    now: datetime,
+    claim_more: int = 0,
+    owner_id: str = "squidmesh",
+    lease_for: timedelta = timedelta(seconds=300),
+) -> tuple[Settled, list[Claim]]:
+    """Record and apply every finished attempt in one commit; optionally claim more in it.
+
+    Each outcome is fenced by its claim: a stale or expired claim, or a run that ended
+    meanwhile, refuses that outcome alone (reported in ``refused``) and changes nothing.
+
+    Raises:
+        Conflict: the journal kept moving for every retry.
+    """
+    excluded: dict[str, SquidMeshError] = {}
+    for _ in range(CONFLICT_RETRIES):
+        queue = mesh.get_queue(queue_name)
+        settled = Settled(queue=queue, refused=dict(excluded))
+        restart = False
+        for item in finished:
+            if item.claim.key in settled.refused:
+                continue
+            try:
+                run = settled.runs.get(item.claim.attempt.run_id)
+                if run is None:
+                    run = mesh.get_run(item.claim.attempt.run_id)
+            except SquidMeshError as exc:
+                settled.refused[item.claim.key] = exc
+                continue
+            before = len(queue.pending_events) + len(run.pending_events)
+            try:
+                progress = _decide(mesh, queue, run, item, now=now)
+            except SquidMeshError as exc:
+                settled.refused[item.claim.key] = exc
+                if len(queue.pending_events) + len(run.pending_events) != before:
+                    excluded[item.claim.key] = exc  # half-decided: start over without it
+                    restart = True
+                    break
+                continue
+            settled.runs[str(run.run_id)] = run
+            carry_out(mesh, queue, run, progress, now=now, settled=settled)
+        if restart:
+            continue
+        claims = claim_from(
+            mesh, queue, owner_id=owner_id, limit=claim_more, lease_for=lease_for, now=now
+        )
+        if not queue.pending_events and not any(r.pending_events for r in settled.runs.values()):
+            return settled, claims
+        try:
+            mesh.save(queue, *settled.runs.values())
+        except Conflict:
+            continue
+        settled.committed = True
+        after_commit(mesh, settled)
+        return settled, claims
+    raise Conflict("journal kept moving while settling", queue=queue_name)
+
+
+def _decide(
+    mesh: SquidMesh, queue: DispatchQueue, run: WorkflowRun, item: Finished, *, now: datetime
+) -> Progress:
+    """Record one outcome on the queue and apply it to the run; raises before any write."""
+    claim = item.claim
+    key = claim.key
+    if run.is_terminal:
+        raise RunTerminal(run.run_id, run.terminal_status)
+    if key not in run.planned:
+        raise UnknownAttempt(runnable_key=key)
+    cid, token_hash = claim.claim_id, claim.token_hash
+    if item.mismatch is not None:
+        error = item.mismatch.to_dict()
+        queue.fail(key, error=error, claim_id=cid, claim_token_hash=token_hash, now=now)
+        queue.mark_applied(key, now=now)
+        run.apply_result(key, outcome=Outcome.ERROR.value, error=error, now=now)
+        run.end(TerminalStatus.FAILED, now=now, error={**error, "step": claim.attempt.step})
+        return Progress(ended=TerminalStatus.FAILED)
+    outcome = item.outcome
+    assert outcome is not None
+    spec = _spec_of(mesh, run)
+    if outcome.status is OutcomeStatus.OK:
+        queue.complete(
+            key, result=outcome.output, claim_id=cid, claim_token_hash=token_hash, now=now
+        )
+        queue.mark_applied(key, now=now)
+        return apply_outcome(spec, run, key, outcome=Outcome.OK, output=outcome.output, now=now)
+    if outcome.status is OutcomeStatus.DEFER:
+        raise InvalidArgument("outcome", "deferral is not supported by this version")
+    attempt_number = claim.attempt.attempt_number
+    policy = spec.step(claim.attempt.step).retry_policy
+    retryable = outcome.status is OutcomeStatus.RETRY
+    error = _error(outcome, attempt_number, retryable=retryable)
+    if retryable and policy.allows_retry_after(attempt_number):
+        delay = outcome.delay if outcome.delay is not None else policy.delay_for(attempt_number)
+        retry_key = runnable_key(run.run_id, claim.attempt.step, attempt_number + 1)
+        visible_at = now + delay
+        queue.fail(
+            key,
+            error=error,
+            retry_runnable_key=retry_key,
+            retry_visible_at=visible_at,
+            claim_id=cid,
+            claim_token_hash=token_hash,
+            now=now,
+        )
+        plan_retry(spec, run, key, error=error, visible_at=visible_at, now=now)
+        return Progress()  # the queue's AttemptFailed scheduled the retry itself
+    if retryable and policy.max_attempts > 1:
+        error = {**error, "code": "retries_exhausted"}
+    queue.fail(key, error=error, claim_id=cid, claim_token_hash=token_hash, now=now)
+    queue.mark_applied(key, now=now)
+    return apply_outcome(spec, run, key, outcome=Outcome.ERROR, error=error, now=now)
+
+
+def _error(outcome: StepOutcome, attempt: int, *, retryable: bool) -> JSONDict:
+    code = "step_raised" if outcome.raised else ("step_retry" if retryable else "step_error")
+    reason = outcome.reason
+    message = reason.get("message") if isinstance(reason, dict) else None
+    return {
+        "code": code,
+        "message": message if isinstance(message, str) else None,
+        "reason": reason,
+        "attempt": attempt,
+        "retryable": retryable,
+    }
+
+
+def _spec_of(mesh: SquidMesh, run: WorkflowRun) -> WorkflowSpec:
+    workflow = mesh.workflows.get(run.workflow)
+    if workflow is None:
+        raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
+    return workflow.to_spec()
+
+
+def carry_out(
+    mesh: SquidMesh,
+    queue: DispatchQueue,
+    run: WorkflowRun,
+    progress: Progress,
+    *,
+    now: datetime,
+    settled: Settled,
+) -> None:
+    """Schedule what the run planned, or close it on the queue when it ended."""
+    if progress.ended is not None:
+        queue.close_run(run.run_id, status=progress.ended.value, now=now)
+    else:
+        for runnable in progress.to_schedule:
+            schedule(queue, run, runnable, now=now)
+            settled.scheduled.append(
+                ScheduledAttempt(
+                    str(run.run_id), runnable.runnable_key, queue.queue, runnable.visible_at
+                )
+            )
+    for record in progress.logs:
+        settled.logs.append((record, str(run.run_id), run.workflow))
+
+
+def schedule(queue: DispatchQueue, run: WorkflowRun, runnable: Runnable, *, now: datetime) -> None:
+    """Put a planned runnable on the queue; the workflow name lets workers pick their work."""
+    queue.schedule(
+        run_id=run.run_id,
+        runnable_key=runnable.runnable_key,
+        step=runnable.step,
+        attempt_number=runnable.attempt_number,
+        input=runnable.input,
+        visible_at=runnable.visible_at,
+        idempotency_key=runnable.idempotency_key,
+        metadata={"workflow": run.workflow},
+        now=now,
+    )
+
+
+def after_commit(mesh: SquidMesh, settled: Settled) -> None:
+    """Live effects that must follow a durable commit: log records and wakeup hints."""
+    for record, run_id, workflow in settled.logs:
+        step_logger.log(
+            logging.getLevelName(record.level.upper()),
+            record.message,
+            extra={
+                "squidmesh_run_id": run_id,
+                "squidmesh_workflow": workflow,
+                "squidmesh_step": record.step,
+                "squidmesh_runnable_key": record.runnable_key,
+            },
+        )
+    mesh.notify_scheduled(settled.scheduled)
+
+
+def check_owner(owner_id: str) -> None:
+    """Refuse an empty or non-string worker id before anything is written."""
+    if not isinstance(owner_id, str) or not owner_id.strip():
+        raise InvalidArgument("owner_id", "must be a non-empty string")
+
+
+def check_lease(lease_for: timedelta) -> None:
+    """Refuse a lease that is not a positive `timedelta`."""
+    if not isinstance(lease_for, timedelta) or lease_for <= timedelta(0):
+        raise InvalidArgument("lease_for", "must be a positive timedelta")
+
+
+def check_heartbeat(interval: timedelta | None, lease_for: timedelta) -> None:
+    """A heartbeat must be at least `MIN_HEARTBEAT_INTERVAL` and shorter than the lease."""
+    if interval is None:
+        return
+    if not isinstance(interval, timedelta) or interval < MIN_HEARTBEAT_INTERVAL:
+        raise InvalidArgument("heartbeat_interval", "must be a timedelta of at least 50 ms")
+    if interval >= lease_for:
+        raise InvalidArgument("heartbeat_interval", "must be shorter than lease_for")

@@ -1,0 +1,235 @@
+"""The worker: runs attempts in threads while one coordinator does every journal write.
+
+The coordinator batches: each commit settles every attempt that finished since the last one
+and claims as many new attempts as there are free threads. With one step per thread in
+flight, that is one commit per step instead of two, and fewer still under load, while every
+claim and completion keeps its own fence.
+
+Stopping is graceful: no new claims, the steps in hand finish and are settled, then the
+threads end.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import queue as queue_module
+import socket
+import threading
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from squidmesh_es.errors import InvalidArgument
+from squidmesh_es.runtime._execution import (
+    Claim,
+    Finished,
+    check_heartbeat,
+    check_lease,
+    run_claimed,
+    settle,
+)
+
+if TYPE_CHECKING:
+    from squidmesh_es.runtime._app import SquidMesh
+
+__all__ = ["Worker", "WorkerStats"]
+
+logger = logging.getLogger("squidmesh_es.worker")
+
+
+@dataclass
+class WorkerStats:
+    """Counters of one worker, for logs and benchmarks."""
+
+    executed: int = 0
+    refused: int = 0
+    commits: int = 0
+
+
+class Worker:
+    """Pulls visible attempts from ``queues`` and runs them on ``concurrency`` threads."""
+
+    def __init__(
+        self,
+        mesh: SquidMesh,
+        *,
+        queues: Sequence[str],
+        concurrency: int = 1,
+        owner_id: str | None = None,
+        lease_for: timedelta = timedelta(seconds=300),
+        heartbeat_interval: timedelta | None = None,
+        idle_backoff: tuple[timedelta, timedelta] = (
+            timedelta(milliseconds=20),
+            timedelta(seconds=1),
+        ),
+    ) -> None:
+        """Configure the worker; nothing runs until `start`.
+
+        Raises:
+            InvalidArgument: no queue, concurrency below 1, or a bad lease or heartbeat.
+        """
+        if not queues:
+            raise InvalidArgument("queues", "give at least one queue")
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise InvalidArgument("concurrency", "must be a positive integer")
+        check_lease(lease_for)
+        check_heartbeat(heartbeat_interval, lease_for)
+        low, high = idle_backoff
+        if low <= timedelta(0) or high < low:
+            raise InvalidArgument("idle_backoff", "needs 0 < minimum <= maximum")
+        self.mesh = mesh
+        self.queues = list(queues)
+        self.concurrency = concurrency
+        self.owner_id = owner_id or _default_owner()
+        self.lease_for = lease_for
+        self.heartbeat_interval = heartbeat_interval
+        self.idle_backoff = (low.total_seconds(), high.total_seconds())
+        self.stats = WorkerStats()
+        self._done: queue_module.SimpleQueue[tuple[str, Finished]] = queue_module.SimpleQueue()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight = 0
+        self._next_queue = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> Worker:
+        """Start the coordinator and the step threads; returns at once."""
+        if self._thread is not None:
+            raise InvalidArgument("worker", "already started")
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="squidmesh-step")
+        self._thread = threading.Thread(
+            target=self._coordinate, name=f"squidmesh-worker-{self.owner_id}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Claim nothing more, let the steps in hand finish and settle, then end."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run_forever(self) -> None:
+        """Run until `stop` is called from another thread (or a signal handler)."""
+        self.start()
+        assert self._thread is not None
+        while self._thread.is_alive():
+            self._thread.join(0.5)
+
+    @property
+    def running(self) -> bool:
+        """Whether the coordinator is still working."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> Worker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- the coordinator ------------------------------------------------------------------
+
+    def _coordinate(self) -> None:
+        assert self._pool is not None
+        backoff = self.idle_backoff[0]
+        pending: list[tuple[str, Finished]] = []
+        try:
+            while True:
+                pending.extend(self._drain_done())
+                want = 0 if self._stopping.is_set() else self.concurrency - self._in_flight
+                try:
+                    claims = self._commit(pending, want)
+                    pending = []
+                except Exception:  # noqa: BLE001 - keep working; leases protect the work
+                    logger.exception("worker %s could not commit; retrying", self.owner_id)
+                    claims = []
+                for claim in claims:
+                    self._submit(claim)
+                if self._stopping.is_set() and self._in_flight == 0 and not pending:
+                    if self._done.empty():
+                        return
+                    continue
+                if claims:
+                    backoff = self.idle_backoff[0]
+                    continue
+                self._wake.wait(backoff)
+                self._wake.clear()
+                backoff = min(backoff * 2, self.idle_backoff[1])
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def _drain_done(self) -> list[tuple[str, Finished]]:
+        done = []
+        while True:
+            try:
+                done.append(self._done.get_nowait())
+            except queue_module.Empty:
+                return done
+
+    def _commit(self, finished: list[tuple[str, Finished]], want: int) -> list[Claim]:
+        """Settle what finished and claim up to ``want`` more, one commit per queue touched."""
+        by_queue: dict[str, list[Finished]] = {}
+        for queue_name, item in finished:
+            by_queue.setdefault(queue_name, []).append(item)
+        claims: list[Claim] = []
+        order = self.queues[self._next_queue :] + self.queues[: self._next_queue]
+        self._next_queue = (self._next_queue + 1) % len(self.queues)
+        for queue_name in order:
+            items = by_queue.pop(queue_name, [])
+            lost = [i for i in items if i.outcome is None and i.mismatch is None]
+            if lost:  # the step never ran; its lease expires and it is redelivered
+                self._in_flight -= len(lost)
+                items = [i for i in items if i not in lost]
+            more = want - len(claims)
+            if not items and more <= 0:
+                continue
+            settled, new = settle(
+                self.mesh,
+                queue_name,
+                items,
+                now=self.mesh.now(),
+                claim_more=more,
+                owner_id=self.owner_id,
+                lease_for=self.lease_for,
+            )
+            self._in_flight -= len(items)
+            self.stats.executed += len(items) - len(settled.refused)
+            self.stats.refused += len(settled.refused)
+            self.stats.commits += int(settled.committed)
+            for key, error in settled.refused.items():
+                logger.warning("outcome of %s refused: %s", key, error.code)
+            claims.extend(new)
+        return claims
+
+    def _submit(self, claim: Claim) -> None:
+        assert self._pool is not None
+        self._in_flight += 1
+        future = self._pool.submit(
+            run_claimed,
+            self.mesh,
+            claim,
+            heartbeat_interval=self.heartbeat_interval,
+            lease_for=self.lease_for,
+        )
+        future.add_done_callback(functools.partial(self._finished, claim))
+
+    def _finished(self, claim: Claim, future: Future[Finished]) -> None:
+        try:
+            self._done.put((claim.queue, future.result()))
+        except Exception:  # noqa: BLE001 - the lease expires and the attempt is redelivered
+            logger.exception("attempt %s could not run; its lease will expire", claim.key)
+            self._done.put((claim.queue, Finished(claim, outcome=None)))
+        self._wake.set()
+
+
+def _default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
