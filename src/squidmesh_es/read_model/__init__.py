@@ -6,6 +6,7 @@ is JSON-safe.
 """
 
 from squidmesh_es.read_model._deadline import DeadlineView
+from squidmesh_es.read_model._explanation import Explanation, explain_run_snapshot
 from squidmesh_es.read_model._snapshot import (
     AppliedRunnable,
     AttemptView,
@@ -16,6 +17,7 @@ from squidmesh_es.read_model._snapshot import (
     ThreadRevisions,
     build_run_snapshot,
 )
+from squidmesh_es.read_model._summary import SUMMARY_ANOMALY_KEYS, RunSummary, summarize
 from squidmesh_es.read_model._vocab import (
     DeadlineStatus,
     EdgeStatus,
@@ -27,20 +29,25 @@ from squidmesh_es.read_model._vocab import (
 )
 
 __all__ = [
+    "SUMMARY_ANOMALY_KEYS",
     "AppliedRunnable",
     "AttemptView",
     "CommandRecord",
     "DeadlineStatus",
     "DeadlineView",
     "EdgeStatus",
+    "Explanation",
     "ManualState",
     "NextAction",
     "NodeStatus",
     "RunSnapshot",
+    "RunSummary",
     "RunnableView",
     "SnapshotReason",
     "SnapshotStatus",
     "ThreadRevisions",
     "VisibilityScope",
     "build_run_snapshot",
+    "explain_run_snapshot",
+    "summarize",
 ]

@@ -9,10 +9,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from squidmesh_es.errors import InvalidArgument
 from squidmesh_es.read_model._json import ReadModel
 from squidmesh_es.read_model._vocab import DeadlineStatus
 
-__all__ = ["DeadlineView", "read_deadline"]
+__all__ = ["DeadlineView", "read_deadline", "require_aware"]
+
+
+def require_aware(now: datetime) -> datetime:
+    """Return ``now`` if it carries a time zone.
+
+    Journal times are aware; comparing them with a naive ``now`` would raise ``TypeError``
+    deep inside a builder, or worse, pass by accident in one zone.
+
+    Raises:
+        InvalidArgument: ``now`` is naive.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise InvalidArgument("now", "must be a timezone-aware datetime")
+    return now
 
 
 class DeadlineView(ReadModel):
@@ -26,6 +41,21 @@ class DeadlineView(ReadModel):
     due_soon_at: datetime | None
     escalation: str | None
     status: DeadlineStatus
+
+    def at(self, now: datetime) -> DeadlineView:
+        """The same deadline with its status evaluated at ``now`` instead."""
+        status = _status(self.due_at, self.due_soon_at, self.escalation, now)
+        return self.model_copy(update={"status": status})
+
+
+def _status(
+    due_at: datetime, due_soon_at: datetime | None, escalation: str | None, now: datetime
+) -> DeadlineStatus:
+    if now >= due_at:
+        return DeadlineStatus.ESCALATED if escalation else DeadlineStatus.OVERDUE
+    if due_soon_at is not None and now >= due_soon_at:
+        return DeadlineStatus.DUE_SOON
+    return DeadlineStatus.ON_TIME
 
 
 def _as_datetime(value: object) -> datetime | None:
@@ -55,12 +85,6 @@ def read_deadline(
     due_soon_at = _as_datetime(raw.get("due_soon_at"))
     escalation = raw.get("escalation")
     escalation = escalation if isinstance(escalation, str) else None
-    if now >= due_at:
-        status = DeadlineStatus.ESCALATED if escalation else DeadlineStatus.OVERDUE
-    elif due_soon_at is not None and now >= due_soon_at:
-        status = DeadlineStatus.DUE_SOON
-    else:
-        status = DeadlineStatus.ON_TIME
     return DeadlineView(
         step=step,
         runnable_key=runnable_key,
@@ -68,5 +92,5 @@ def read_deadline(
         due_at=due_at,
         due_soon_at=due_soon_at,
         escalation=escalation,
-        status=status,
+        status=_status(due_at, due_soon_at, escalation, now),
     )

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from squidmesh_es.domain import Attempt, AttemptStatus, JSONDict, WorkflowRun
-from squidmesh_es.read_model._deadline import DeadlineView, read_deadline
+from squidmesh_es.read_model._deadline import DeadlineView, read_deadline, require_aware
 from squidmesh_es.read_model._json import JsonMap, ReadModel, json_digest, to_json_map
 from squidmesh_es.read_model._vocab import SnapshotReason, SnapshotStatus
 from squidmesh_es.workflow import WorkflowSpec
@@ -234,7 +234,11 @@ def build_run_snapshot(
 
     A terminal run has no visible, scheduled, claimed or expired attempts, nothing pending
     and no manual state: the queue fences it out, whatever the attempt list says.
+
+    Raises:
+        InvalidArgument: ``now`` is naive.
     """
+    require_aware(now)
     run_id = str(run.id)
     terminal = run.is_terminal
     planned = _planned_views(run)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from squidmesh_es.domain import (
     DispatchQueue,
+    ManualKind,
     Runnable,
+    TerminalStatus,
     WorkflowRun,
     hash_claim_token,
     runnable_key,
 )
-from squidmesh_es.read_model import RunSnapshot, build_run_snapshot
+from squidmesh_es.read_model import RunSnapshot, SnapshotReason, build_run_snapshot
 from squidmesh_es.workflow import WorkflowSpec
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -211,3 +214,63 @@ def _route(edge_id: str | None) -> dict[str, Any] | None:
         return None
     parts = edge_id.split(":")
     return {"from": parts[0], "on": parts[1], "to": parts[2], "edge_id": edge_id}
+
+
+LATER = T0 + timedelta(minutes=5)
+
+
+def _claimed(h: Harness) -> str:
+    key = h.dispatch("load")
+    h.claim(key)
+    return key
+
+
+def _retrying(h: Harness) -> None:
+    h.fail_with_retry(_claimed(h), retry_at=LATER)
+
+
+def _completed(h: Harness) -> None:
+    h.complete(_claimed(h), {"loaded": True})
+
+
+def _failed_unapplied(h: Harness) -> None:
+    key = _claimed(h)
+    h.queue.fail(
+        key, claim_id="c1", claim_token_hash=hash_claim_token(TOKEN), error={"code": "x"}, now=T0
+    )
+
+
+def _paused(h: Harness) -> None:
+    h.run.pause("approve", kind=ManualKind.APPROVAL, now=T0, metadata={"ticket": "T-1"})
+
+
+def _terminal(h: Harness) -> None:
+    h.run.end(TerminalStatus.FAILED, now=T0, error={"code": "boom", "step": "load"})
+
+
+SCENARIOS: dict[SnapshotReason, tuple[Callable[[Harness], object], datetime]] = {
+    SnapshotReason.TERMINAL: (_terminal, T0),
+    SnapshotReason.MANUAL_INTERVENTION_REQUIRED: (_paused, T0),
+    SnapshotReason.COMPLETED_RESULT_PENDING_APPLY: (_completed, T0),
+    SnapshotReason.PLANNED_DISPATCH_PENDING_SCHEDULE: (lambda h: h.plan("load"), T0),
+    SnapshotReason.EXPIRED_CLAIM: (_claimed, T0 + LEASE),
+    SnapshotReason.ATTEMPT_VISIBLE: (lambda h: h.dispatch("load"), T0),
+    SnapshotReason.ATTEMPT_CLAIMED: (_claimed, T0),
+    SnapshotReason.DEFERRED_CONTINUATION: (
+        lambda h: h.dispatch("load", at=LATER, deferred={"reason": "rate_limited"}),
+        T0,
+    ),
+    SnapshotReason.WAITING_FOR_RETRY: (_retrying, T0),
+    SnapshotReason.ATTEMPT_SCHEDULED_FOR_LATER: (lambda h: h.dispatch("load", at=LATER), T0),
+    SnapshotReason.IDLE: (lambda h: h.step_ok("load", None), T0),
+    SnapshotReason.RUN_STARTED: (lambda h: None, T0),
+    SnapshotReason.WAITING_FOR_DISPATCH: (_failed_unapplied, T0),
+}
+"""For each reason, how to bring a fresh run there, and when to read it."""
+
+
+def snapshot_for(reason: SnapshotReason, **options: Any) -> RunSnapshot:
+    setup, now = SCENARIOS[reason]
+    h = Harness()
+    setup(h)
+    return h.snapshot(now, **options)
