@@ -1,0 +1,93 @@
+"""``squidmesh worker``: run a worker process until SIGTERM or Ctrl-C, then stop gracefully."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import signal
+from datetime import timedelta
+from types import FrameType, ModuleType
+
+import click
+
+from squidmesh_es.runtime import DEFAULT_DATABASE_URL, SquidMesh
+from squidmesh_es.workflow import Workflow
+
+__all__ = ["worker"]
+
+
+@click.command()
+@click.option(
+    "--database-url",
+    envvar="SQUIDMESH_DATABASE_URL",
+    default=DEFAULT_DATABASE_URL,
+    show_default=True,
+    help="Journal to work on (also SQUIDMESH_DATABASE_URL).",
+)
+@click.option(
+    "--import",
+    "modules",
+    multiple=True,
+    required=True,
+    help="Module whose Workflow classes this worker runs; repeat for several.",
+)
+@click.option("--queue", "queues", multiple=True, help="Queue to pull from; repeat for several.")
+@click.option("--concurrency", default=1, show_default=True, help="Steps run at once.")
+@click.option("--owner-id", default=None, help="Worker id recorded on claims.")
+@click.option("--lease-seconds", default=300.0, show_default=True, help="Lease per claim.")
+@click.option("--heartbeat-seconds", default=None, type=float, help="Extend leases this often.")
+def worker(
+    database_url: str,
+    modules: tuple[str, ...],
+    queues: tuple[str, ...],
+    concurrency: int,
+    owner_id: str | None,
+    lease_seconds: float,
+    heartbeat_seconds: float | None,
+) -> None:
+    """Execute visible attempts of the imported workflows until stopped.
+
+    SIGTERM or Ctrl-C stops claiming; the steps in hand finish and are committed first.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    workflows = [w for name in modules for w in _workflows_of(importlib.import_module(name))]
+    if not workflows:
+        raise click.UsageError(f"no Workflow classes found in {', '.join(modules)}")
+    with SquidMesh.open(database_url, workflows=workflows) as mesh:
+        running = mesh.worker(
+            queues=list(queues) or None,
+            concurrency=concurrency,
+            owner_id=owner_id,
+            lease_for=timedelta(seconds=lease_seconds),
+            heartbeat_interval=(
+                timedelta(seconds=heartbeat_seconds) if heartbeat_seconds is not None else None
+            ),
+        )
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            click.echo(f"stopping worker {running.owner_id} (signal {signum})", err=True)
+            running.stop(timeout=0)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        names = ", ".join(sorted(w.name for w in workflows))
+        click.echo(
+            f"worker {running.owner_id} runs {names} on {', '.join(running.queues)}", err=True
+        )
+        running.run_forever()
+        click.echo(
+            f"worker {running.owner_id} stopped after {running.stats.executed} steps", err=True
+        )
+
+
+def _workflows_of(module: ModuleType) -> list[type[Workflow]]:
+    """Concrete workflows defined in ``module`` (not the ones it merely imports)."""
+    return [
+        value
+        for value in vars(module).values()
+        if inspect.isclass(value)
+        and issubclass(value, Workflow)
+        and value.__module__ == module.__name__
+        and value._spec is not None
+    ]
