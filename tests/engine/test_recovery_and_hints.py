@@ -1,0 +1,146 @@
+"""Recovery of partial histories written directly, and the notifier's wakeup hints."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+
+from squidmesh_es import SquidMesh
+from squidmesh_es.domain import TerminalStatus, WorkflowRun
+from squidmesh_es.domain._planner import plan_entry
+from squidmesh_es.runtime import ScheduledAttempt, WorkflowRegistry
+from squidmesh_es.runtime._execution import claim_attempts, run_claimed
+from squidmesh_es.testing import ManualClock
+
+from conftest import OpenMesh
+from engine_workflows import CALLS, Sequential
+
+
+@pytest.fixture(autouse=True)
+def _fresh_calls() -> None:
+    CALLS.clear()
+
+
+def test_planned_but_unscheduled_work_is_scheduled(mesh: SquidMesh, clock: ManualClock) -> None:
+    mesh.register(Sequential)
+    spec = Sequential.to_spec()
+    run = WorkflowRun.start(
+        run_id=uuid4(),
+        workflow=Sequential.name,
+        trigger="place",
+        input={"order_id": "o1", "amount": 10},
+        queue="default",
+        definition_fingerprint=spec.fingerprint,
+        now=clock.now(),
+    )
+    plan_entry(spec, run, now=clock.now())
+    queue = mesh.get_queue()
+    queue.enqueue_run(run.run_id, now=clock.now())
+    mesh.save(run, queue)  # crashed before scheduling: planned, queued, no attempt
+
+    report = mesh.recover()
+    second = mesh.recover()
+
+    assert report.scheduled == [f"{run.run_id}:reserve:1"]
+    assert not second.repaired
+    assert mesh.drain(owner_id="w") == 3
+    assert mesh.inspect_run(run.run_id).terminal_status == "completed"
+
+
+def test_completed_but_unapplied_results_are_applied(mesh: SquidMesh, clock: ManualClock) -> None:
+    started = mesh.start(Sequential, {"order_id": "o1"})
+    [claim] = claim_attempts(
+        mesh, "default", owner_id="w", limit=1, lease_for=timedelta(seconds=60), now=clock.now()
+    )
+    finished = run_claimed(mesh, claim)
+    assert finished.outcome is not None
+    queue = mesh.get_queue()
+    queue.complete(
+        claim.key,
+        claim_id=claim.claim_id,
+        claim_token_hash=claim.token_hash,
+        result=finished.outcome.output,
+        now=clock.now(),
+    )
+    mesh.save(queue)  # crashed after the completion, before applying it
+
+    report = mesh.recover()
+    second = mesh.recover()
+
+    assert report.applied == [claim.key]
+    assert not second.repaired
+    run = mesh.get_run(started.run_id)
+    assert claim.key in run.applied
+    assert [a.step for a in mesh.get_queue().attempts_of(started.run_id)] == ["charge"]
+    mesh.drain(owner_id="w")
+    assert mesh.inspect_run(started.run_id).terminal_status == "completed"
+    assert [name for name, _ in CALLS] == ["Reserve", "Charge", "Ship"]
+
+
+def test_an_ended_run_still_open_on_its_queue_is_closed(
+    mesh: SquidMesh, clock: ManualClock
+) -> None:
+
+    started = mesh.start(Sequential, {"order_id": "o1"})
+    run = mesh.get_run(started.run_id)
+    run.end(TerminalStatus.CANCELLED, now=clock.now())
+    mesh.save(run)  # crashed before fencing the queue
+
+    report = mesh.recover()
+
+    assert report.closed_runs == [str(started.run_id)]
+    assert mesh.execute_next(owner_id="w") is None
+    assert not mesh.recover().repaired
+
+
+def test_recovery_skips_runs_of_unregistered_workflows(mesh: SquidMesh) -> None:
+    started = mesh.start(Sequential, {"order_id": "o1"})
+    mesh.workflows = WorkflowRegistry()  # a process without this workflow's code
+
+    report = mesh.recover()
+
+    assert report.skipped_runs == [str(started.run_id)]
+
+
+class RecordingNotifier:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.seen: list[ScheduledAttempt] = []
+
+    def notify_attempt_scheduled(self, attempt: ScheduledAttempt) -> None:
+        self.seen.append(attempt)
+        if self.fail:
+            raise ConnectionError("broker down")
+
+
+def test_notifier_hint_follows_the_commit_and_is_recorded(open_mesh: OpenMesh) -> None:
+    notifier = RecordingNotifier()
+    mesh = open_mesh(notifier=notifier)
+    if mesh.notifier is not notifier:
+        mesh.notifier = notifier
+
+    started = mesh.start(Sequential, {"order_id": "o1"})
+
+    assert [a.runnable_key for a in notifier.seen] == [f"{started.run_id}:reserve:1"]
+    [attempt] = mesh.get_queue().attempts_of(started.run_id)
+    assert attempt.wakeup_emitted
+    mesh.execute_next(owner_id="w")
+    assert [a.runnable_key.split(":")[1] for a in notifier.seen] == ["reserve", "charge"]
+
+
+def test_a_failing_notifier_never_undoes_scheduling(
+    open_mesh: OpenMesh, caplog: pytest.LogCaptureFixture
+) -> None:
+    mesh = open_mesh()
+    mesh.notifier = RecordingNotifier(fail=True)
+
+    with caplog.at_level(logging.WARNING):
+        started = mesh.start(Sequential, {"order_id": "o1"})
+
+    [attempt] = mesh.get_queue().attempts_of(started.run_id)
+    assert not attempt.wakeup_emitted
+    assert "wakeup hint" in caplog.text
+    assert mesh.drain(owner_id="w") == 3
