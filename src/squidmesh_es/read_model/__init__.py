@@ -7,6 +7,7 @@ is JSON-safe.
 
 from squidmesh_es.read_model._deadline import DeadlineView
 from squidmesh_es.read_model._explanation import Explanation, explain_run_snapshot
+from squidmesh_es.read_model._graph import GraphEdge, GraphNode, RunGraph, build_run_graph
 from squidmesh_es.read_model._snapshot import (
     AppliedRunnable,
     AttemptView,
@@ -37,9 +38,12 @@ __all__ = [
     "DeadlineView",
     "EdgeStatus",
     "Explanation",
+    "GraphEdge",
+    "GraphNode",
     "ManualState",
     "NextAction",
     "NodeStatus",
+    "RunGraph",
     "RunSnapshot",
     "RunSummary",
     "RunnableView",
@@ -47,6 +51,7 @@ __all__ = [
     "SnapshotStatus",
     "ThreadRevisions",
     "VisibilityScope",
+    "build_run_graph",
     "build_run_snapshot",
     "explain_run_snapshot",
     "summarize",

@@ -89,6 +89,8 @@ class NodeStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     """The run ended, or took another route, without reaching this step."""
+    RECORDED = "recorded"
+    """A dynamic node that is recorded but not scheduled."""
 
 
 class EdgeStatus(StrEnum):

@@ -1,0 +1,431 @@
+"""`RunGraph`: a run drawn on its declared graph, for UIs (api catalog 2.14 and 5.3).
+
+Nodes are the spec's steps (plus any step the run planned that the spec does not declare,
+such as compensation runnables) with a status derived from the snapshot; edges are the
+spec's edges with the status the run gave them. When the definition cannot be loaded the
+graph still shows node state, with no edges (guide 3.17). Unless ``include_history`` is
+set, nodes carry no input, output, error, manual state or attempts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import JsonValue
+
+from squidmesh_es.read_model._deadline import DeadlineView
+from squidmesh_es.read_model._json import JsonMap, ReadModel, to_json, to_json_map
+from squidmesh_es.read_model._snapshot import (
+    AppliedRunnable,
+    AttemptView,
+    RunnableView,
+    RunSnapshot,
+)
+from squidmesh_es.read_model._vocab import EdgeStatus, NodeStatus, SnapshotStatus
+from squidmesh_es.workflow import EdgeType, SpecEdge, StepSpec, WorkflowSpec
+
+__all__ = ["GraphEdge", "GraphNode", "RunGraph", "build_run_graph"]
+
+_ACTIVE = (
+    NodeStatus.PENDING,
+    NodeStatus.DEFERRED,
+    NodeStatus.RUNNING,
+    NodeStatus.RETRYING,
+    NodeStatus.PAUSED,
+)
+_CLOSED = (EdgeStatus.SKIPPED, EdgeStatus.BLOCKED)
+
+
+class GraphNode(ReadModel):
+    """One step of the run graph."""
+
+    id: str
+    action: str | None = None
+    status: NodeStatus
+    current: bool = False
+    input: JsonMap | None = None
+    output: JsonMap | None = None
+    error: JsonMap | None = None
+    recovery: JsonMap | None = None
+    transition: JsonMap | None = None
+    """The route the step's latest applied result selected."""
+    manual_state: JsonMap | None = None
+    attempts: list[JsonMap] = []
+    deadline: DeadlineView | None = None
+    dynamic: bool = False
+    origin: JsonMap | None = None
+    metadata: JsonMap = {}
+
+    def to_map(self) -> JsonMap:
+        """The node in the graph-inspection UI shape (``current?``, ``dynamic?``)."""
+        data = to_json_map(self.model_dump(mode="json"))
+        data["current?"] = data.pop("current")
+        data["dynamic?"] = data.pop("dynamic")
+        return data
+
+
+class GraphEdge(ReadModel):
+    """One edge of the run graph with the status the run gave it."""
+
+    id: str
+    from_step: str
+    to: str
+    type: str
+    """``transition``, ``dependency`` or ``dynamic``."""
+    status: EdgeStatus
+    outcome: str | None = None
+    condition: JsonMap | None = None
+    recovery: str | None = None
+
+    def to_map(self) -> JsonMap:
+        """The edge in the UI shape: ``from`` plus one boolean per status (``selected?``...)."""
+        data = to_json_map(self.model_dump(mode="json"))
+        data["from"] = data.pop("from_step")
+        for status in EdgeStatus:
+            data[f"{status.value}?"] = self.status is status
+        return data
+
+
+class RunGraph(ReadModel):
+    """The run's graph inspection; `to_map` gives the stable UI form."""
+
+    run_id: str
+    workflow: str
+    source: str = "read_model"
+    status: SnapshotStatus
+    terminal: bool
+    definition_version: str | None
+    current_node_id: str | None
+    current_node_ids: list[str]
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    """Empty when the definition could not be loaded."""
+    child_runs: list[JsonMap]
+    child_links: list[JsonMap]
+    dynamic_work: list[JsonMap]
+    dynamic_work_overlays: list[JsonMap]
+    deadlines: list[DeadlineView]
+    anomalies: list[JsonMap]
+
+    def to_map(self) -> JsonMap:
+        """The graph as JSON with the spec's UI keys (``terminal?``, node and edge maps)."""
+        data = to_json_map(self.model_dump(mode="json"))
+        data["terminal?"] = data.pop("terminal")
+        data["nodes"] = [node.to_map() for node in self.nodes]
+        data["edges"] = [edge.to_map() for edge in self.edges]
+        return data
+
+
+def build_run_graph(
+    snapshot: RunSnapshot, spec: WorkflowSpec | None, *, include_history: bool = False
+) -> RunGraph:
+    """The graph of ``snapshot`` over ``spec``'s declared steps and edges.
+
+    Outputs appear only when the snapshot itself was built with ``include_history``.
+    """
+    facts = _StepFacts(snapshot)
+    names = list(spec.step_names) if spec is not None else []
+    names += [step for step in facts.steps_seen if step not in names]
+    statuses = {name: _step_status(name, facts, snapshot) for name in names}
+    edges = [_edge(e, facts, statuses, snapshot) for e in spec.edges()] if spec is not None else []
+    for name, status in statuses.items():
+        incoming = [e.status for e in edges if e.to == name]
+        if status is NodeStatus.WAITING and incoming and all(s in _CLOSED for s in incoming):
+            statuses[name] = NodeStatus.SKIPPED  # every way in was skipped or blocked
+    nodes = [_node(name, statuses[name], spec, facts, snapshot, include_history) for name in names]
+    overlays, dynamic_nodes, dynamic_edges = _dynamic(snapshot)
+    nodes += dynamic_nodes
+    if spec is not None:
+        edges += dynamic_edges
+    current = [node.id for node in nodes if node.current]
+    return RunGraph(
+        run_id=snapshot.run_id,
+        workflow=snapshot.workflow,
+        status=snapshot.status,
+        terminal=snapshot.terminal,
+        definition_version=snapshot.definition_version,
+        current_node_id=current[0] if current else None,
+        current_node_ids=current,
+        nodes=nodes,
+        edges=edges,
+        child_runs=list(snapshot.child_runs),
+        child_links=_child_links(snapshot),
+        dynamic_work=list(snapshot.dynamic_work),
+        dynamic_work_overlays=overlays,
+        deadlines=list(snapshot.deadlines),
+        anomalies=list(snapshot.anomalies),
+    )
+
+
+class _StepFacts:
+    """The snapshot's runnables, attempts and applied results grouped by step."""
+
+    def __init__(self, snapshot: RunSnapshot) -> None:
+        self.planned: dict[str, list[RunnableView]] = {}
+        self.attempts: dict[str, list[AttemptView]] = {}
+        self.applied: dict[str, list[AppliedRunnable]] = {}
+        self.steps_seen: list[str] = []
+        for runnable in snapshot.planned_runnables:
+            self._see(runnable.step)
+            self.planned.setdefault(runnable.step, []).append(runnable)
+        for attempt in snapshot.attempts:
+            self._see(attempt.step)
+            self.attempts.setdefault(attempt.step, []).append(attempt)
+        for applied in snapshot.applied_runnables:
+            self.applied.setdefault(applied.step, []).append(applied)
+
+    def _see(self, step: str) -> None:
+        if step not in self.steps_seen:
+            self.steps_seen.append(step)
+
+    def resolved(self, step: str) -> AppliedRunnable | None:
+        """The step's latest applied result that chose a route (not one that was retried)."""
+        for applied in reversed(self.applied.get(step, [])):
+            if not _is_retry(applied.transition):
+                return applied
+        return None
+
+
+def _is_retry(transition: JsonMap | None) -> bool:
+    return transition is not None and "retry_runnable_key" in transition
+
+
+def _live_status(attempts: list[AttemptView], as_of: datetime) -> NodeStatus | None:
+    if any(a.status.value in ("claimed", "completed") and not a.applied for a in attempts):
+        return NodeStatus.RUNNING
+    waiting = [a for a in attempts if a.status.value in ("available", "retry_scheduled")]
+    if any(a.is_retry for a in waiting):
+        return NodeStatus.RETRYING
+    if any(a.deferred is not None and a.visible_at > as_of for a in waiting):
+        return NodeStatus.DEFERRED
+    return NodeStatus.PENDING if waiting else None
+
+
+def _step_status(name: str, facts: _StepFacts, snapshot: RunSnapshot) -> NodeStatus:
+    manual = snapshot.manual_state
+    if manual is not None and manual.step == name:
+        return NodeStatus.PAUSED
+    if not snapshot.terminal:
+        live = _live_status(facts.attempts.get(name, []), snapshot.as_of)
+        if live is not None:
+            return live
+        if any(not p.applied for p in facts.planned.get(name, [])):
+            return NodeStatus.PENDING  # planned, not yet in the queue
+    applied = facts.applied.get(name, [])
+    if applied:
+        latest = applied[-1]
+        if latest.outcome == "ok":
+            return NodeStatus.COMPLETED
+        if _is_retry(latest.transition) and not snapshot.terminal:
+            return NodeStatus.RETRYING
+        return NodeStatus.FAILED
+    return NodeStatus.SKIPPED if snapshot.terminal else NodeStatus.WAITING
+
+
+def _node(
+    name: str,
+    status: NodeStatus,
+    spec: WorkflowSpec | None,
+    facts: _StepFacts,
+    snapshot: RunSnapshot,
+    include_history: bool,
+) -> GraphNode:
+    step: StepSpec | None = None
+    if spec is not None and name in spec.step_names:
+        step = spec.step(name)
+    planned = facts.planned.get(name, [])
+    latest_planned = planned[-1] if planned else None
+    applied = facts.applied.get(name, [])
+    resolved = facts.resolved(name)
+    deadline = next((d for d in snapshot.deadlines if d.step == name), None)
+    node = GraphNode(
+        id=name,
+        action=(step.action if step else None)
+        or (latest_planned.action if latest_planned else None),
+        status=status,
+        current=status in _ACTIVE,
+        recovery=_recovery(step, latest_planned),
+        transition=resolved.transition if resolved else None,
+        deadline=deadline,
+    )
+    if not include_history:
+        return node
+    attempts: list[JsonMap] = [to_json_map(a.model_dump(mode="json")) for a in applied]
+    attempts += [to_json_map(a.model_dump(mode="json")) for a in facts.attempts.get(name, [])]
+    ok = [a for a in applied if a.outcome == "ok"]
+    errors = [a.error for a in applied if a.error is not None]
+    errors += [a.error for a in facts.attempts.get(name, []) if a.error is not None]
+    manual = snapshot.manual_state
+    return node.model_copy(
+        update={
+            "input": latest_planned.input if latest_planned else None,
+            "output": ok[-1].result if ok else None,
+            "error": errors[-1] if errors else None,
+            "manual_state": (
+                to_json_map(manual.model_dump(mode="json"))
+                if manual is not None and manual.step == name
+                else None
+            ),
+            "attempts": attempts,
+        }
+    )
+
+
+def _recovery(step: StepSpec | None, planned: RunnableView | None) -> JsonMap | None:
+    if planned is not None and planned.recovery is not None:
+        return planned.recovery
+    if step is None:
+        return None
+    recovery: JsonMap = {
+        "irreversible": step.irreversible,
+        "compensatable": step.compensatable,
+    }
+    if step.compensate is not None:
+        recovery["compensate"] = to_json(step.compensate.to_dict())
+    return recovery
+
+
+def _edge(
+    edge: SpecEdge, facts: _StepFacts, statuses: dict[str, NodeStatus], snapshot: RunSnapshot
+) -> GraphEdge:
+    if edge.type is EdgeType.DEPENDENCY:
+        status = _dependency_status(statuses.get(edge.from_step), snapshot.terminal)
+    else:
+        status = _transition_status(edge, facts, snapshot.terminal)
+    data = edge.to_dict()
+    condition = data.get("condition")
+    return GraphEdge(
+        id=edge.id,
+        from_step=edge.from_step,
+        to=edge.to,
+        type=edge.type.value,
+        status=status,
+        outcome=edge.outcome.value if edge.outcome else None,
+        condition=to_json_map(condition) if isinstance(condition, dict) else None,
+        recovery=edge.recovery.value if edge.recovery else None,
+    )
+
+
+def _dependency_status(source: NodeStatus | None, terminal: bool) -> EdgeStatus:
+    if source is NodeStatus.COMPLETED:
+        return EdgeStatus.SELECTED
+    if source is NodeStatus.FAILED:
+        return EdgeStatus.BLOCKED
+    return EdgeStatus.SKIPPED if terminal else EdgeStatus.PENDING
+
+
+def _takes(transition: JsonMap | None, edge: SpecEdge) -> bool:
+    if transition is None:
+        return False
+    if "edge_id" in transition:
+        return transition["edge_id"] == edge.id
+    # Results applied before edge ids were recorded: match the unconditional route.
+    return edge.condition is None and (
+        transition.get("from"),
+        transition.get("on"),
+        transition.get("to"),
+    ) == (edge.from_step, edge.outcome.value if edge.outcome else None, edge.to)
+
+
+def _transition_status(edge: SpecEdge, facts: _StepFacts, terminal: bool) -> EdgeStatus:
+    applied = facts.applied.get(edge.from_step, [])
+    if any(_takes(a.transition, edge) for a in applied):
+        return EdgeStatus.SELECTED
+    if facts.resolved(edge.from_step) is not None or terminal:
+        return EdgeStatus.SKIPPED
+    return EdgeStatus.PENDING
+
+
+def _child_links(snapshot: RunSnapshot) -> list[JsonMap]:
+    links: list[JsonMap] = []
+    for child in snapshot.child_runs:
+        origin = child.get("origin")
+        step = origin.get("step") if isinstance(origin, dict) else None
+        child_id = child.get("child_run_id")
+        if not isinstance(step, str) or not isinstance(child_id, str):
+            continue  # a stale fact without both ends draws no link
+        links.append(
+            {
+                "id": f"{step}:child_run:{child_id}",
+                "from": step,
+                "to": child_id,
+                "type": "child_run",
+                "status": "linked",
+                **{
+                    k: child.get(k)
+                    for k in (
+                        "child_run_id",
+                        "child_workflow",
+                        "child_trigger",
+                        "child_key",
+                        "origin",
+                        "metadata",
+                        "started_at",
+                    )
+                },
+            }
+        )
+    return links
+
+
+def _node_id(raw: JsonValue) -> str | None:
+    if isinstance(raw, dict):
+        value = raw.get("id", raw.get("node_id"))
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _dynamic(
+    snapshot: RunSnapshot,
+) -> tuple[list[JsonMap], list[GraphNode], list[GraphEdge]]:
+    """Overlays, nodes and edges of the recorded dynamic work, in recording order."""
+    overlays: list[JsonMap] = []
+    nodes: list[GraphNode] = []
+    edges: list[GraphEdge] = []
+    for work in snapshot.dynamic_work:
+        origin = work.get("origin")
+        origin_id = None
+        if isinstance(origin, dict):
+            value = origin.get("step", origin.get("node_id"))
+            origin_id = value if isinstance(value, str) else None
+        raw_nodes = work.get("nodes")
+        node_ids = [
+            n
+            for n in (_node_id(r) for r in (raw_nodes if isinstance(raw_nodes, list) else []))
+            if n is not None
+        ]
+        edge_ids: list[str] = []
+        for node_id in node_ids:
+            nodes.append(
+                GraphNode(
+                    id=node_id,
+                    status=NodeStatus.RECORDED,
+                    dynamic=True,
+                    origin=origin if isinstance(origin, dict) else None,
+                    metadata=to_json_map(work.get("metadata")),
+                )
+            )
+            if origin_id is not None:
+                edge_id = f"{origin_id}:dynamic:{node_id}"
+                edge_ids.append(edge_id)
+                edges.append(
+                    GraphEdge(
+                        id=edge_id,
+                        from_step=origin_id,
+                        to=node_id,
+                        type="dynamic",
+                        status=EdgeStatus.PENDING,
+                    )
+                )
+        overlays.append(
+            {
+                "dynamic_key": work.get("dynamic_key"),
+                "status": "recorded",
+                "origin_node_id": origin_id,
+                "added_node_ids": list[JsonValue](node_ids),
+                "added_edge_ids": list[JsonValue](edge_ids),
+                "node_count": len(node_ids),
+                "edge_count": len(edge_ids),
+            }
+        )
+    return overlays, nodes, edges

@@ -1,0 +1,268 @@
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from read_model_builders import (
+    LATER,
+    LEASE,
+    T0,
+    Harness,
+    dependency_spec,
+    transition_spec,
+)
+
+from squidmesh_es.domain import ManualKind, TerminalStatus
+from squidmesh_es.read_model import EdgeStatus, NodeStatus, RunGraph, build_run_graph
+
+
+def _graph(h: Harness, now=T0, include_history: bool = False) -> RunGraph:  # type: ignore[no-untyped-def]
+    snapshot = h.snapshot(now, include_history=include_history)
+    return build_run_graph(snapshot, h.spec, include_history=include_history)
+
+
+def _nodes(graph: RunGraph) -> dict[str, NodeStatus]:
+    return {node.id: node.status for node in graph.nodes}
+
+
+def _edges(graph: RunGraph) -> dict[str, EdgeStatus]:
+    return {edge.id: edge.status for edge in graph.edges}
+
+
+def test_fresh_run_has_waiting_nodes_and_pending_edges_in_spec_order() -> None:
+    graph = _graph(Harness(transition_spec()))
+
+    assert list(_nodes(graph)) == ["load", "check", "notify", "credit"]
+    assert set(_nodes(graph).values()) == {NodeStatus.WAITING}
+    assert list(_edges(graph)) == [
+        "load:ok:check",
+        "check:ok:notify",
+        "check:error:credit",
+        "notify:ok:complete",
+        "credit:ok:complete",
+    ]
+    assert set(_edges(graph).values()) == {EdgeStatus.PENDING}
+    assert graph.current_node_id is None and graph.source == "read_model"
+
+
+def test_taken_route_is_selected_and_the_next_step_is_current() -> None:
+    h = Harness(transition_spec())
+    h.step_ok("load", "load:ok:check")
+    h.dispatch("check")
+
+    graph = _graph(h)
+
+    assert _nodes(graph)["load"] is NodeStatus.COMPLETED
+    assert _nodes(graph)["check"] is NodeStatus.PENDING
+    assert _edges(graph)["load:ok:check"] is EdgeStatus.SELECTED
+    assert _edges(graph)["check:ok:notify"] is EdgeStatus.PENDING
+    assert graph.current_node_id == "check" and graph.current_node_ids == ["check"]
+    load = next(n for n in graph.nodes if n.id == "load")
+    assert load.transition is not None and load.transition["edge_id"] == "load:ok:check"
+
+
+def test_error_route_selects_its_edge_skips_the_sibling_and_its_target() -> None:
+    h = Harness(transition_spec())
+    h.step_ok("load", "load:ok:check")
+    key = h.dispatch("check")
+    h.claim(key)
+    h.complete(key)
+    h.apply(
+        key,
+        outcome="error",
+        error={"code": "declined"},
+        transition={
+            "from": "check",
+            "on": "error",
+            "to": "credit",
+            "recovery": "compensation",
+            "edge_id": "check:error:credit",
+        },
+    )
+    h.dispatch("credit")
+
+    graph = _graph(h)
+
+    assert _edges(graph)["check:error:credit"] is EdgeStatus.SELECTED
+    assert _edges(graph)["check:ok:notify"] is EdgeStatus.SKIPPED
+    assert _nodes(graph)["check"] is NodeStatus.FAILED
+    assert _nodes(graph)["notify"] is NodeStatus.SKIPPED
+    assert _nodes(graph)["credit"] is NodeStatus.PENDING
+
+
+def test_claimed_step_is_running() -> None:
+    h = Harness(transition_spec())
+    h.claim(h.dispatch("load"))
+
+    assert _nodes(_graph(h))["load"] is NodeStatus.RUNNING
+
+
+def test_step_with_a_scheduled_retry_is_retrying() -> None:
+    h = Harness(transition_spec())
+    key = h.dispatch("load")
+    h.claim(key)
+    h.fail_with_retry(key, retry_at=LATER)
+
+    graph = _graph(h)
+
+    assert _nodes(graph)["load"] is NodeStatus.RETRYING
+    assert _edges(graph)["load:ok:check"] is EdgeStatus.PENDING
+
+
+def test_deferred_continuation_is_deferred_until_visible() -> None:
+    h = Harness(transition_spec())
+    h.dispatch("load", at=LATER, deferred={"reason": "rate_limited"})
+
+    assert _nodes(_graph(h))["load"] is NodeStatus.DEFERRED
+    assert _nodes(_graph(h, LATER))["load"] is NodeStatus.PENDING
+
+
+def test_manual_step_is_paused() -> None:
+    h = Harness(transition_spec())
+    h.run.pause("check", kind=ManualKind.PAUSE, now=T0)
+
+    graph = _graph(h)
+
+    assert _nodes(graph)["check"] is NodeStatus.PAUSED and graph.current_node_id == "check"
+
+
+def test_terminal_run_skips_unreached_steps_and_unresolved_edges() -> None:
+    h = Harness(transition_spec())
+    h.step_ok("load", "load:ok:check")
+    key = h.dispatch("check")
+    h.claim(key)
+    h.complete(key)
+    h.apply(key, outcome="error", error={"code": "declined"})
+    h.run.end(TerminalStatus.FAILED, now=T0, error={"code": "declined", "step": "check"})
+
+    graph = _graph(h)
+
+    assert _nodes(graph) == {
+        "load": NodeStatus.COMPLETED,
+        "check": NodeStatus.FAILED,
+        "notify": NodeStatus.SKIPPED,
+        "credit": NodeStatus.SKIPPED,
+    }
+    assert _edges(graph)["check:error:credit"] is EdgeStatus.SKIPPED
+    assert graph.terminal and graph.current_node_ids == []
+
+
+def test_dependency_edges_are_selected_pending_or_blocked_by_their_source() -> None:
+    h = Harness(dependency_spec())
+    h.step_ok("account", None)
+    key = h.dispatch("invoice")
+    h.claim(key)
+
+    running = _edges(_graph(h))
+    h.complete(key)
+    h.apply(key, outcome="error", error={"code": "x"})
+    after_failure = _graph(h)
+
+    assert running["account:dependency:prepare"] is EdgeStatus.SELECTED
+    assert running["invoice:dependency:prepare"] is EdgeStatus.PENDING
+    assert _edges(after_failure)["invoice:dependency:prepare"] is EdgeStatus.BLOCKED
+    assert _nodes(after_failure)["prepare"] is NodeStatus.WAITING
+
+
+def test_without_a_definition_nodes_come_from_the_run_and_edges_are_empty() -> None:
+    h = Harness()
+    h.step_ok("load", None)
+    h.dispatch("check")
+
+    graph = build_run_graph(h.snapshot(), None)
+
+    assert _nodes(graph) == {"load": NodeStatus.COMPLETED, "check": NodeStatus.PENDING}
+    assert graph.edges == []
+
+
+def test_steps_the_spec_does_not_declare_are_appended() -> None:
+    h = Harness(transition_spec())
+    h.dispatch("compensate:load")
+
+    assert list(_nodes(_graph(h)))[-1] == "compensate:load"
+
+
+def test_nodes_hide_payloads_unless_history_is_included() -> None:
+    h = Harness(transition_spec())
+    h.step_ok("load", "load:ok:check", result={"loaded": True})
+
+    compact = next(n for n in _graph(h).nodes if n.id == "load")
+    full = next(n for n in _graph(h, include_history=True).nodes if n.id == "load")
+
+    assert compact.input is None and compact.output is None and compact.attempts == []
+    assert full.input == {"invoice_id": "inv-1"} and full.output == {"loaded": True}
+    assert len(full.attempts) == 1
+
+
+def test_node_carries_its_open_deadline() -> None:
+    h = Harness(transition_spec())
+    h.dispatch("load", deadline={"due_at": T0 + timedelta(minutes=1)})
+
+    load = next(n for n in _graph(h).nodes if n.id == "load")
+
+    assert load.deadline is not None and load.deadline.due_at == T0 + timedelta(minutes=1)
+
+
+def test_child_runs_become_links_and_stale_ones_are_dropped() -> None:
+    h = Harness(transition_spec())
+    for child_id, origin in (("child-1", {"step": "load"}), ("child-2", {})):
+        h.run.record_child_run(
+            child_run_id=child_id,
+            child_workflow="sub",
+            child_trigger="go",
+            child_key=child_id,
+            origin=origin,
+            now=T0,
+        )
+
+    graph = _graph(h)
+
+    (link,) = graph.child_links
+    assert link["id"] == "load:child_run:child-1" and link["status"] == "linked"
+    assert link["from"] == "load" and link["to"] == "child-1" and link["type"] == "child_run"
+    assert len(graph.child_runs) == 2
+
+
+def test_dynamic_work_adds_recorded_nodes_edges_and_an_overlay() -> None:
+    h = Harness(transition_spec())
+    h.run.record_dynamic_work(
+        dynamic_key="extra",
+        origin={"step": "load"},
+        nodes=[{"id": "enrich"}],
+        edges=[],
+        now=T0,
+    )
+
+    graph = _graph(h)
+
+    enrich = graph.nodes[-1]
+    assert enrich.id == "enrich" and enrich.dynamic and enrich.status is NodeStatus.RECORDED
+    assert _edges(graph)["load:dynamic:enrich"] is EdgeStatus.PENDING
+    assert graph.dynamic_work_overlays == [
+        {
+            "dynamic_key": "extra",
+            "status": "recorded",
+            "origin_node_id": "load",
+            "added_node_ids": ["enrich"],
+            "added_edge_ids": ["load:dynamic:enrich"],
+            "node_count": 1,
+            "edge_count": 1,
+        }
+    ]
+
+
+def test_to_map_uses_the_ui_keys_and_is_json_safe() -> None:
+    h = Harness(transition_spec())
+    h.step_ok("load", "load:ok:check")
+    h.claim(h.dispatch("check"))
+
+    data = _graph(h, T0 + LEASE - timedelta(seconds=1)).to_map()
+
+    assert json.loads(json.dumps(data)) == data
+    assert data["terminal?"] is False and "terminal" not in data
+    edge = data["edges"][0]  # type: ignore[index]
+    assert edge["from"] == "load" and edge["selected?"] is True
+    assert edge["skipped?"] is False and edge["pending?"] is False and edge["blocked?"] is False
+    node = data["nodes"][1]  # type: ignore[index]
+    assert node["id"] == "check" and node["current?"] is True and node["dynamic?"] is False
+    assert node["status"] == "running"
