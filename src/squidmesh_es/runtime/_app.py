@@ -359,7 +359,7 @@ class SquidMesh(Application[UUID]):
         """
         return Worker(
             self,
-            queues=list(queues or [self.default_queue]),
+            queues=list(queues) if queues is not None else [self.default_queue],
             concurrency=concurrency,
             owner_id=owner_id,
             lease_for=lease_for,
