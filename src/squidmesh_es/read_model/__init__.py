@@ -8,6 +8,12 @@ is JSON-safe.
 from squidmesh_es.read_model._deadline import DeadlineView
 from squidmesh_es.read_model._explanation import Explanation, explain_run_snapshot
 from squidmesh_es.read_model._graph import GraphEdge, GraphNode, RunGraph, build_run_graph
+from squidmesh_es.read_model._redaction import (
+    HIDDEN_KEYS,
+    OPERATOR_EVIDENCE_KEYS,
+    OPERATOR_KEYS,
+    redact,
+)
 from squidmesh_es.read_model._snapshot import (
     AppliedRunnable,
     AttemptView,
@@ -30,6 +36,9 @@ from squidmesh_es.read_model._vocab import (
 )
 
 __all__ = [
+    "HIDDEN_KEYS",
+    "OPERATOR_EVIDENCE_KEYS",
+    "OPERATOR_KEYS",
     "SUMMARY_ANOMALY_KEYS",
     "AppliedRunnable",
     "AttemptView",
@@ -54,5 +63,6 @@ __all__ = [
     "build_run_graph",
     "build_run_snapshot",
     "explain_run_snapshot",
+    "redact",
     "summarize",
 ]
