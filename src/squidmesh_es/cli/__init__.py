@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from squidmesh_es.cli._list import list_command
+from squidmesh_es.cli._projections import projections
 from squidmesh_es.cli._worker import worker
 
 __all__ = ["main"]
@@ -15,3 +17,5 @@ def main() -> None:
 
 
 main.add_command(worker)
+main.add_command(projections)
+main.add_command(list_command)

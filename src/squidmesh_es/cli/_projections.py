@@ -1,0 +1,92 @@
+"""``squidmesh projections run | rebuild | status``: operate the catalog, index and inspection."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from squidmesh_es.projections import Projections, ProjectionStatus
+from squidmesh_es.runtime import DEFAULT_DATABASE_URL, SquidMesh
+
+__all__ = ["projections"]
+
+database_url_option = click.option(
+    "--database-url",
+    envvar="SQUIDMESH_DATABASE_URL",
+    default=DEFAULT_DATABASE_URL,
+    show_default=True,
+    help="Journal the projections follow (also SQUIDMESH_DATABASE_URL).",
+)
+
+
+@click.group()
+def projections() -> None:
+    """Follow, rebuild and check the run catalog, run index and run inspection."""
+
+
+@projections.command()
+@database_url_option
+@click.option("--poll-seconds", default=0.2, show_default=True, help="Check for new events.")
+@click.option(
+    "--retry-seconds", default=30.0, show_default=True, help="Retry a stopped projection."
+)
+def run(database_url: str, poll_seconds: float, retry_seconds: float) -> None:
+    """Follow the journal in this process until SIGTERM or Ctrl-C.
+
+    Starts by catching up from each projection's stored position, so a backlog left while no
+    follower ran is applied first.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        click.echo(f"stopping projections (signal {signum})", err=True)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with SquidMesh.open(database_url) as mesh, Projections(mesh) as followers:
+        click.echo(f"following {', '.join(followers.names())}", err=True)
+        followers.run_forever(stop, poll_interval=poll_seconds, retry_interval=retry_seconds)
+
+
+@projections.command()
+@database_url_option
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print events applied as JSON.")
+def rebuild(database_url: str, name: str | None, as_json: bool) -> None:
+    """Clear NAME (default: every projection) and replay the journal into it."""
+    with SquidMesh.open(database_url) as mesh, Projections(mesh) as followers:
+        applied = followers.rebuild(name)
+        statuses = [s for s in followers.status() if s.name in applied]
+    _print_statuses(statuses, as_json)
+    if any(s.error_code for s in statuses):
+        raise SystemExit(1)
+
+
+@projections.command()
+@database_url_option
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def status(database_url: str, as_json: bool) -> None:
+    """Show each projection's position, lag and the error that stopped it, if any."""
+    with SquidMesh.open(database_url) as mesh, Projections(mesh) as followers:
+        statuses = followers.status()
+    _print_statuses(statuses, as_json)
+
+
+def _print_statuses(statuses: list[ProjectionStatus], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"projections": [s.to_dict() for s in statuses]}, indent=2))
+        return
+    click.echo(f"{'PROJECTION':<16} {'STATE':<10} {'POSITION':>9} {'HEAD':>9} {'LAG':>7} EVENTS")
+    for s in statuses:
+        click.echo(
+            f"{s.name:<16} {s.state:<10} {s.position:>9} {s.head:>9} {s.lag:>7} {s.events_applied}"
+        )
+        if s.error_code is not None:
+            click.echo(f"  stopped at {s.error_position}: {s.error_message}")
