@@ -71,6 +71,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         backends = selected_backends(metafunc.config)
         if metafunc.definition.get_closest_marker("postgres_only"):
             backends = [b for b in backends if b == "postgres"]
+        if metafunc.definition.get_closest_marker("shared_journal"):
+            backends = [b for b in backends if b != "memory"]
         metafunc.parametrize("backend", backends, scope="function")
 
 

@@ -285,7 +285,7 @@ class Slow(Step):
 
     def run(self, input: JSONObject, ctx: StepContext) -> Ok:
         called(self, ctx)
-        time.sleep(float(input["seconds"]))
+        time.sleep(float(os.environ.get("SQUIDMESH_TEST_SLOW_SECONDS", input["seconds"])))
         return Ok({"slept": input["seconds"]})
 
 
