@@ -127,11 +127,20 @@ def build_run_graph(
     names = list(spec.step_names) if spec is not None else []
     names += [step for step in facts.steps_seen if step not in names]
     statuses = {name: _step_status(name, facts, snapshot) for name in names}
-    edges = [_edge(e, facts, statuses, snapshot) for e in spec.edges()] if spec is not None else []
-    for name, status in statuses.items():
-        incoming = [e.status for e in edges if e.to == name]
-        if status is NodeStatus.WAITING and incoming and all(s in _CLOSED for s in incoming):
-            statuses[name] = NodeStatus.SKIPPED  # every way in was skipped or blocked
+    declared = spec.edges() if spec is not None else ()
+    edges = [_edge(e, facts, statuses, snapshot) for e in declared]
+    # A step every way into which is skipped or blocked is skipped, and so are its own
+    # routes: repeat until nothing changes (at most once per step).
+    for _ in names:
+        changed = False
+        for name, status in statuses.items():
+            incoming = [e.status for e in edges if e.to == name]
+            if status is NodeStatus.WAITING and incoming and all(s in _CLOSED for s in incoming):
+                statuses[name] = NodeStatus.SKIPPED
+                changed = True
+        if not changed:
+            break
+        edges = [_edge(e, facts, statuses, snapshot) for e in declared]
     nodes = [_node(name, statuses[name], spec, facts, snapshot, include_history) for name in names]
     overlays, dynamic_nodes, dynamic_edges = _dynamic(snapshot)
     nodes += dynamic_nodes
@@ -290,6 +299,8 @@ def _edge(
 ) -> GraphEdge:
     if edge.type is EdgeType.DEPENDENCY:
         status = _dependency_status(statuses.get(edge.from_step), snapshot.terminal)
+    elif statuses.get(edge.from_step) is NodeStatus.SKIPPED:
+        status = EdgeStatus.SKIPPED
     else:
         status = _transition_status(edge, facts, snapshot.terminal)
     data = edge.to_dict()

@@ -49,6 +49,29 @@ def transition_spec() -> WorkflowSpec:
     )
 
 
+def chain_spec() -> WorkflowSpec:
+    """a -> b -> c, with a's error route going straight to c."""
+    return WorkflowSpec.from_dict(
+        {
+            "workflow": "chain",
+            "triggers": [{"name": "go", "type": "manual"}],
+            "steps": [
+                {"name": "a", "kind": "custom", "ref": "chain.steps:A"},
+                {"name": "b", "kind": "custom", "ref": "chain.steps:B"},
+                {"name": "c", "kind": "custom", "ref": "chain.steps:C"},
+                {"name": "d", "kind": "custom", "ref": "chain.steps:D"},
+            ],
+            "transitions": [
+                {"from": "a", "on": "ok", "to": "b"},
+                {"from": "a", "on": "error", "to": "d"},
+                {"from": "b", "on": "ok", "to": "c"},
+                {"from": "c", "on": "ok", "to": "complete"},
+                {"from": "d", "on": "ok", "to": "complete"},
+            ],
+        }
+    )
+
+
 def dependency_spec() -> WorkflowSpec:
     """Two roots, account and invoice, joined by prepare."""
     return WorkflowSpec.from_dict(

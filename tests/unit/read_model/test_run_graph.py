@@ -8,6 +8,7 @@ from read_model_builders import (
     LEASE,
     T0,
     Harness,
+    chain_spec,
     dependency_spec,
     transition_spec,
 )
@@ -266,3 +267,23 @@ def test_to_map_uses_the_ui_keys_and_is_json_safe() -> None:
     node = data["nodes"][1]  # type: ignore[index]
     assert node["id"] == "check" and node["current?"] is True and node["dynamic?"] is False
     assert node["status"] == "running"
+
+
+def test_skipping_carries_down_a_route_not_taken() -> None:
+    h = Harness(chain_spec())
+    key = h.dispatch("a")
+    h.claim(key)
+    h.complete(key)
+    h.apply(key, outcome="error", error={"code": "x"}, transition={"edge_id": "a:error:d"})
+    h.dispatch("d")
+
+    graph = _graph(h)
+
+    assert _nodes(graph) == {
+        "a": NodeStatus.FAILED,
+        "b": NodeStatus.SKIPPED,
+        "c": NodeStatus.SKIPPED,
+        "d": NodeStatus.PENDING,
+    }
+    assert _edges(graph)["b:ok:c"] is EdgeStatus.SKIPPED
+    assert _edges(graph)["d:ok:complete"] is EdgeStatus.PENDING
