@@ -12,6 +12,7 @@ from squidmesh_es.runtime._settings import (
     StorageSettings,
     parse_database_url,
 )
+from squidmesh_es.runtime._transaction import Transaction
 from squidmesh_es.runtime._worker import Worker, WorkerStats
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "SquidMesh",
     "StorageSettings",
     "SystemClock",
+    "Transaction",
     "Worker",
     "WorkerStats",
     "WorkflowRegistry",

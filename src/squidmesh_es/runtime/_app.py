@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -42,6 +43,7 @@ from squidmesh_es.runtime._settings import (
     parse_database_url,
 )
 from squidmesh_es.runtime._starting import build_request, start_run
+from squidmesh_es.runtime._transaction import Transaction, transaction
 from squidmesh_es.runtime._worker import Worker
 from squidmesh_es.workflow import JSONValue, Workflow
 
@@ -366,6 +368,21 @@ class SquidMesh(Application[UUID]):
             heartbeat_interval=heartbeat_interval,
             idle_backoff=idle_backoff,
         )
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """Commit a host's aggregates and the runs it starts together, or nothing at all.
+
+        ::
+
+            with mesh.transaction() as tx:
+                order = Order.place(...)
+                tx.add(order)
+                tx.start(Fulfilment, {"order_id": str(order.id)})
+
+        Raises:
+            Conflict: on exit, when any aggregate moved on; nothing was written.
+        """
+        return transaction(self)
 
     # -- controls -------------------------------------------------------------------------
 

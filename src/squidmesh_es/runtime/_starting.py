@@ -10,6 +10,7 @@ from uuid import UUID, uuid4, uuid5
 
 from squidmesh_es.domain import (
     JOURNAL_NAMESPACE,
+    DispatchQueue,
     JSONDict,
     WorkflowRun,
     check_queue_name,
@@ -17,14 +18,13 @@ from squidmesh_es.domain import (
 )
 from squidmesh_es.domain._planner import plan_entry
 from squidmesh_es.errors import Conflict, RunNotFound
-from squidmesh_es.runtime._execution import CONFLICT_RETRIES, Settled, after_commit, schedule
-from squidmesh_es.runtime._notifier import ScheduledAttempt
+from squidmesh_es.runtime._execution import CONFLICT_RETRIES, Settled, after_commit, carry_out
 from squidmesh_es.workflow import JSONValue, Workflow
 
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
 
-__all__ = ["StartRequest", "start_run"]
+__all__ = ["PreparedStart", "StartRequest", "build_request", "prepare_start", "start_run"]
 
 
 @dataclass(frozen=True)
@@ -107,54 +107,83 @@ def start_run(mesh: SquidMesh, request: StartRequest, *, now: datetime) -> Workf
     Raises:
         Conflict: the run id belongs to a different request.
     """
-    spec = request.workflow.to_spec()
     for _ in range(CONFLICT_RETRIES):
-        existing = _existing(mesh, request.run_id)
-        if existing is not None:
-            if request.matches(existing):
-                return existing
-            raise Conflict(
-                "run id already used by a different start request", run_id=str(request.run_id)
-            )
-        run = WorkflowRun.start(
-            run_id=request.run_id,
-            workflow=request.workflow.name,
-            trigger=request.trigger,
-            input=request.input,
-            queue=request.queue,
-            context=request.context,
-            definition_fingerprint=spec.fingerprint,
-            definition_version=spec.version,
-            now=now,
-        )
-        run.receive_command(
-            "start_run",
-            payload={"workflow": request.workflow.name, "trigger": request.trigger},
-            metadata=request.metadata,
-            idempotency_key=request.idempotency_key,
-            now=now,
-        )
-        progress = plan_entry(spec, run, now=now)
-        queue = mesh.get_queue(request.queue, now=now)
-        queue.enqueue_run(run.run_id, now=now)
-        settled = Settled(runs={str(run.run_id): run}, queue=queue)
-        if progress.ended is not None:
-            queue.close_run(run.run_id, status=progress.ended.value, now=now)
-        for runnable in progress.to_schedule:
-            schedule(queue, run, runnable, now=now)
-            settled.scheduled.append(
-                ScheduledAttempt(
-                    str(run.run_id), runnable.runnable_key, queue.queue, runnable.visible_at
-                )
-            )
-        settled.logs.extend((record, str(run.run_id), run.workflow) for record in progress.logs)
+        prepared = prepare_start(mesh, request, now=now)
+        if prepared.settled is None:
+            return prepared.run
         try:
-            mesh.save(run, queue)
+            mesh.save(*prepared.aggregates)
         except Conflict:
             continue
-        after_commit(mesh, settled)
-        return run
+        after_commit(mesh, prepared.settled)
+        return prepared.run
     raise Conflict("journal kept moving while starting", run_id=str(request.run_id))
+
+
+@dataclass
+class PreparedStart:
+    """A start decided but not saved: its aggregates, and the effects due after the commit."""
+
+    run: WorkflowRun
+    queue: DispatchQueue | None = None
+    settled: Settled | None = None
+    """``None`` when the run already existed (an idempotent repeat): nothing to save."""
+
+    @property
+    def aggregates(self) -> list[WorkflowRun | DispatchQueue]:
+        """What to save, in one transaction, for the start to happen."""
+        if self.settled is None or self.queue is None:
+            return []
+        return [self.run, self.queue]
+
+
+def prepare_start(
+    mesh: SquidMesh,
+    request: StartRequest,
+    *,
+    now: datetime,
+    queue: DispatchQueue | None = None,
+) -> PreparedStart:
+    """Decide a start: the new run with its receipt and entry work, scheduled on ``queue``.
+
+    Pass the ``queue`` object when several decisions of one transaction share it.
+
+    Raises:
+        Conflict: the run id belongs to a different request.
+    """
+    existing = _existing(mesh, request.run_id)
+    if existing is not None:
+        if request.matches(existing):
+            return PreparedStart(existing)
+        raise Conflict(
+            "run id already used by a different start request", run_id=str(request.run_id)
+        )
+    spec = request.workflow.to_spec()
+    run = WorkflowRun.start(
+        run_id=request.run_id,
+        workflow=request.workflow.name,
+        trigger=request.trigger,
+        input=request.input,
+        queue=request.queue,
+        context=request.context,
+        definition_fingerprint=spec.fingerprint,
+        definition_version=spec.version,
+        now=now,
+    )
+    run.receive_command(
+        "start_run",
+        payload={"workflow": request.workflow.name, "trigger": request.trigger},
+        metadata=request.metadata,
+        idempotency_key=request.idempotency_key,
+        now=now,
+    )
+    progress = plan_entry(spec, run, now=now)
+    if queue is None:
+        queue = mesh.get_queue(request.queue, now=now)
+    queue.enqueue_run(run.run_id, now=now)
+    settled = Settled(runs={str(run.run_id): run}, queue=queue)
+    carry_out(mesh, queue, run, progress, now=now, settled=settled)
+    return PreparedStart(run, queue, settled)
 
 
 def _existing(mesh: SquidMesh, run_id: UUID) -> WorkflowRun | None:

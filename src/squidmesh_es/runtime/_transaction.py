@@ -1,0 +1,95 @@
+"""One transaction for a host's domain change and the runs it starts: no outbox needed.
+
+A host whose application is (or subclasses) `SquidMesh` keeps its own aggregates in the same
+event store. Inside ``mesh.transaction()`` it adds the aggregates it changed and starts
+runs; on exit everything commits in one ``save``. If any of them moved on meanwhile,
+`Conflict` is raised and nothing at all was written: reload and decide again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from squidmesh_es.domain import DispatchQueue
+from squidmesh_es.runtime._execution import Settled, after_commit
+from squidmesh_es.runtime._starting import build_request, prepare_start
+from squidmesh_es.workflow import JSONValue, Workflow
+
+if TYPE_CHECKING:
+    from squidmesh_es.runtime._app import SquidMesh
+
+__all__ = ["Transaction", "transaction"]
+
+
+class Transaction:
+    """Aggregates and run starts that commit together, or not at all."""
+
+    def __init__(self, mesh: SquidMesh) -> None:
+        self.mesh = mesh
+        self._aggregates: dict[UUID, Any] = {}
+        self._queues: dict[str, DispatchQueue] = {}
+        self._effects: list[Settled] = []
+        self.committed = False
+
+    def add(self, *aggregates: Any) -> None:
+        """Include the host's changed aggregates in the commit."""
+        for aggregate in aggregates:
+            self._aggregates[aggregate.id] = aggregate
+
+    def start(
+        self,
+        workflow: type[Workflow],
+        payload: Mapping[str, JSONValue] | None = None,
+        *,
+        trigger: str | None = None,
+        run_id: UUID | str | None = None,
+        queue: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, JSONValue] | None = None,
+        now: datetime | None = None,
+    ) -> UUID:
+        """Start a run as part of this transaction; returns its id (nothing is written yet).
+
+        The same checks as `SquidMesh.start` apply, before anything is decided.
+        """
+        at = self.mesh.now(now)
+        request = build_request(
+            self.mesh,
+            workflow,
+            payload or {},
+            trigger=trigger,
+            run_id=run_id,
+            queue=queue,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+            now=at,
+        )
+        prepared = prepare_start(self.mesh, request, now=at, queue=self._queues.get(request.queue))
+        if prepared.queue is not None and prepared.settled is not None:
+            self._queues[request.queue] = prepared.queue
+            self._effects.append(prepared.settled)
+            self.add(prepared.run)
+        return prepared.run.run_id
+
+    def commit(self) -> None:
+        """Save everything in one transaction, then send the start's live hints.
+
+        Raises:
+            Conflict: an aggregate moved on since it was read; nothing was written.
+        """
+        self.mesh.save(*self._aggregates.values(), *self._queues.values())
+        self.committed = True
+        for settled in self._effects:
+            after_commit(self.mesh, settled)
+
+
+@contextmanager
+def transaction(mesh: SquidMesh) -> Iterator[Transaction]:
+    """Collect changes in the block and commit them on a normal exit."""
+    unit = Transaction(mesh)
+    yield unit
+    unit.commit()
