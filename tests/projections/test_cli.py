@@ -1,0 +1,53 @@
+"""``squidmesh list`` and ``squidmesh projections status|rebuild`` over a shared journal."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from projection_helpers import start_runs
+
+from squidmesh_es import SquidMesh
+from squidmesh_es.cli import main
+from squidmesh_es.testing import ManualClock
+
+
+@pytest.fixture
+def journal(backend: str, database_url: str, mesh: SquidMesh, clock: ManualClock) -> str:
+    if backend == "memory":
+        pytest.skip("the command line opens its own journal: memory:// is not shared")
+    start_runs(mesh, clock, 3)
+    return database_url
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_list_json_pages_runs_newest_first(journal: str) -> None:
+    code, out = invoke("list", "--database-url", journal, "--json", "--limit", "2")
+    assert code == 0, out
+    page = json.loads(out)
+    assert len(page["runs"]) == 2 and page["next_cursor"]
+    code, out = invoke("list", "--database-url", journal, "--json", "--after", page["next_cursor"])
+    assert code == 0 and len(json.loads(out)["runs"]) == 1
+
+
+def test_list_refuses_a_bad_status_with_its_code(journal: str) -> None:
+    code, out = invoke("list", "--database-url", journal, "--json", "--status", "asleep")
+    assert code == 1
+    assert json.loads(out)["error"]["code"] == "invalid_option"
+
+
+def test_status_and_rebuild_report_positions(journal: str) -> None:
+    code, out = invoke("projections", "rebuild", "--database-url", journal, "--json")
+    assert code == 0, out
+    code, out = invoke("projections", "status", "--database-url", journal, "--json")
+    statuses = {p["name"]: p for p in json.loads(out)["projections"]}
+    assert code == 0
+    assert set(statuses) == {"run_catalog", "run_index", "run_inspection"}
+    assert all(p["lag"] == 0 and p["error"] is None for p in statuses.values())
+    code, out = invoke("projections", "rebuild", "nowhere", "--database-url", journal)
+    assert code != 0
