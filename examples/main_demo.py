@@ -1,142 +1,107 @@
-"""The main demo: one run walks through the journal on the embedded SQLite default.
+"""The main demo: payment recovery runs end to end on the embedded SQLite default.
 
 Run it with ``python3 dev.py demo`` (or ``python examples/main_demo.py``). It opens the
 journal named by ``SQUIDMESH_DATABASE_URL`` (default ``sqlite:///squidmesh.db`` in the
-working directory), records a run's life as events of the ``WorkflowRun`` and
-``DispatchQueue`` aggregates, shows a stale worker being fenced out, and reopens the
-journal to print what it holds.
+working directory) and starts two payment recoveries: one whose gateway answers, and one
+whose gateway stays down, so its check is retried with backoff until the workflow routes
+to a credit. A worker loop executes visible attempts and prints each step as it lands.
 
-Until the execution engine lands, the demo drives the aggregates directly, which is also
-how a host embeds them in its own ``eventsourcing`` code.
+Waits and retries are durable: nothing sleeps in the worker, attempts simply become visible
+later. The demo fast-forwards its clock to the next visible attempt instead of waiting for
+real; pass ``--real-time`` to watch it take the full ~20 seconds.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import sys
-from datetime import datetime, timedelta
-from uuid import uuid4
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from squidmesh_es import SquidMesh
-from squidmesh_es.domain import (
-    DispatchQueue,
-    Runnable,
-    TerminalStatus,
-    WorkflowRun,
-    hash_claim_token,
-)
-from squidmesh_es.domain import runnable_key as make_key
-from squidmesh_es.errors import StaleClaim
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-STEPS = ("check_gateway", "retry_charge", "notify_customer")
-LEASE = timedelta(seconds=30)
+from payment_recovery import PaymentRecovery  # noqa: E402
+
+from squidmesh_es import SquidMesh  # noqa: E402
+from squidmesh_es.read_model import explain_run_snapshot  # noqa: E402
+from squidmesh_es.runtime import DEFAULT_DATABASE_URL  # noqa: E402
+from squidmesh_es.testing import ManualClock  # noqa: E402
 
 
 def say(line: str) -> None:
     print(line, flush=True)
 
 
-def main() -> int:
-    url = os.environ.get("SQUIDMESH_DATABASE_URL", "sqlite:///squidmesh.db")
-    say(f"journal: {url}")
-    mesh = SquidMesh.from_env()
-    run_id = uuid4()
-    now = mesh.now()
-
-    run = WorkflowRun.start(
-        run_id=run_id,
-        workflow="PaymentRecovery",
-        trigger="manual",
-        input={"invoice_id": "inv-42", "amount_cents": 1999},
-        queue="default",
-        now=now,
-        definition_version="demo",
-    )
-    run.receive_command("start_run", payload={"workflow": "PaymentRecovery"}, now=now)
-    queue = mesh.get_queue()
-    plan_and_schedule(run, queue, STEPS[0], now)
-    mesh.save(run, queue)
-    say(f"[1/{len(STEPS)}] started run {run_id}, planned {STEPS[0]}")
-
-    for index, step in enumerate(STEPS, start=1):
-        queue = mesh.get_queue()
-        (attempt,) = [a for a in queue.claimable(mesh.now()) if a.run_id == str(run_id)]
-        token = secrets.token_urlsafe(32)
-        claim_id = secrets.token_urlsafe(16)
-        queue.claim(
-            attempt.runnable_key,
-            claim_id=claim_id,
-            claim_token_hash=hash_claim_token(token),
-            owner_id="demo-worker",
-            lease_for=LEASE,
-            now=mesh.now(),
-        )
-        mesh.save(queue)
-        say(f"[{index}/{len(STEPS)}] claimed {step}, lease {LEASE.seconds}s")
-
-        if index == 1:
-            show_stale_worker_is_fenced(mesh, attempt.runnable_key)
-
-        output = {step: {"ok": True}}
-        now = mesh.now()
-        queue, run = mesh.get_queue(), mesh.get_run(run_id)
-        queue.complete(
-            attempt.runnable_key,
-            claim_id=claim_id,
-            claim_token_hash=hash_claim_token(token),
-            result=output,
-            now=now,
-        )
-        queue.mark_applied(attempt.runnable_key, now=now)
-        run.apply_result(attempt.runnable_key, outcome="ok", result=output, now=now)
-        if index < len(STEPS):
-            plan_and_schedule(run, queue, STEPS[index], now)
-        else:
-            run.end(TerminalStatus.COMPLETED, now=now)
-            queue.close_run(run_id, status=TerminalStatus.COMPLETED.value, now=now)
-        mesh.save(run, queue)  # result, application and successor: one transaction
-        say(f"[{index}/{len(STEPS)}] completed {step} and applied it in one commit")
-
-    mesh.close()
-    with SquidMesh.from_env() as reader:
-        final = reader.get_run(run_id)
+def main(argv: list[str]) -> int:
+    real_time = "--real-time" in argv
+    clock = None if real_time else ManualClock(datetime.now(UTC))
+    with SquidMesh.from_env(clock=clock, workflows=[PaymentRecovery]) as mesh:
+        began = mesh.now()
+        where = os.environ.get("SQUIDMESH_DATABASE_URL", DEFAULT_DATABASE_URL)
+        say(f"journal: {where}" + ("" if real_time else " (demo clock fast-forwards waits)"))
+        runs = {
+            "settles": mesh.start(
+                PaymentRecovery,
+                {
+                    "account_id": "acct_1",
+                    "invoice_id": "inv_100",
+                    "attempt_id": "try_1",
+                    "gateway_url": "https://gateway.example/ok",
+                },
+            ),
+            "gateway down": mesh.start(
+                PaymentRecovery,
+                {
+                    "account_id": "acct_2",
+                    "invoice_id": "inv_200",
+                    "attempt_id": "try_1",
+                    "gateway_url": "https://gateway.example/unavailable",
+                },
+            ),
+        }
+        names = {snap.run_id: label for label, snap in runs.items()}
+        for label, snap in runs.items():
+            say(f"started {label!r}: run {snap.run_id} ({snap.status}, {snap.reason})")
+        seen: dict[str, int] = {}
+        while not all(mesh.get_run(s.run_id).is_terminal for s in runs.values()):
+            snap = mesh.execute_next(owner_id="demo-worker", lease_for=timedelta(seconds=30))
+            if snap is None:
+                visible_at = mesh.get_queue().next_visible_at()
+                if visible_at is None:
+                    break
+                wait = max(visible_at - mesh.now(), timedelta(0))
+                say(f"  ... nothing visible for {wait.total_seconds():.1f}s (durable wait)")
+                if clock is not None:
+                    clock.set(visible_at)
+                else:
+                    time.sleep(wait.total_seconds())
+                continue
+            history = mesh.inspect_run(snap.run_id, include_history=True).applied_runnables
+            for applied in history[seen.get(snap.run_id, 0) :]:
+                offset = (applied.applied_at - began).total_seconds()
+                route = (applied.transition or {}).get("to") or (
+                    "retry" if (applied.transition or {}).get("retry_runnable_key") else "-"
+                )
+                say(
+                    f"  [+{offset:5.1f}s] {names[snap.run_id]:<12} {applied.step:<22} "
+                    f"{applied.outcome:<5} -> {route}"
+                )
+            seen[snap.run_id] = len(history)
         say("")
-        say(f"run {final.run_id}: status={final.status} version={final.version}")
-        say(f"  context: {final.context}")
-        say(f"  commands: {[c['signal_type'] for c in final.command_history]}")
-        say(f"  anomalies: {final.anomalies}")
-        say(f"  queue counters: {reader.get_queue().counters}")
-    return 0 if final.status == "completed" else 1
-
-
-def plan_and_schedule(run: WorkflowRun, queue: DispatchQueue, step: str, now: datetime) -> None:
-    key = make_key(run.id, step, 1)
-    run.plan([Runnable(key, step, 1, run.input, now, run.queue)], now=now)
-    queue.schedule(
-        run_id=run.id,
-        runnable_key=key,
-        step=step,
-        attempt_number=1,
-        input=run.input,
-        visible_at=now,
-        now=now,
-    )
-
-
-def show_stale_worker_is_fenced(mesh: SquidMesh, key: str) -> None:
-    queue = mesh.get_queue()
-    try:
-        queue.complete(
-            key,
-            claim_id="someone-else",
-            claim_token_hash=hash_claim_token("guess"),
-            result={"forged": True},
-            now=mesh.now(),
-        )
-    except StaleClaim as refused:
-        say(f"      a stale worker's completion was refused: {refused.code}")
+        for label, started in runs.items():
+            final = mesh.inspect_run(started.run_id, include_history=True)
+            explanation = explain_run_snapshot(final, now=mesh.now())
+            say(f"{label}: status={final.status} reason={final.reason}")
+            say(f"  summary: {explanation.summary}")
+            say(f"  context: {final.context}")
+            say(f"  commands: {[c.signal_type for c in final.command_history]}")
+            say(
+                f"  steps applied: {len(final.applied_runnables)}, "
+                f"anomalies: {len(final.anomalies)}"
+            )
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main(sys.argv[1:]))

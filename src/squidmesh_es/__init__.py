@@ -3,7 +3,14 @@
 import importlib.metadata
 import logging
 
-from squidmesh_es.runtime import Clock, SquidMesh, SystemClock
+from squidmesh_es.read_model import (
+    Explanation,
+    RunGraph,
+    RunSnapshot,
+    RunSummary,
+    redact,
+)
+from squidmesh_es.runtime import Clock, SquidMesh, SystemClock, Worker
 from squidmesh_es.workflow import (
     ActionRegistry,
     Defer,
@@ -26,15 +33,21 @@ __all__ = [
     "Defer",
     "EditorSpec",
     "Error",
+    "Explanation",
     "Ok",
     "Retry",
+    "RunGraph",
+    "RunSnapshot",
+    "RunSummary",
     "SquidMesh",
     "Step",
     "StepContext",
     "SystemClock",
+    "Worker",
     "Workflow",
     "WorkflowSpec",
     "__version__",
+    "redact",
     "validate_spec",
 ]
 

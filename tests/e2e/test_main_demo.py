@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_main_demo_completes_its_run_on_a_sqlite_file(tmp_path: Path) -> None:
+def test_main_demo_recovers_both_payments_on_a_sqlite_file(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SQUIDMESH_")}
     completed = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "main_demo.py")],
@@ -22,6 +22,7 @@ def test_main_demo_completes_its_run_on_a_sqlite_file(tmp_path: Path) -> None:
     )
 
     assert completed.returncode == 0, completed.stderr
-    assert "status=completed" in completed.stdout
-    assert "stale_claim" in completed.stdout
+    assert completed.stdout.count("status=completed") == 2
+    assert "check_gateway_status   error -> retry" in completed.stdout
+    assert "issue_gateway_credit   ok    -> complete" in completed.stdout
     assert (tmp_path / "squidmesh.db").exists()
