@@ -20,7 +20,14 @@ from eventsourcing.utils import Environment
 
 from squidmesh_es.domain import Attempt, DispatchQueue, WorkflowRun, parse_run_id, queue_id
 from squidmesh_es.errors import Conflict, InvalidArgument, RunNotFound, SquidMeshError
-from squidmesh_es.read_model import RunSnapshot, build_run_snapshot
+from squidmesh_es.read_model import (
+    Explanation,
+    RunGraph,
+    RunSnapshot,
+    build_run_graph,
+    build_run_snapshot,
+    explain_run_snapshot,
+)
 from squidmesh_es.runtime._clock import Clock, SystemClock, ensure_aware
 from squidmesh_es.runtime._controls import cancel_run
 from squidmesh_es.runtime._execution import (
@@ -431,6 +438,31 @@ class SquidMesh(Application[UUID]):
             RunNotFound, InvalidRunId: no such run.
         """
         return self._snapshot(self.get_run(run_id), self.now(now), include_history=include_history)
+
+    def explain_run(self, run_id: UUID | str, *, now: datetime | None = None) -> Explanation:
+        """Why the run is where it is, what to do next, and the evidence, from its journal.
+
+        Raises:
+            RunNotFound, InvalidRunId: no such run.
+        """
+        at = self.now(now)
+        return explain_run_snapshot(self.inspect_run(run_id, now=at), now=at)
+
+    def inspect_run_graph(
+        self, run_id: UUID | str, *, include_history: bool = False, now: datetime | None = None
+    ) -> RunGraph:
+        """The run's workflow graph with node and edge status; ``.to_map()`` for UIs.
+
+        Without the workflow's code registered, nodes come without edges.
+
+        Raises:
+            RunNotFound, InvalidRunId: no such run.
+        """
+        run = self.get_run(run_id)
+        snapshot = self._snapshot(run, self.now(now), include_history=include_history)
+        workflow = self.workflows.get(run.workflow)
+        spec = workflow.to_spec() if workflow is not None else None
+        return build_run_graph(snapshot, spec, include_history=include_history)
 
     def _snapshot(
         self,
