@@ -21,10 +21,12 @@ from squidmesh_es.workflow import (
     Step,
     StepContext,
     Workflow,
+    approval,
     equals,
     greater_than,
     log,
     manual,
+    pause,
     step,
     transition,
     wait,
@@ -317,4 +319,45 @@ class Quick(Workflow):
         transition(reserve, to=charge),
         transition(charge, to=ship),
         transition(ship, to=COMPLETE),
+    ]
+
+
+class Refund(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        called(self, ctx)
+        return Ok({"refunded": True, "decision_seen": input.get("review", {}).get("decision")})
+
+
+class Approved(Workflow):
+    """An approval gate: approve continues to the refund, reject routes to a notice."""
+
+    payload = Order
+    triggers = [manual("go")]
+
+    reserve = step(Reserve)
+    review = approval(output="review")
+    refund = step(Refund)
+    notify_rejection = log("refund rejected")
+
+    transitions = [
+        transition(reserve, to=review),
+        transition(review, to=refund),
+        transition(review, on=Outcome.ERROR, to=notify_rejection),
+        transition(refund, to=COMPLETE),
+        transition(notify_rejection, to=COMPLETE),
+    ]
+
+
+class Paused(Workflow):
+    payload = Order
+    triggers = [manual("go")]
+
+    reserve = step(Reserve)
+    hold = pause()
+    charge = step(Charge)
+
+    transitions = [
+        transition(reserve, to=hold),
+        transition(hold, to=charge),
+        transition(charge, to=COMPLETE),
     ]

@@ -31,7 +31,14 @@ from squidmesh_es.workflow import (
     run_state,
 )
 
-__all__ = ["LogRecord", "Progress", "apply_outcome", "plan_entry", "plan_retry"]
+__all__ = [
+    "LogRecord",
+    "Progress",
+    "apply_outcome",
+    "plan_entry",
+    "plan_retry",
+    "resolve_boundary",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +162,43 @@ def plan_retry(
     )
     run.plan([retry], now=now)
     return retry
+
+
+def resolve_boundary(
+    spec: WorkflowSpec,
+    run: WorkflowRun,
+    boundary: JSONDict,
+    *,
+    outcome: Outcome,
+    now: datetime,
+    output: JSONDict | None = None,
+    error: JSONDict | None = None,
+) -> Progress:
+    """Apply an operator's resolution of the manual ``boundary`` the run was paused at.
+
+    The routes persisted with the pause are followed, not the current definition's, so a
+    deploy between pause and resolution cannot change where an approval leads. Call it after
+    `WorkflowRun.resolve_manual`, with the manual state read before that call.
+    """
+    progress = Progress()
+    metadata = boundary.get("metadata") or {}
+    key = str(metadata["runnable_key"])
+    step_name = str(boundary["step"])
+    step = spec.step(step_name)
+    delta = step.place_output({}, output or {}) if outcome is Outcome.OK else {}
+    routes = metadata.get("routes") or {}
+    persisted = routes.get(outcome.value)
+    run.apply_result(
+        key, outcome=outcome.value, result=delta, error=error, transition=persisted, now=now
+    )
+    if persisted is None:
+        _follow(spec, run, step_name, key, outcome, None, error, now=now, progress=progress)
+    elif persisted.get("to") == COMPLETE:
+        _end(run, TerminalStatus.COMPLETED, None, now=now, progress=progress)
+    else:
+        target = str(persisted["to"])
+        _plan_steps(spec, run, [target], visible_at=now, now=now, progress=progress)
+    return progress
 
 
 # -- following routes ---------------------------------------------------------------------

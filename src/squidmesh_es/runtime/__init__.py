@@ -12,6 +12,7 @@ from squidmesh_es.runtime._settings import (
     StorageSettings,
     parse_database_url,
 )
+from squidmesh_es.runtime._signals import Signal, SignalType
 from squidmesh_es.runtime._transaction import Transaction
 from squidmesh_es.runtime._worker import Worker, WorkerStats
 
@@ -25,6 +26,8 @@ __all__ = [
     "JournalMapper",
     "RecoveryReport",
     "ScheduledAttempt",
+    "Signal",
+    "SignalType",
     "SquidMesh",
     "StorageSettings",
     "SystemClock",

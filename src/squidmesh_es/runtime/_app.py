@@ -29,7 +29,6 @@ from squidmesh_es.read_model import (
     explain_run_snapshot,
 )
 from squidmesh_es.runtime._clock import Clock, SystemClock, ensure_aware
-from squidmesh_es.runtime._controls import cancel_run
 from squidmesh_es.runtime._execution import (
     CONFLICT_RETRIES,
     Finished,
@@ -49,6 +48,7 @@ from squidmesh_es.runtime._settings import (
     database_url_from_env,
     parse_database_url,
 )
+from squidmesh_es.runtime._signals import Signal, apply_signal
 from squidmesh_es.runtime._starting import build_request, start_run
 from squidmesh_es.runtime._transaction import Transaction, transaction
 from squidmesh_es.runtime._worker import Worker
@@ -393,6 +393,15 @@ class SquidMesh(Application[UUID]):
 
     # -- controls -------------------------------------------------------------------------
 
+    def apply_signal(self, signal: Signal) -> RunSnapshot:
+        """Deliver a command envelope; every control goes through here.
+
+        Raises:
+            InvalidArgument: the signal lacks what its type needs.
+            and the errors of the command it routes to.
+        """
+        return apply_signal(self, signal)
+
     def cancel(
         self,
         run_id: UUID | str,
@@ -408,11 +417,96 @@ class SquidMesh(Application[UUID]):
             RunNotFound, InvalidRunId: no such run.
             RunTerminal: the run already ended.
         """
-        at = self.now(now)
-        run = cancel_run(
-            self, run_id, actor=actor, reason=reason, idempotency_key=idempotency_key, now=at
+        return self.apply_signal(
+            Signal.cancel_run(
+                run_id,
+                actor=actor,
+                comment=reason,
+                idempotency_key=idempotency_key,
+                occurred_at=now,
+            )
         )
-        return self._snapshot(run, at)
+
+    def resume(
+        self,
+        run_id: UUID | str,
+        *,
+        actor: str | None = None,
+        comment: str | None = None,
+        metadata: Mapping[str, JSONValue] | None = None,
+        idempotency_key: str | None = None,
+        now: datetime | None = None,
+    ) -> RunSnapshot:
+        """Resume the pause step the run waits at.
+
+        Raises:
+            ManualStepMismatch: the run is not paused at a pause step.
+            RunTerminal: the run ended.
+        """
+        return self.apply_signal(
+            Signal.resume_run(
+                run_id,
+                actor=actor,
+                comment=comment,
+                metadata=dict(metadata or {}),
+                idempotency_key=idempotency_key,
+                occurred_at=now,
+            )
+        )
+
+    def approve(
+        self,
+        run_id: UUID | str,
+        *,
+        actor: str | None = None,
+        comment: str | None = None,
+        metadata: Mapping[str, JSONValue] | None = None,
+        idempotency_key: str | None = None,
+        now: datetime | None = None,
+    ) -> RunSnapshot:
+        """Approve the approval step the run waits at; the run takes its ok route.
+
+        Raises:
+            ManualStepMismatch: the run is not paused at an approval step.
+            RunTerminal: the run ended.
+        """
+        return self.apply_signal(
+            Signal.approve_run(
+                run_id,
+                actor=actor,
+                comment=comment,
+                metadata=dict(metadata or {}),
+                idempotency_key=idempotency_key,
+                occurred_at=now,
+            )
+        )
+
+    def reject(
+        self,
+        run_id: UUID | str,
+        *,
+        actor: str | None = None,
+        comment: str | None = None,
+        metadata: Mapping[str, JSONValue] | None = None,
+        idempotency_key: str | None = None,
+        now: datetime | None = None,
+    ) -> RunSnapshot:
+        """Reject the approval step the run waits at; the run takes its error route.
+
+        Raises:
+            ManualStepMismatch: the run is not paused at an approval step.
+            RunTerminal: the run ended.
+        """
+        return self.apply_signal(
+            Signal.reject_run(
+                run_id,
+                actor=actor,
+                comment=comment,
+                metadata=dict(metadata or {}),
+                idempotency_key=idempotency_key,
+                occurred_at=now,
+            )
+        )
 
     def recover(
         self,

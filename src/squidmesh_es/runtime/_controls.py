@@ -10,14 +10,23 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from squidmesh_es.domain import TerminalStatus, WorkflowRun
-from squidmesh_es.errors import Conflict, RunTerminal
-from squidmesh_es.runtime._execution import CONFLICT_RETRIES
+from squidmesh_es.domain import JSONDict, ManualAction, TerminalStatus, WorkflowRun
+from squidmesh_es.domain._planner import resolve_boundary
+from squidmesh_es.errors import Conflict, InvalidArgument, ManualStepMismatch, RunTerminal
+from squidmesh_es.runtime._execution import CONFLICT_RETRIES, Settled, after_commit, carry_out
+from squidmesh_es.workflow import Outcome
 
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
 
-__all__ = ["cancel_run"]
+__all__ = ["SIGNAL_OF_ACTION", "cancel_run", "resolve_manual_run"]
+
+SIGNAL_OF_ACTION = {
+    ManualAction.RESUMED: "resume_run",
+    ManualAction.APPROVED: "approve_run",
+    ManualAction.REJECTED: "reject_run",
+}
+"""The command each manual resolution is received as."""
 
 
 def cancel_run(
@@ -60,3 +69,79 @@ def cancel_run(
             continue
         return run
     raise Conflict("journal kept moving while cancelling", run_id=str(run_id))
+
+
+def resolve_manual_run(
+    mesh: SquidMesh,
+    run_id: UUID | str,
+    action: ManualAction,
+    *,
+    actor: str | None,
+    comment: str | None,
+    metadata: JSONDict | None,
+    idempotency_key: str | None,
+    now: datetime,
+) -> WorkflowRun:
+    """Resume, approve or reject the boundary the run is paused at, and continue the run.
+
+    The receipt, the resolution, the boundary's result and what follows it (successor
+    attempts, or the run's end) commit together. An approval's decision lands in the run
+    context under the step's output key; a rejection takes the step's error route.
+
+    Raises:
+        RunNotFound, InvalidRunId: no such run.
+        RunTerminal: the run ended.
+        ManualStepMismatch: the run is not paused at a boundary this action resolves.
+        InvalidArgument: this runtime does not have the run's workflow registered.
+    """
+    signal = SIGNAL_OF_ACTION[action]
+    for _ in range(CONFLICT_RETRIES):
+        run = mesh.get_run(run_id)
+        if idempotency_key is not None and run.find_command(signal, idempotency_key):
+            return run
+        if run.is_terminal:
+            raise RunTerminal(run.run_id, run.terminal_status)
+        boundary = run.manual_state
+        if boundary is None or boundary["kind"] != action.kind.value:
+            actual = None if boundary is None else str(boundary["kind"])
+            raise ManualStepMismatch(run.run_id, expected=action.kind.value, actual=actual)
+        workflow = mesh.workflows.get(run.workflow)
+        if workflow is None:
+            raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
+        decision: JSONDict = {
+            "decision": action.value,
+            "actor": actor,
+            "comment": comment,
+            "metadata": metadata or {},
+            "decided_at": now.isoformat(),
+        }
+        run.receive_command(
+            signal,
+            payload={"run_id": str(run.run_id), "step": boundary["step"]},
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            actor=actor,
+            comment=comment,
+            now=now,
+        )
+        run.resolve_manual(action, now=now, result=decision, metadata=metadata)
+        rejected = action is ManualAction.REJECTED
+        progress = resolve_boundary(
+            workflow.to_spec(),
+            run,
+            boundary,
+            outcome=Outcome.ERROR if rejected else Outcome.OK,
+            output=None if rejected or action is ManualAction.RESUMED else decision,
+            error={"code": "rejected", **decision} if rejected else None,
+            now=now,
+        )
+        queue = mesh.get_queue(run.queue, now=now)
+        settled = Settled(runs={str(run.run_id): run}, queue=queue)
+        carry_out(mesh, queue, run, progress, now=now, settled=settled)
+        try:
+            mesh.save(run, queue)
+        except Conflict:
+            continue
+        after_commit(mesh, settled)
+        return run
+    raise Conflict("journal kept moving while resolving", run_id=str(run_id))
