@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from squidmesh_es.workflow import (
     COMPLETE,
     Backoff,
+    Defer,
     Error,
     JSONObject,
     LogLevel,
@@ -361,3 +362,20 @@ class Paused(Workflow):
         transition(hold, to=charge),
         transition(charge, to=COMPLETE),
     ]
+
+
+class Pending(Step):
+    """Defers twice (the payment is still pending), then settles."""
+
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok | Defer:
+        called(self, ctx)
+        if ctx.runnable_key.count(":deferred:") == 0 or ctx.runnable_key.endswith(":1"):
+            return Defer({"status": "pending"}, timedelta(minutes=1))
+        return Ok({"settled_on_attempt": ctx.attempt})
+
+
+class Deferring(Workflow):
+    triggers = [manual("go")]
+
+    settle = step(Pending, retry=RetryPolicy(max_attempts=1))
+    transitions = [transition(settle, to=COMPLETE)]

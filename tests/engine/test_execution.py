@@ -14,6 +14,7 @@ from squidmesh_es.testing import ManualClock
 from conftest import T0, OpenMesh
 from engine_workflows import (
     CALLS,
+    Deferring,
     ErrorRouted,
     ErrorUnrouted,
     FanOut,
@@ -243,3 +244,29 @@ def test_a_reopened_journal_continues_the_run(open_mesh: OpenMesh) -> None:
     second = open_mesh(workflows=[Sequential])
     assert second.drain(owner_id="w2") == 2
     assert second.inspect_run(started.run_id).terminal_status == "completed"
+
+
+def test_deferral_runs_the_step_again_later_without_spending_retries(
+    mesh: SquidMesh, clock: ManualClock
+) -> None:
+    started = mesh.start(Deferring)
+
+    mesh.execute_next(owner_id="w")
+    snap = mesh.inspect_run(started.run_id)
+    [pending] = snap.scheduled_attempts
+    assert pending.runnable_key.endswith(":settle:1:deferred:1")
+    assert pending.attempt_number == 1
+    assert pending.visible_at == T0 + timedelta(minutes=1)
+    clock.advance(timedelta(minutes=1))
+    mesh.execute_next(owner_id="w")  # defers once more
+    clock.advance(timedelta(minutes=1))
+    final = mesh.execute_next(owner_id="w")
+
+    assert final is not None and final.terminal_status == "completed"
+    assert final.context == {"settled_on_attempt": 1}
+    run = mesh.get_run(started.run_id)
+    outcomes = [a["outcome"] for a in run.applied.values()]
+    assert outcomes == ["deferred", "deferred", "ok"]
+    deferred = run.planned[f"{started.run_id}:settle:1:deferred:2"]["deferred"]
+    assert deferred["reason"] == {"status": "pending"}
+    assert deferred["deferred_from"].endswith(":deferred:1")

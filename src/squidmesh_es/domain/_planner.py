@@ -12,7 +12,7 @@ written after the commit; pause and approval steps stop the run at a manual boun
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from squidmesh_es.domain._journal import JSONDict
@@ -22,6 +22,7 @@ from squidmesh_es.domain._vocab import ManualKind, TerminalStatus
 from squidmesh_es.errors import MissingInputPath, RunTerminal, UnknownAttempt
 from squidmesh_es.workflow import (
     COMPLETE,
+    JSONValue,
     Outcome,
     Route,
     StepKind,
@@ -35,6 +36,7 @@ __all__ = [
     "LogRecord",
     "Progress",
     "apply_outcome",
+    "plan_deferral",
     "plan_entry",
     "plan_retry",
     "resolve_boundary",
@@ -199,6 +201,53 @@ def resolve_boundary(
         target = str(persisted["to"])
         _plan_steps(spec, run, [target], visible_at=now, now=now, progress=progress)
     return progress
+
+
+def plan_deferral(
+    spec: WorkflowSpec,
+    run: WorkflowRun,
+    key: str,
+    *,
+    reason: JSONValue,
+    delay: timedelta,
+    now: datetime,
+) -> Runnable:
+    """Record that ``key`` deferred itself, and plan the same step again after ``delay``.
+
+    Not a failure: the continuation keeps the attempt number (no retry budget is spent) and
+    the input, under a new runnable key ``<key>:deferred:<n>``.
+    """
+    deferred = _planned(run, key)
+    step = spec.step(str(deferred["step"]))
+    base = runnable_key(run.run_id, step.name, int(deferred["attempt_number"]))
+    count = sum(1 for k in run.planned if k.startswith(f"{base}:deferred:"))
+    visible_at = now + delay
+    again = _runnable(
+        run,
+        step,
+        attempt=int(deferred["attempt_number"]),
+        input=deferred["input"],
+        visible_at=visible_at,
+        now=now,
+    )
+    again = replace(
+        again,
+        runnable_key=f"{base}:deferred:{count + 1}",
+        deferred={
+            "reason": reason,
+            "delay_ms": delay // timedelta(milliseconds=1),
+            "deferred_from": key,
+        },
+    )
+    run.apply_result(
+        key,
+        outcome="deferred",
+        error={"code": "deferred", "reason": reason},
+        transition={"deferred_runnable_key": again.runnable_key, "visible_at": visible_at},
+        now=now,
+    )
+    run.plan([again], now=now)
+    return again
 
 
 # -- following routes ---------------------------------------------------------------------

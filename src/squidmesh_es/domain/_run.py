@@ -549,8 +549,8 @@ class WorkflowRun(AnomalyLog, Aggregate):
             RunTerminal: the run ended.
             UnknownAttempt: the runnable was never planned for this run.
         """
-        if outcome not in ("ok", "error"):
-            raise InvalidArgument("outcome", "must be 'ok' or 'error'")
+        if outcome not in ("ok", "error", "deferred"):
+            raise InvalidArgument("outcome", "must be 'ok', 'error' or 'deferred'")
         self._refuse_if_terminal()
         if runnable_key not in self.planned:
             raise UnknownAttempt(runnable_key=runnable_key)

@@ -34,7 +34,13 @@ from squidmesh_es.domain import (
     hash_claim_token,
     runnable_key,
 )
-from squidmesh_es.domain._planner import LogRecord, Progress, apply_outcome, plan_retry
+from squidmesh_es.domain._planner import (
+    LogRecord,
+    Progress,
+    apply_outcome,
+    plan_deferral,
+    plan_retry,
+)
 from squidmesh_es.errors import (
     Conflict,
     DefinitionMismatch,
@@ -411,7 +417,17 @@ def _decide(
         queue.mark_applied(key, now=now)
         return apply_outcome(spec, run, key, outcome=Outcome.OK, output=outcome.output, now=now)
     if outcome.status is OutcomeStatus.DEFER:
-        raise InvalidArgument("outcome", "deferral is not supported by this version")
+        assert outcome.delay is not None  # run_step refuses a deferral without a delay
+        queue.complete(
+            key,
+            result={"deferred": outcome.reason},
+            claim_id=cid,
+            claim_token_hash=token_hash,
+            now=now,
+        )
+        queue.mark_applied(key, now=now)
+        again = plan_deferral(spec, run, key, reason=outcome.reason, delay=outcome.delay, now=now)
+        return Progress(to_schedule=[again])
     attempt_number = claim.attempt.attempt_number
     policy = spec.step(claim.attempt.step).retry_policy
     retryable = outcome.status is OutcomeStatus.RETRY
