@@ -379,3 +379,39 @@ class Deferring(Workflow):
 
     settle = step(Pending, retry=RetryPolicy(max_attempts=1))
     transitions = [transition(settle, to=COMPLETE)]
+
+
+class Notify(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        called(self, ctx)
+        return Ok({"notified": True})
+
+
+class Notifying(Workflow):
+    """Completes a reversible step, then an irreversible notification."""
+
+    payload = Order
+    triggers = [manual("go")]
+
+    reserve = step(Reserve)
+    notify = step(Notify, irreversible=True)
+
+    transitions = [transition(reserve, to=notify), transition(notify, to=COMPLETE)]
+
+
+class Spawn(Step):
+    """Starts a child run; a retry of this step finds the same child."""
+
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        called(self, ctx)
+        child = ctx.start_child_run(Sequential, {"order_id": "child"}, child_key="ship-1")
+        again = ctx.start_child_run(Sequential, {"order_id": "child"}, child_key="ship-1")
+        assert again.run_id == child.run_id
+        return Ok({"child_run_id": str(child.run_id)})
+
+
+class Parent(Workflow):
+    triggers = [manual("go")]
+
+    spawn = step(Spawn)
+    transitions = [transition(spawn, to=COMPLETE)]

@@ -39,6 +39,7 @@ from squidmesh_es.runtime._execution import (
     run_claimed,
     settle,
 )
+from squidmesh_es.runtime._lineage import replay_run, start_child
 from squidmesh_es.runtime._mapper import JournalMapper
 from squidmesh_es.runtime._notifier import DispatchNotifier, ScheduledAttempt
 from squidmesh_es.runtime._recovery import RecoveryReport, recover
@@ -52,7 +53,7 @@ from squidmesh_es.runtime._signals import Signal, apply_signal
 from squidmesh_es.runtime._starting import build_request, start_run
 from squidmesh_es.runtime._transaction import Transaction, transaction
 from squidmesh_es.runtime._worker import Worker
-from squidmesh_es.workflow import JSONValue, Workflow
+from squidmesh_es.workflow import JSONValue, StepContext, Workflow
 
 __all__ = ["SquidMesh"]
 
@@ -507,6 +508,64 @@ class SquidMesh(Application[UUID]):
                 occurred_at=now,
             )
         )
+
+    def replay(
+        self,
+        run_id: UUID | str,
+        *,
+        allow_irreversible: bool = False,
+        idempotency_key: str | None = None,
+        now: datetime | None = None,
+    ) -> RunSnapshot:
+        """Start a fresh run from ``run_id``'s trigger and input; returns the new run.
+
+        Raises:
+            UnsafeReplay: completed steps are irreversible or not compensatable (pass
+                ``allow_irreversible=True`` to replay anyway).
+            InvalidReplaySource: the source cannot be replayed here.
+        """
+        at = self.now(now)
+        run = replay_run(
+            self,
+            run_id,
+            allow_irreversible=allow_irreversible,
+            idempotency_key=idempotency_key,
+            now=at,
+        )
+        return self._snapshot(run, at)
+
+    def start_child_run(
+        self,
+        ctx: StepContext,
+        workflow: type[Workflow],
+        payload: Mapping[str, JSONValue],
+        *,
+        child_key: str,
+        trigger: str | None = None,
+        queue: str | None = None,
+        metadata: Mapping[str, JSONValue] | None = None,
+    ) -> RunSnapshot:
+        """Start ``workflow`` as a child of the step ``ctx`` runs (or find it if started).
+
+        Usually called as ``ctx.start_child_run(...)`` from inside a step.
+
+        Raises:
+            RunTerminal: the parent run ended.
+            StaleClaim: the parent step's result was already applied.
+        """
+        at = self.now()
+        run = start_child(
+            self,
+            ctx,
+            workflow,
+            payload,
+            child_key=child_key,
+            trigger=trigger,
+            queue=queue,
+            metadata=metadata,
+            now=at,
+        )
+        return self._snapshot(run, at)
 
     def recover(
         self,

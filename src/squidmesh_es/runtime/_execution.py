@@ -250,7 +250,7 @@ def _context(mesh: SquidMesh, run: WorkflowRun, claim: Claim) -> StepContext:
         claim_id=claim.claim_id,
         schedule=schedule if isinstance(schedule, dict) else None,
         parent=_parent(parent) if isinstance(parent, dict) else None,
-        child_runs=None,  # child runs arrive with the run controls
+        child_runs=mesh,
     )
 
 

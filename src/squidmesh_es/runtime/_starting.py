@@ -39,6 +39,9 @@ class StartRequest:
     idempotency_key: str | None
     metadata: JSONDict
     context: JSONDict
+    signal_type: str = "start_run"
+    """The command the start is received as: ``start_run``, ``replay_run``, ``start_cron``..."""
+    replayed_from_run_id: UUID | None = None
 
     def matches(self, run: WorkflowRun) -> bool:
         """Whether ``run`` was started by this same request (a duplicate delivery)."""
@@ -49,6 +52,7 @@ class StartRequest:
             and run.input == self.input
             and run.queue == self.queue
             and receipt.get("idempotency_key") == self.idempotency_key
+            and receipt.get("signal_type") == self.signal_type
         )
 
 
@@ -63,6 +67,8 @@ def build_request(
     idempotency_key: str | None,
     metadata: Mapping[str, JSONValue] | None,
     context: JSONDict | None = None,
+    signal_type: str = "start_run",
+    replayed_from_run_id: UUID | None = None,
     now: datetime,
 ) -> StartRequest:
     """Check everything about a start before anything is written.
@@ -95,6 +101,8 @@ def build_request(
         idempotency_key=idempotency_key,
         metadata=dict(metadata or {}),
         context=context or {},
+        signal_type=signal_type,
+        replayed_from_run_id=replayed_from_run_id,
     )
 
 
@@ -168,10 +176,11 @@ def prepare_start(
         context=request.context,
         definition_fingerprint=spec.fingerprint,
         definition_version=spec.version,
+        replayed_from_run_id=request.replayed_from_run_id,
         now=now,
     )
     run.receive_command(
-        "start_run",
+        request.signal_type,
         payload={"workflow": request.workflow.name, "trigger": request.trigger},
         metadata=request.metadata,
         idempotency_key=request.idempotency_key,

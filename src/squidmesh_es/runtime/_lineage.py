@@ -1,0 +1,147 @@
+"""Runs made from other runs: replays of a finished run, and child runs started by a step."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING
+from uuid import UUID, uuid5
+
+from squidmesh_es.domain import JOURNAL_NAMESPACE, JSONDict, WorkflowRun
+from squidmesh_es.errors import Conflict, InvalidReplaySource, StaleClaim, UnsafeReplay
+from squidmesh_es.runtime._execution import CONFLICT_RETRIES, after_commit
+from squidmesh_es.runtime._starting import build_request, prepare_start, start_run
+from squidmesh_es.workflow import JSONValue, StepContext, Workflow
+
+if TYPE_CHECKING:
+    from squidmesh_es.runtime._app import SquidMesh
+
+__all__ = ["replay_blockers", "replay_run", "start_child"]
+
+
+def replay_blockers(run: WorkflowRun) -> list[str]:
+    """Completed steps whose persisted recovery policy makes repeating them unsafe."""
+    blocking = []
+    for applied in run.applied.values():
+        if applied["outcome"] != "ok":
+            continue
+        recovery = run.planned[applied["runnable_key"]].get("recovery") or {}
+        if recovery.get("irreversible") or recovery.get("compensatable") is False:
+            blocking.append(str(applied["step"]))
+    return sorted(set(blocking))
+
+
+def replay_run(
+    mesh: SquidMesh,
+    run_id: UUID | str,
+    *,
+    allow_irreversible: bool,
+    idempotency_key: str | None,
+    now: datetime,
+) -> WorkflowRun:
+    """Start a fresh run from the source's trigger and resolved input.
+
+    Replaying with the same key (default ``replay_run:<run_id>``) returns the same new run.
+
+    Raises:
+        InvalidReplaySource: the source ran a runtime-authored spec, or its workflow is
+            not registered here.
+        UnsafeReplay: completed steps are irreversible or not compensatable, and
+            ``allow_irreversible`` is not exactly ``True``.
+    """
+    source = mesh.get_run(run_id)
+    if source.spec is not None:
+        raise InvalidReplaySource(source.run_id, "runtime_spec")
+    workflow = mesh.workflows.get(source.workflow)
+    if workflow is None:
+        raise InvalidReplaySource(source.run_id, "workflow")
+    blocking = replay_blockers(source)
+    if blocking and allow_irreversible is not True:
+        raise UnsafeReplay(source.run_id, blocking)
+    key = idempotency_key or f"replay_run:{source.run_id}"
+    request = build_request(
+        mesh,
+        workflow,
+        source.input,
+        trigger=source.trigger,
+        run_id=uuid5(JOURNAL_NAMESPACE, f"replay:{source.run_id}:{key}"),
+        queue=source.queue,
+        idempotency_key=key,
+        metadata={"allow_irreversible": allow_irreversible, "blocking_steps": [*blocking]},
+        signal_type="replay_run",
+        replayed_from_run_id=source.run_id,
+        now=now,
+    )
+    return start_run(mesh, request, now=now)
+
+
+def start_child(
+    mesh: SquidMesh,
+    ctx: StepContext,
+    workflow: type[Workflow],
+    payload: Mapping[str, JSONValue],
+    *,
+    child_key: str,
+    trigger: str | None,
+    queue: str | None,
+    metadata: Mapping[str, JSONValue] | None,
+    now: datetime,
+) -> WorkflowRun:
+    """Start the child run ``child_key`` of the step ``ctx`` runs, or return it if started.
+
+    The child's id derives from parent run, parent step, child workflow, trigger and key, so
+    a retried parent step finds the same child. The child start and the parent's link
+    commit together.
+
+    Raises:
+        RunTerminal: the parent run ended.
+        StaleClaim: ``ctx`` describes an attempt whose result the parent already applied.
+    """
+    trigger_name = workflow.resolve_trigger(trigger).name
+    child_id = uuid5(
+        JOURNAL_NAMESPACE,
+        f"child:{ctx.run_id}:{ctx.step}:{workflow.name}:{trigger_name}:{child_key}",
+    )
+    origin: JSONDict = {
+        "run_id": str(ctx.run_id),
+        "step": ctx.step,
+        "runnable_key": ctx.runnable_key,
+        "attempt": ctx.attempt,
+        "child_key": child_key,
+    }
+    for _ in range(CONFLICT_RETRIES):
+        parent = mesh.get_run(ctx.run_id)
+        if ctx.runnable_key in parent.applied:
+            raise StaleClaim(runnable_key=ctx.runnable_key, reason="parent_step_applied")
+        request = build_request(
+            mesh,
+            workflow,
+            payload,
+            trigger=trigger_name,
+            run_id=child_id,
+            queue=queue or parent.queue,
+            idempotency_key=f"child:{child_key}",
+            metadata=metadata,
+            context={"parent": origin},
+            now=now,
+        )
+        linked = parent.record_child_run(
+            child_run_id=child_id,
+            child_workflow=workflow.name,
+            child_trigger=trigger_name,
+            child_key=child_key,
+            origin=origin,
+            metadata=dict(metadata or {}),
+            now=now,
+        )
+        prepared = prepare_start(mesh, request, now=now)
+        if not linked and prepared.settled is None:
+            return prepared.run
+        try:
+            mesh.save(parent, *prepared.aggregates)
+        except Conflict:
+            continue
+        if prepared.settled is not None:
+            after_commit(mesh, prepared.settled)
+        return prepared.run
+    raise Conflict("journal kept moving while starting a child run", run_id=str(child_id))

@@ -1,0 +1,71 @@
+"""Replays of finished runs and child runs started by steps."""
+
+from __future__ import annotations
+
+import pytest
+
+from squidmesh_es import SquidMesh
+from squidmesh_es.errors import InvalidReplaySource, UnsafeReplay
+from squidmesh_es.runtime import WorkflowRegistry
+
+from engine_workflows import CALLS, Notifying, Parent, Sequential
+
+
+@pytest.fixture(autouse=True)
+def _fresh_calls() -> None:
+    CALLS.clear()
+
+
+def test_replay_starts_a_fresh_run_from_the_source_input(mesh: SquidMesh) -> None:
+    source = mesh.start(Sequential, {"order_id": "o1", "amount": 7}).run_id
+    mesh.drain(owner_id="w")
+
+    replayed = mesh.replay(source)
+    again = mesh.replay(source)
+    mesh.drain(owner_id="w")
+
+    assert again.run_id == replayed.run_id  # same default key: the same replay
+    run = mesh.get_run(replayed.run_id)
+    assert run.replayed_from_run_id == str(source)
+    assert run.input == {"order_id": "o1", "amount": 7}
+    assert run.command_history[0]["signal_type"] == "replay_run"
+    assert mesh.get_run(source).terminal_status == "completed"
+    assert run.terminal_status == "completed"
+    assert mesh.replay(source, idempotency_key="second").run_id != replayed.run_id
+
+
+def test_replay_is_refused_over_irreversible_steps_unless_allowed_exactly(
+    mesh: SquidMesh,
+) -> None:
+    source = mesh.start(Notifying, {"order_id": "o1"}).run_id
+    mesh.drain(owner_id="w")
+
+    with pytest.raises(UnsafeReplay) as refused:
+        mesh.replay(source)
+    assert refused.value.blocking_steps == ["notify"]
+    with pytest.raises(UnsafeReplay):
+        mesh.replay(source, allow_irreversible=1)  # type: ignore[arg-type]
+    assert mesh.replay(source, allow_irreversible=True).replayed_from_run_id == str(source)
+
+
+def test_replay_needs_the_source_workflow(mesh: SquidMesh) -> None:
+    source = mesh.start(Sequential, {"order_id": "o1"}).run_id
+    mesh.workflows = WorkflowRegistry()
+
+    with pytest.raises(InvalidReplaySource):
+        mesh.replay(source)
+
+
+def test_a_step_starts_one_child_run_linked_both_ways(mesh: SquidMesh) -> None:
+    parent_id = mesh.start(Parent).run_id
+    mesh.execute_next(owner_id="w")
+
+    parent = mesh.get_run(parent_id)
+    [link] = parent.child_runs
+    child = mesh.get_run(link["child_run_id"])
+    assert parent.terminal_status == "completed"
+    assert parent.context["child_run_id"] == str(child.run_id)
+    assert link["child_key"] == "ship-1" and link["origin"]["step"] == "spawn"
+    assert child.start_context["parent"]["run_id"] == str(parent_id)
+    mesh.drain(owner_id="w")
+    assert mesh.get_run(child.run_id).terminal_status == "completed"
