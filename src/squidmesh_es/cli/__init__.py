@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from squidmesh_es.cli._graph import graph_command
+from squidmesh_es.cli._inspect import explain_command, inspect_command
 from squidmesh_es.cli._list import list_command
 from squidmesh_es.cli._projections import projections
 from squidmesh_es.cli._worker import worker
@@ -19,3 +21,6 @@ def main() -> None:
 main.add_command(worker)
 main.add_command(projections)
 main.add_command(list_command)
+main.add_command(inspect_command)
+main.add_command(explain_command)
+main.add_command(graph_command)

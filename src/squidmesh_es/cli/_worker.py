@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 import signal
 from datetime import timedelta
-from types import FrameType, ModuleType
+from types import FrameType
 
 import click
 
+from squidmesh_es.cli._options import workflows_of
 from squidmesh_es.runtime import DEFAULT_DATABASE_URL, SquidMesh
-from squidmesh_es.workflow import Workflow
 
 __all__ = ["worker"]
 
@@ -51,7 +50,7 @@ def worker(
     SIGTERM or Ctrl-C stops claiming; the steps in hand finish and are committed first.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    workflows = [w for name in modules for w in _workflows_of(importlib.import_module(name))]
+    workflows = [w for name in modules for w in workflows_of(importlib.import_module(name))]
     if not workflows:
         raise click.UsageError(f"no Workflow classes found in {', '.join(modules)}")
     with SquidMesh.open(database_url, workflows=workflows) as mesh:
@@ -79,15 +78,3 @@ def worker(
         click.echo(
             f"worker {running.owner_id} stopped after {running.stats.executed} steps", err=True
         )
-
-
-def _workflows_of(module: ModuleType) -> list[type[Workflow]]:
-    """Concrete workflows defined in ``module`` (not the ones it merely imports)."""
-    return [
-        value
-        for value in vars(module).values()
-        if inspect.isclass(value)
-        and issubclass(value, Workflow)
-        and value.__module__ == module.__name__
-        and value._spec is not None
-    ]

@@ -1,0 +1,117 @@
+"""Options and helpers the ``squidmesh`` commands share: journal, imports, scope, errors."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import NoReturn, TypeVar
+
+import click
+
+from squidmesh_es.errors import SquidMeshError
+from squidmesh_es.read_model import VisibilityScope
+from squidmesh_es.runtime import DEFAULT_DATABASE_URL
+from squidmesh_es.workflow import Workflow
+
+__all__ = [
+    "database_url_option",
+    "fail",
+    "import_option",
+    "json_option",
+    "load_workflows",
+    "scope_option",
+    "workflows_of",
+]
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def database_url_option(
+    help: str = "Journal to read (also SQUIDMESH_DATABASE_URL).",
+) -> Callable[[F], F]:
+    """``--database-url``, read from ``SQUIDMESH_DATABASE_URL`` when not given."""
+    return click.option(
+        "--database-url",
+        envvar="SQUIDMESH_DATABASE_URL",
+        default=DEFAULT_DATABASE_URL,
+        show_default=True,
+        help=help,
+    )
+
+
+def import_option(*, required: bool = False, help: str | None = None) -> Callable[[F], F]:
+    """``--import MODULE`` (repeatable): modules whose Workflow classes get registered."""
+    return click.option(
+        "--import",
+        "modules",
+        multiple=True,
+        required=required,
+        metavar="MODULE",
+        help=help
+        or "Module whose Workflow classes are registered, so graphs get their edges; repeat "
+        "for several.",
+    )
+
+
+def json_option(f: F) -> F:
+    """``--json``: print the JSON document instead of the human view."""
+    return click.option("--json", "as_json", is_flag=True, help="Print as JSON.")(f)
+
+
+def scope_option(f: F) -> F:
+    """``--scope``: the visibility scope the output is redacted to (default operator)."""
+    return click.option(
+        "--scope",
+        type=click.Choice([s.value for s in VisibilityScope]),
+        default=VisibilityScope.OPERATOR.value,
+        show_default=True,
+        help="Redact for this reader: external, operator or auditor (everything).",
+    )(f)
+
+
+def workflows_of(module: ModuleType) -> list[type[Workflow]]:
+    """Concrete workflows defined in ``module`` (not the ones it merely imports)."""
+    return [
+        value
+        for value in vars(module).values()
+        if inspect.isclass(value)
+        and issubclass(value, Workflow)
+        and value.__module__ == module.__name__
+        and value._spec is not None
+    ]
+
+
+def load_workflows(modules: Iterable[str]) -> list[type[Workflow]]:
+    """The Workflow classes defined in each of ``modules``, imported by name.
+
+    Raises:
+        click.BadParameter: a module cannot be imported or defines no workflow (exit 2).
+    """
+    found: list[type[Workflow]] = []
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise click.BadParameter(
+                f"cannot import {name!r}: {exc}", param_hint="--import"
+            ) from exc
+        workflows = workflows_of(module)
+        if not workflows:
+            raise click.BadParameter(f"no Workflow classes in {name!r}", param_hint="--import")
+        found.extend(workflows)
+    return found
+
+
+def fail(error: SquidMeshError, *, as_json: bool) -> NoReturn:
+    """End the command on one of our errors: exit status 1, never a traceback.
+
+    With ``as_json`` the error goes to stdout as ``{"error": {"code", "message", "details"}}``;
+    otherwise one line ``Error: <code>: <message>`` goes to stderr.
+    """
+    if as_json:
+        click.echo(json.dumps({"error": error.to_dict()}))
+        click.get_current_context().exit(1)
+    raise click.ClickException(f"{error.code}: {error}") from error

@@ -1,0 +1,56 @@
+"""Workflows the command-line tests start; importable by name for ``--import``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from squidmesh_es.workflow import (
+    COMPLETE,
+    JSONObject,
+    Ok,
+    Step,
+    StepContext,
+    Workflow,
+    greater_than,
+    manual,
+    step,
+    transition,
+)
+
+
+class Order(BaseModel):
+    order_id: str
+    amount: int = 10
+
+
+class Review(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        return Ok({"reviewed": True, "secret_note": "keep-me-private"})
+
+
+class Express(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        return Ok({"lane": "express"})
+
+
+class Standard(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        return Ok({"lane": "standard"})
+
+
+class CliRouted(Workflow):
+    """Review, then an express lane for large orders or the standard lane."""
+
+    payload = Order
+    triggers = [manual("route")]
+
+    review = step(Review)
+    express = step(Express)
+    standard = step(Standard)
+
+    transitions = [
+        transition(review, to=express, when=greater_than("amount", 100)),
+        transition(review, to=standard),
+        transition(express, to=COMPLETE),
+        transition(standard, to=COMPLETE),
+    ]

@@ -1,0 +1,290 @@
+"""``squidmesh inspect``, ``explain`` and ``graph`` against a real SQLite journal."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+from click.testing import CliRunner
+
+from squidmesh_es import SquidMesh
+from squidmesh_es.cli import main
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture
+def workflows_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(HERE))
+
+
+@pytest.fixture
+def journal(tmp_path: Path, workflows_on_path: None) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+@pytest.fixture
+def run_id(journal: str) -> str:
+    """A CliRouted run whose review step chose the express lane; express is still queued."""
+    from cli_workflows import CliRouted
+
+    with SquidMesh.open(journal, workflows=[CliRouted]) as mesh:
+        started = mesh.start(CliRouted, {"order_id": "o-1", "amount": 500})
+        mesh.execute_next(owner_id="test-worker")
+    return started.run_id
+
+
+def invoke(journal: str, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, [*args, "--database-url", journal])
+    return result.exit_code, result.stdout, result.stderr
+
+
+# inspect
+
+
+def test_inspect_shows_status_reason_next_actions_and_steps(journal: str, run_id: str) -> None:
+    code, out, _ = invoke(journal, "inspect", run_id)
+
+    assert code == 0, out
+    assert f"run:          {run_id}" in out
+    assert "status:       running, reason attempt_visible" in out
+    assert "next:         wait_for_worker_claim" in out
+    assert "attempts:     available 1" in out
+    assert "review #1   ok -> express" in out
+    assert "express #1  open" in out
+
+
+def test_inspect_json_is_the_snapshot_document(journal: str, run_id: str) -> None:
+    code, out, _ = invoke(journal, "inspect", run_id, "--json")
+
+    assert code == 0, out
+    snapshot = json.loads(out)
+    assert snapshot["run_id"] == run_id
+    assert snapshot["workflow"] == "CliRouted"
+    assert snapshot["reason"] == "attempt_visible"
+    assert snapshot["applied_runnable_keys"] == [f"{run_id}:review:1"]
+
+
+def test_inspect_hides_context_values_from_operators(journal: str, run_id: str) -> None:
+    code, out, _ = invoke(journal, "inspect", run_id, "--json")
+
+    assert code == 0, out
+    snapshot = json.loads(out)
+    assert snapshot["input"] == {} and snapshot["context"] == {}
+    assert snapshot["attempts"] == []
+    assert "keep-me-private" not in out
+
+
+def test_inspect_shows_context_keys_to_auditors_only(journal: str, run_id: str) -> None:
+    _, operator, _ = invoke(journal, "inspect", run_id)
+    code, auditor, _ = invoke(journal, "inspect", run_id, "--scope", "auditor")
+
+    assert code == 0, auditor
+    assert "context keys: reviewed, secret_note" in auditor
+    assert "input keys:   amount, order_id" in auditor
+    assert "express #1  available" in auditor
+    assert "secret_note" not in operator
+    assert "hidden from operator scope" in operator
+
+
+def test_inspect_auditor_json_keeps_values(journal: str, run_id: str) -> None:
+    code, out, _ = invoke(journal, "inspect", run_id, "--json", "--scope", "auditor")
+
+    assert code == 0, out
+    snapshot = json.loads(out)
+    assert snapshot["context"]["secret_note"] == "keep-me-private"
+    assert snapshot["input"] == {"order_id": "o-1", "amount": 500}
+
+
+def test_inspect_refuses_an_unknown_scope_as_usage_error(journal: str, run_id: str) -> None:
+    code, _, err = invoke(journal, "inspect", run_id, "--scope", "everyone")
+
+    assert code == 2
+    assert "--scope" in err
+
+
+# explain
+
+
+def test_explain_shows_the_diagnosis(journal: str, run_id: str) -> None:
+    code, out, _ = invoke(journal, "explain", run_id)
+
+    assert code == 0, out
+    assert "reason:       attempt_visible (step express)" in out
+    assert "summary:      A dispatch attempt is visible" in out
+    assert "next:         wait_for_worker_claim" in out
+    assert "details:" in out and "visible_attempt_count: 1" in out
+    assert "evidence:" in out
+
+
+def test_explain_json_is_the_explanation(journal: str, run_id: str) -> None:
+    code, out, _ = invoke(journal, "explain", run_id, "--json")
+
+    assert code == 0, out
+    explanation = json.loads(out)
+    assert explanation["run_id"] == run_id
+    assert explanation["reason"] == "attempt_visible"
+    assert explanation["next_actions"] == ["wait_for_worker_claim"]
+
+
+def test_explain_evidence_depends_on_scope(journal: str, run_id: str) -> None:
+    scoped = {}
+    for scope in ("external", "operator", "auditor"):
+        code, out, _ = invoke(journal, "explain", run_id, "--json", "--scope", scope)
+        assert code == 0, out
+        scoped[scope] = json.loads(out)["evidence"]
+
+    assert scoped["external"] == {}
+    assert scoped["operator"]["attempt_counts"] == {"available": 1}
+    assert "command_history" not in scoped["operator"]
+    assert scoped["auditor"]["command_history"]
+
+
+# graph
+
+
+def test_graph_prints_mermaid_with_styled_edges(journal: str, run_id: str) -> None:
+    code, out, _ = invoke(journal, "graph", run_id, "--import", "cli_workflows")
+
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "flowchart TD"
+    assert '  review["review<br/><i>completed</i>"]' in lines
+    assert '  complete(("complete"))' in lines
+    assert '  review ==>|"ok · amount > 100"| express' in lines
+    assert '  review -.->|"ok"| standard' in lines
+    assert '  express -->|"ok"| complete' in lines
+    assert "  linkStyle 0 stroke:#43a047,stroke-width:3px" in lines
+    assert "  class review completed" in lines
+    assert "  class standard skipped" in lines
+    assert "  class express current" in lines
+
+
+def test_graph_without_the_workflow_code_has_nodes_only_and_a_hint(
+    journal: str, run_id: str
+) -> None:
+    code, out, err = invoke(journal, "graph", run_id)
+
+    assert code == 0, out
+    assert "review[" in out
+    assert "-->" not in out and "==>" not in out
+    assert "--import" in err
+
+
+def test_graph_json_is_the_ui_map(journal: str, run_id: str) -> None:
+    code, out, _ = invoke(journal, "graph", run_id, "--import", "cli_workflows", "--json")
+
+    assert code == 0, out
+    graph = json.loads(out)
+    assert graph["terminal?"] is False
+    assert [n["id"] for n in graph["nodes"]] == ["review", "express", "standard"]
+    edges = {e["id"]: e for e in graph["edges"]}
+    assert edges["review:ok:express:condition:0"]["selected?"] is True
+    assert edges["review:ok:standard"]["skipped?"] is True
+    assert edges["review:ok:standard"]["from"] == "review"
+
+
+def test_graph_history_is_redacted_outside_auditor_scope(journal: str, run_id: str) -> None:
+    args = ("graph", run_id, "--import", "cli_workflows", "--json", "--history")
+    _, operator, _ = invoke(journal, *args)
+    _, auditor, _ = invoke(journal, *args, "--scope", "auditor")
+
+    def review(out: str) -> dict[str, object]:
+        return next(n for n in json.loads(out)["nodes"] if n["id"] == "review")
+
+    assert review(auditor)["input"] == {"order_id": "o-1", "amount": 500}
+    assert review(operator)["input"] == {}
+
+
+def test_graph_refuses_a_module_that_cannot_be_imported(journal: str, run_id: str) -> None:
+    code, _, err = invoke(journal, "graph", run_id, "--import", "no_such_module_here")
+
+    assert code == 2
+    assert "no_such_module_here" in err
+
+
+# errors
+
+
+@pytest.mark.parametrize("command", ["inspect", "explain", "graph"])
+def test_unknown_run_id_exits_1_with_one_line(journal: str, command: str) -> None:
+    missing = str(uuid4())
+
+    code, out, err = invoke(journal, command, missing)
+
+    assert code == 1
+    assert out == ""
+    assert err == f"Error: not_found: run {missing} not found\n"
+
+
+@pytest.mark.parametrize("command", ["inspect", "explain", "graph"])
+def test_unknown_run_id_with_json_prints_the_error(journal: str, command: str) -> None:
+    missing = str(uuid4())
+
+    code, out, _ = invoke(journal, command, missing, "--json")
+
+    assert code == 1
+    error = json.loads(out)["error"]
+    assert error["code"] == "not_found"
+    assert error["details"] == {"run_id": missing}
+
+
+@pytest.mark.parametrize("command", ["inspect", "explain", "graph"])
+def test_invalid_run_id_exits_1_with_a_message(journal: str, command: str) -> None:
+    code, out, err = invoke(journal, command, "not-a-uuid")
+
+    assert code == 1
+    assert err == "Error: invalid_run_id: run id 'not-a-uuid' is not a UUID\n"
+    assert "Traceback" not in out + err
+
+
+def test_invalid_run_id_with_json_prints_its_code(journal: str) -> None:
+    code, out, _ = invoke(journal, "explain", "not-a-uuid", "--json")
+
+    assert code == 1
+    assert json.loads(out)["error"]["code"] == "invalid_run_id"
+
+
+# a real process
+
+
+def test_python_m_inspect_reads_the_journal_from_the_environment(journal: str, run_id: str) -> None:
+    env = {**os.environ, "SQUIDMESH_DATABASE_URL": journal}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "squidmesh_es.cli",
+            "inspect",
+            run_id,
+            "--json",
+            "--import",
+            "cli_workflows",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["run_id"] == run_id
+    missing = subprocess.run(
+        [sys.executable, "-m", "squidmesh_es.cli", "inspect", str(uuid4())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("Error: not_found: run ")
+    assert "Traceback" not in missing.stderr
