@@ -8,6 +8,7 @@ from squidmesh_es.cli._graph import graph_command
 from squidmesh_es.cli._inspect import explain_command, inspect_command
 from squidmesh_es.cli._list import list_command
 from squidmesh_es.cli._projections import projections
+from squidmesh_es.cli._scheduler import scheduler
 from squidmesh_es.cli._worker import worker
 
 __all__ = ["main"]
@@ -24,3 +25,4 @@ main.add_command(list_command)
 main.add_command(inspect_command)
 main.add_command(explain_command)
 main.add_command(graph_command)
+main.add_command(scheduler)

@@ -251,6 +251,7 @@ def start_cron(
         idempotency_key=key,
         metadata=receipt,
         context={"schedule": schedule},
+        signal_type="start_cron",
         now=at,
     )
     if key is None:
