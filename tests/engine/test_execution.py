@@ -212,19 +212,22 @@ def test_wait_makes_the_successor_visible_exactly_on_time_and_log_writes_a_recor
     mesh: SquidMesh, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     started = mesh.start(Waiting, {"order_id": "o1"})
-    with caplog.at_level(logging.INFO, logger="squidmesh_es.steps"):
-        mesh.execute_next(owner_id="w")  # reserve; wait and log are applied inline
+    mesh.execute_next(owner_id="w")  # reserve; the wait is applied at once
 
     assert mesh.get_queue().next_visible_at() == T0 + timedelta(minutes=5)
+    clock.advance(timedelta(minutes=5) - timedelta(microseconds=1))
+    assert mesh.execute_next(owner_id="w") is None
+    clock.advance(timedelta(microseconds=1))
+    with caplog.at_level(logging.INFO, logger="squidmesh_es.steps"):
+        mesh.execute_next(owner_id="w")  # the log step, visible once the wait is over
+
     records = [r for r in caplog.records if r.name == "squidmesh_es.steps"]
     assert [(r.levelname, r.getMessage()) for r in records] == [("WARNING", "cooled off")]
     assert records[0].squidmesh_run_id == str(started.run_id)  # type: ignore[attr-defined]
     assert records[0].squidmesh_step == "note"  # type: ignore[attr-defined]
-    clock.advance(timedelta(minutes=5) - timedelta(microseconds=1))
-    assert mesh.execute_next(owner_id="w") is None
-    clock.advance(timedelta(microseconds=1))
     snap = mesh.execute_next(owner_id="w")
     assert snap is not None and snap.terminal_status == "completed"
+    assert [name for name, _ in CALLS] == ["Reserve", "Charge"]
 
 
 def test_execute_next_refuses_bad_options(mesh: SquidMesh) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "LogRecord",
     "Progress",
     "apply_outcome",
+    "carry_out_builtin",
     "plan_deferral",
     "plan_entry",
     "plan_retry",
@@ -328,12 +329,52 @@ def _plan_steps(
     for step, runnable in planned:
         if run.is_terminal:
             return
-        if step.kind is StepKind.CUSTOM:
+        if step.kind is StepKind.CUSTOM or runnable.visible_at > now:
+            # Worker steps, and built-ins that a wait made future, go through the queue.
             progress.to_schedule.append(runnable)
-        elif step.kind in (StepKind.WAIT, StepKind.LOG):
-            _carry_out_inline(spec, run, step, runnable, now=now, progress=progress)
         else:
-            _pause(spec, run, step, runnable, now=now)
+            _carry_out_builtin(spec, run, step, runnable, now=now, progress=progress)
+
+
+def carry_out_builtin(spec: WorkflowSpec, run: WorkflowRun, key: str, *, now: datetime) -> Progress:
+    """Carry out a built-in step a worker claimed once it became visible.
+
+    Raises:
+        RunTerminal: the run ended.
+        UnknownAttempt: the runnable was never planned for this run.
+    """
+    if run.is_terminal:
+        raise RunTerminal(run.run_id, run.terminal_status)
+    progress = Progress()
+    planned = _planned(run, key)
+    if key in run.applied:
+        return progress
+    step = spec.step(str(planned["step"]))
+    runnable = Runnable(
+        runnable_key=key,
+        step=step.name,
+        attempt_number=int(planned["attempt_number"]),
+        input=planned["input"],
+        visible_at=now,
+        queue=run.queue,
+    )
+    _carry_out_builtin(spec, run, step, runnable, now=now, progress=progress)
+    return progress
+
+
+def _carry_out_builtin(
+    spec: WorkflowSpec,
+    run: WorkflowRun,
+    step: StepSpec,
+    runnable: Runnable,
+    *,
+    now: datetime,
+    progress: Progress,
+) -> None:
+    if step.kind in (StepKind.WAIT, StepKind.LOG):
+        _carry_out_inline(spec, run, step, runnable, now=now, progress=progress)
+    else:
+        _pause(spec, run, step, runnable, now=now)
 
 
 def _carry_out_inline(

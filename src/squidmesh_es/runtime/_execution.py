@@ -38,6 +38,7 @@ from squidmesh_es.domain._planner import (
     LogRecord,
     Progress,
     apply_outcome,
+    carry_out_builtin,
     plan_deferral,
     plan_retry,
 )
@@ -55,6 +56,7 @@ from squidmesh_es.workflow import (
     OutcomeStatus,
     ParentRun,
     StepContext,
+    StepKind,
     StepOutcome,
     WorkflowSpec,
     run_step,
@@ -229,6 +231,8 @@ def run_claimed(
                 current_version=spec.version,
             ),
         )
+    if spec.step(claim.attempt.step).kind is not StepKind.CUSTOM:
+        return Finished(claim, outcome=StepOutcome(OutcomeStatus.OK))  # carried out on settle
     ctx = _context(mesh, run, claim)
     step_class = workflow.step_class(claim.attempt.step)
     with _heartbeat(mesh, claim, heartbeat_interval, lease_for):
@@ -410,6 +414,10 @@ def _decide(
     outcome = item.outcome
     assert outcome is not None
     spec = _spec_of(mesh, run)
+    if spec.step(claim.attempt.step).kind is not StepKind.CUSTOM:
+        queue.complete(key, result={}, claim_id=cid, claim_token_hash=token_hash, now=now)
+        queue.mark_applied(key, now=now)
+        return carry_out_builtin(spec, run, key, now=now)
     if outcome.status is OutcomeStatus.OK:
         queue.complete(
             key, result=outcome.output, claim_id=cid, claim_token_hash=token_hash, now=now
