@@ -131,11 +131,12 @@ class Projections:
     def attach(cls, mesh: SquidMesh, **options: Any) -> Projections:
         """Projections kept up to date inside ``mesh``'s process, right after each command.
 
-        The runtime calls ``after_command()`` once a command committed; see
-        ``docs/projections.md`` for the wiring.
+        The runtime nudges a background thread to call ``after_command()`` once a command
+        committed, so commands never wait for the views; ``mesh.list_runs`` catches up first.
         """
         projections = cls(mesh, **options)
         projections.catch_up()
+        mesh.attach_projections(projections)
         return projections
 
     def _construct_view(self, journal: SquidMesh) -> ProjectionView:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -24,6 +25,7 @@ from squidmesh_es.read_model import (
     Explanation,
     RunGraph,
     RunSnapshot,
+    RunSummary,
     build_run_graph,
     build_run_snapshot,
     explain_run_snapshot,
@@ -42,6 +44,7 @@ from squidmesh_es.runtime._execution import (
 from squidmesh_es.runtime._lineage import replay_run, start_child
 from squidmesh_es.runtime._mapper import JournalMapper
 from squidmesh_es.runtime._notifier import DispatchNotifier, ScheduledAttempt
+from squidmesh_es.runtime._ports import ProjectionsPort
 from squidmesh_es.runtime._recovery import RecoveryReport, recover
 from squidmesh_es.runtime._registry import WorkflowRegistry
 from squidmesh_es.runtime._settings import (
@@ -74,6 +77,18 @@ class SquidMesh(Application[UUID]):
     snapshotting_intervals = {WorkflowRun: 100, DispatchQueue: 200}
     env = {"AGGREGATE_CACHE_MAXSIZE": "512"}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Keep the journal's name in subclasses unless they set their own.
+
+        The library names an application after its class, and the name picks the Postgres
+        tables: a host's ``class Shop(SquidMesh)`` must share the journal that workers and
+        projections opened as ``SquidMesh``.
+        """
+        explicit = "name" in cls.__dict__
+        super().__init_subclass__(**kwargs)
+        if not explicit:
+            cls.name = SquidMesh.name
+
     def __init__(
         self,
         env: Mapping[str, str] | None = None,
@@ -90,6 +105,10 @@ class SquidMesh(Application[UUID]):
         self.storage = storage
         self.workflows = WorkflowRegistry(workflows)
         self.notifier = notifier
+        self._projections: ProjectionsPort | None = None
+        self._projections_due = threading.Event()
+        self._projections_thread: threading.Thread | None = None
+        self._closing = False
         self._extra_transcodings = tuple(transcodings)
         queue_id(queue)  # validates the name before anything is built
         super().__init__(env=env)
@@ -106,7 +125,7 @@ class SquidMesh(Application[UUID]):
         transcodings: Iterable[Transcoding] = (),
         workflows: Iterable[type[Workflow]] = (),
         notifier: DispatchNotifier | None = None,
-    ) -> SquidMesh:
+    ) -> Self:
         """Open the journal at ``url`` (``memory://``, ``sqlite:///file.db``, ``postgresql://``).
 
         Tables are created when missing, and so is the Postgres ``schema`` named in the URL.
@@ -136,7 +155,7 @@ class SquidMesh(Application[UUID]):
         *,
         clock: Clock | None = None,
         workflows: Iterable[type[Workflow]] = (),
-    ) -> SquidMesh:
+    ) -> Self:
         """Open the journal named by ``SQUIDMESH_DATABASE_URL`` (default: ``squidmesh.db``).
 
         ``SQUIDMESH_QUEUE`` sets the default queue. Only ``SQUIDMESH_*`` keys are read.
@@ -637,6 +656,59 @@ class SquidMesh(Application[UUID]):
             queue_anomalies=queue.anomalies,
         )
 
+    def list_runs(
+        self,
+        *,
+        workflow: str | type[Workflow] | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        **filters: Any,
+    ) -> list[RunSummary]:
+        """Runs from the catalog projection, newest first, without scanning events.
+
+        The projections catch up first, so a run this process just started is listed.
+        Filters and the ``after`` cursor are described in ``docs/projections.md``.
+
+        Raises:
+            InvalidArgument: no projections are attached (``Projections.attach(mesh)``).
+        """
+        if self._projections is None:
+            raise InvalidArgument(
+                "projections", "attach them first: squidmesh_es.projections.Projections.attach"
+            )
+        self._projections.after_command()
+        return list(
+            self._projections.list_runs(workflow=workflow, status=status, limit=limit, **filters)
+        )
+
+    def attach_projections(self, projections: ProjectionsPort) -> None:
+        """Keep ``projections`` up to date from a background thread after each commit.
+
+        Commands never wait for them, and a failing projection never fails a command.
+        """
+        self._projections = projections
+        if self._projections_thread is None:
+            self._projections_thread = threading.Thread(
+                target=self._follow_commits, name="squidmesh-projections", daemon=True
+            )
+            self._projections_thread.start()
+        self._projections_due.set()
+
+    def _follow_commits(self) -> None:
+        while not self._closing:
+            self._projections_due.wait()
+            self._projections_due.clear()
+            if self._projections is not None and not self._closing:
+                self._projections.after_command()
+
+    def close(self) -> None:
+        """Stop the projections thread, then close the journal's connections."""
+        self._closing = True
+        self._projections_due.set()
+        if self._projections_thread is not None:
+            self._projections_thread.join(timeout=10)
+        super().close()
+
     # -- live hints -----------------------------------------------------------------------
 
     def notify_scheduled(self, attempts: Sequence[ScheduledAttempt]) -> None:
@@ -690,10 +762,13 @@ class SquidMesh(Application[UUID]):
                 written. Discard the objects, reload and decide again.
         """
         try:
-            return super().save(*objs, **kwargs)
+            recordings = super().save(*objs, **kwargs)
         except IntegrityError as exc:
             ids = [str(getattr(o, "id", getattr(o, "originator_id", "?"))) for o in objs if o]
             raise Conflict("journal moved on since it was read", aggregates=ids) from exc
+        if self._projections is not None and recordings:
+            self._projections_due.set()
+        return recordings
 
 
 def _create_postgres_schema(settings: StorageSettings) -> None:

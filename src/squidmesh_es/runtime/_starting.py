@@ -92,6 +92,7 @@ def build_request(
         rid = uuid5(JOURNAL_NAMESPACE, f"start:{workflow.name}:{trigger_name}:{idempotency_key}")
     else:
         rid = uuid4()
+    index = {k: run_input[k] for k in workflow.index_keys if k in run_input}
     return StartRequest(
         workflow=workflow,
         trigger=trigger_name,
@@ -100,7 +101,7 @@ def build_request(
         queue=queue_name,
         idempotency_key=idempotency_key,
         metadata=dict(metadata or {}),
-        context=context or {},
+        context={**(context or {}), **({"index": index} if index else {})},
         signal_type=signal_type,
         replayed_from_run_id=replayed_from_run_id,
     )

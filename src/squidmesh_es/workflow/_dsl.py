@@ -37,7 +37,7 @@ from squidmesh_es.workflow._validation import spec_issues
 
 _T = TypeVar("_T")
 
-_RESERVED = frozenset({"name", "version", "payload", "triggers", "transitions"})
+_RESERVED = frozenset({"name", "version", "payload", "triggers", "transitions", "index_keys"})
 
 
 class Workflow:
@@ -54,6 +54,8 @@ class Workflow:
     payload: ClassVar[type[BaseModel]] = NoPayload
     triggers: ClassVar[Sequence[TriggerSpec]] = ()
     transitions: ClassVar[Sequence[TransitionDeclaration]] = ()
+    index_keys: ClassVar[Sequence[str]] = ()
+    """Payload fields operators look runs up by (``list_runs(index={"invoice_id": ...})``)."""
 
     _spec: ClassVar[WorkflowSpec | None] = None
     _contract: ClassVar[PayloadContract]
