@@ -15,8 +15,6 @@ from squidmesh_es.testing import ManualClock
 
 @pytest.fixture
 def journal(backend: str, database_url: str, mesh: SquidMesh, clock: ManualClock) -> str:
-    if backend == "memory":
-        pytest.skip("the command line opens its own journal: memory:// is not shared")
     start_runs(mesh, clock, 3)
     return database_url
 
@@ -26,6 +24,7 @@ def invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+@pytest.mark.shared_journal
 def test_list_json_pages_runs_newest_first(journal: str) -> None:
     code, out = invoke("list", "--database-url", journal, "--json", "--limit", "2")
     assert code == 0, out
@@ -35,12 +34,14 @@ def test_list_json_pages_runs_newest_first(journal: str) -> None:
     assert code == 0 and len(json.loads(out)["runs"]) == 1
 
 
+@pytest.mark.shared_journal
 def test_list_refuses_a_bad_status_with_its_code(journal: str) -> None:
     code, out = invoke("list", "--database-url", journal, "--json", "--status", "asleep")
     assert code == 1
     assert json.loads(out)["error"]["code"] == "invalid_option"
 
 
+@pytest.mark.shared_journal
 def test_status_and_rebuild_report_positions(journal: str) -> None:
     code, out = invoke("projections", "rebuild", "--database-url", journal, "--json")
     assert code == 0, out

@@ -210,6 +210,7 @@ def test_a_failing_projection_stops_alone_and_resumes_from_its_position(
     assert run_id in [r.run_id for r in projections.list_runs()]
 
 
+@pytest.mark.shared_journal
 def test_a_crash_between_rows_and_tracking_leaves_nothing_and_counts_once(
     backend: str,
     mesh: SquidMesh,
@@ -217,8 +218,6 @@ def test_a_crash_between_rows_and_tracking_leaves_nothing_and_counts_once(
     projections: Projections,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if backend == "memory":
-        pytest.skip("an in-memory view dies with its process: there is no crash to survive")
     ids = start_runs(mesh, clock, 3)
     original = RunCatalog.changes
 
