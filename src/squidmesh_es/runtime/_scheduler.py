@@ -107,7 +107,7 @@ def cron_ticks(
     limit = ensure_aware(until, name="until")
     for tick in ticks:
         if tick > limit:
-            return [(t, n) for t, n in zip(found, [*found[1:], tick], strict=True)]
+            return list(zip(found, [*found[1:], tick][: len(found)], strict=True))
         found.append(tick)
         if len(found) > MAX_TICKS_SCANNED:
             raise InvalidArgument("cron expression", "too many ticks in one pass")
