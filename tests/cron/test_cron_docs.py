@@ -7,12 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import squidmesh_es.runtime
-from squidmesh_es import SquidMesh
-
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "cron.md"
 BLOCK = re.compile(r"(<!-- not-run[^>]*-->\s*)?```python\n(.*?)```", re.S)
-WIRED = hasattr(SquidMesh, "start_cron") and hasattr(squidmesh_es.runtime, "Scheduler")
 
 
 def blocks() -> list[str]:
@@ -23,7 +19,6 @@ def test_the_page_has_python_blocks() -> None:
     assert len(blocks()) >= 4
 
 
-@pytest.mark.skipif(not WIRED, reason="SquidMesh.start_cron and runtime.Scheduler not exported")
 def test_the_cron_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "docs_cron"}

@@ -13,8 +13,7 @@ from types import FrameType
 import click
 
 from squidmesh_es.cli._options import database_url_option, import_option, load_workflows
-from squidmesh_es.runtime import SquidMesh
-from squidmesh_es.runtime._scheduler import Scheduler
+from squidmesh_es.runtime import Scheduler, SquidMesh
 
 __all__ = ["scheduler"]
 

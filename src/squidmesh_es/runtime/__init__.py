@@ -2,11 +2,13 @@
 
 from squidmesh_es.runtime._app import SquidMesh
 from squidmesh_es.runtime._clock import Clock, SystemClock
+from squidmesh_es.runtime._cron import CronDecision, CronStart
 from squidmesh_es.runtime._execution import MIN_HEARTBEAT_INTERVAL, Claim, Finished
 from squidmesh_es.runtime._mapper import JournalMapper
 from squidmesh_es.runtime._notifier import DispatchNotifier, ScheduledAttempt
 from squidmesh_es.runtime._recovery import RecoveryReport
 from squidmesh_es.runtime._registry import WorkflowRegistry
+from squidmesh_es.runtime._scheduler import Scheduler, SchedulerPass
 from squidmesh_es.runtime._settings import (
     DEFAULT_DATABASE_URL,
     StorageSettings,
@@ -21,11 +23,15 @@ __all__ = [
     "MIN_HEARTBEAT_INTERVAL",
     "Claim",
     "Clock",
+    "CronDecision",
+    "CronStart",
     "DispatchNotifier",
     "Finished",
     "JournalMapper",
     "RecoveryReport",
     "ScheduledAttempt",
+    "Scheduler",
+    "SchedulerPass",
     "Signal",
     "SignalType",
     "SquidMesh",

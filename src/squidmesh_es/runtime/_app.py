@@ -31,6 +31,7 @@ from squidmesh_es.read_model import (
     explain_run_snapshot,
 )
 from squidmesh_es.runtime._clock import Clock, SystemClock, ensure_aware
+from squidmesh_es.runtime._cron import CronStart, IntendedWindow, start_cron
 from squidmesh_es.runtime._execution import (
     CONFLICT_RETRIES,
     Finished,
@@ -289,6 +290,38 @@ class SquidMesh(Application[UUID]):
         )
         run = start_run(self, request, now=at)
         return self._snapshot(run, at)
+
+    def start_cron(
+        self,
+        workflow: type[Workflow],
+        trigger: str,
+        *,
+        signal_id: str | None = None,
+        intended_window: IntendedWindow | None = None,
+        payload: Mapping[str, JSONValue] | None = None,
+        queue: str | None = None,
+        now: datetime | None = None,
+    ) -> CronStart:
+        """Deliver one activation of a cron trigger; a repeat of its identity starts nothing.
+
+        The result says whether the run started, an existing run was returned, or the
+        duplicate was skipped; ``.snapshot`` is the run either way.
+
+        Raises:
+            MissingScheduleIdempotencyKey: an idempotent trigger got no signal id and no
+                complete window.
+            InvalidTrigger, InvalidArgument, PayloadValidationError: refused, nothing written.
+        """
+        return start_cron(
+            self,
+            workflow,
+            trigger,
+            signal_id=signal_id,
+            intended_window=intended_window,
+            payload=payload,
+            queue=queue,
+            now=self.now(now),
+        )
 
     def execute_next(
         self,
