@@ -49,7 +49,30 @@ Verdict = AnomalyReason | Recorded | None
 
 
 class AnomalyLog:
-    """Aggregate mixin holding the anomalies found while applying events."""
+    """Aggregate mixin holding the anomalies found while applying events.
+
+    It also gives the aggregates a cheap copy. The repository hands out a copy of its cached
+    aggregate on every load; a generic deep copy walks every stored input and result, which
+    dominated the cost of a step. Our state is only ever changed by replacing container
+    entries or updating the records listed in ``MUTABLE_RECORDS``, so copying containers one
+    level deep, and those records one level deeper, gives an independent object.
+    """
+
+    MUTABLE_RECORDS: tuple[str, ...] = ()
+    """Dict-of-dict attributes whose inner records are updated in place."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        clone = object.__new__(type(self))
+        for name, value in self.__dict__.items():
+            if name in self.MUTABLE_RECORDS:
+                value = {key: dict(record) for key, record in value.items()}
+            elif isinstance(value, dict):
+                value = dict(value)
+            elif isinstance(value, list):
+                value = list(value)
+            clone.__dict__[name] = value
+        memo[id(self)] = clone
+        return clone
 
     anomalies: list[JSONDict]
     anomaly_count: int

@@ -12,8 +12,10 @@ A short memory of recently finished attempts keeps duplicate completions idempot
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import TYPE_CHECKING, Any, final
 from uuid import UUID
 
@@ -113,6 +115,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
     """Attempts of one queue, and who holds each of them until when."""
 
     TOPIC = "squidmesh.DispatchQueue"
+    MUTABLE_RECORDS = ("attempts",)
 
     if TYPE_CHECKING:  # state set by events; annotations here would become __init__ args
         queue: str
@@ -531,11 +534,15 @@ class DispatchQueue(AnomalyLog, Aggregate):
 
     def claimable(self, now: datetime, *, limit: int | None = None) -> list[Attempt]:
         """Visible attempts and expired claims at ``now``, in the order workers get them."""
+        return list(islice(self.iter_claimable(now), limit))
+
+    def iter_claimable(self, now: datetime) -> Iterator[Attempt]:
+        """`claimable`, lazily: views are built only for the attempts a caller looks at."""
         ready = [
             a for a in self.attempts.values() if self.claim_rule(a["runnable_key"], now) is None
         ]
         ready.sort(key=_order)
-        return [Attempt.from_state(a) for a in ready[:limit]]
+        return (Attempt.from_state(a) for a in ready)
 
     def next_visible_at(self) -> datetime | None:
         """When the earliest waiting attempt becomes visible; a worker may sleep until then."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
@@ -110,6 +111,7 @@ class SquidMesh(Application[UUID]):
         self._projections_due = threading.Event()
         self._projections_thread: threading.Thread | None = None
         self._closing = False
+        self._loading = threading.Lock()
         self._extra_transcodings = tuple(transcodings)
         queue_id(queue)  # validates the name before anything is built
         super().__init__(env=env)
@@ -139,15 +141,24 @@ class SquidMesh(Application[UUID]):
         settings = parse_database_url(url)
         if settings.postgres_schema:
             _create_postgres_schema(settings)
-        return cls(
-            env=settings.env,
-            clock=clock,
-            queue=queue,
-            transcodings=transcodings,
-            storage=settings,
-            workflows=workflows,
-            notifier=notifier,
-        )
+        for attempt in range(_OPEN_ATTEMPTS):
+            try:
+                return cls(
+                    env=settings.env,
+                    clock=clock,
+                    queue=queue,
+                    transcodings=transcodings,
+                    storage=settings,
+                    workflows=workflows,
+                    notifier=notifier,
+                )
+            except Exception as exc:
+                # Processes opening a new Postgres journal at the same instant race in
+                # CREATE TABLE IF NOT EXISTS; the loser may open once the winner is done.
+                if attempt + 1 == _OPEN_ATTEMPTS or not _concurrent_ddl(exc):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     @classmethod
     def from_env(
@@ -209,7 +220,7 @@ class SquidMesh(Application[UUID]):
         """
         uid = parse_run_id(run_id)
         try:
-            run: Any = self.repository.get(uid)
+            run: Any = self._load(uid)
         except AggregateNotFoundError:
             raise RunNotFound(uid) from None
         if not isinstance(run, WorkflowRun):
@@ -226,7 +237,7 @@ class SquidMesh(Application[UUID]):
         name = name or self.default_queue
         qid = queue_id(name)
         try:
-            queue: Any = self.repository.get(qid)
+            queue: Any = self._load(qid)
         except AggregateNotFoundError:
             return DispatchQueue.open(name, now=self.now(now))
         if not isinstance(queue, DispatchQueue):
@@ -779,6 +790,13 @@ class SquidMesh(Application[UUID]):
             return
         logger.warning("wakeups for %s not recorded: the queue kept moving", queue_name)
 
+    def _load(self, aggregate_id: UUID) -> Any:
+        # The library fast-forwards a cached aggregate under its lock but copies it after
+        # releasing it, so a load racing another thread's load could copy a half-updated
+        # object. One lock around the whole load closes that window.
+        with self._loading:
+            return self.repository.get(aggregate_id)
+
     def _take_snapshots(self, processing_event: Any) -> None:
         # Snapshots are disposable caches written after the events committed: a failure
         # to write one must not make a committed command look failed.
@@ -802,6 +820,19 @@ class SquidMesh(Application[UUID]):
         if self._projections is not None and recordings:
             self._projections_due.set()
         return recordings
+
+
+_OPEN_ATTEMPTS = 5
+
+
+def _concurrent_ddl(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) is Postgres refusing racing catalog updates."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if "concurrently updated" in str(seen) or "pg_type_typname_nsp_index" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _create_postgres_schema(settings: StorageSettings) -> None:

@@ -148,7 +148,7 @@ def claim_from(
     claims: list[Claim] = []
     if limit <= 0:
         return claims
-    for attempt in queue.claimable(now):
+    for attempt in queue.iter_claimable(now):
         if not mesh.can_execute(attempt):
             continue
         token = secrets.token_urlsafe(32)
