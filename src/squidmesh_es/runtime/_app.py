@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -299,8 +299,8 @@ class SquidMesh(Application[UUID]):
             metadata=metadata,
             now=at,
         )
-        run = start_run(self, request, now=at)
-        return self._snapshot(run, at)
+        started = start_run(self, request, now=at)
+        return self._snapshot(started.run, at, queue=started.queue)
 
     def start_cron(
         self,
@@ -507,15 +507,8 @@ class SquidMesh(Application[UUID]):
             ManualStepMismatch: the run is not paused at a pause step.
             RunTerminal: the run ended.
         """
-        return self.apply_signal(
-            Signal.resume_run(
-                run_id,
-                actor=actor,
-                comment=comment,
-                metadata=dict(metadata or {}),
-                idempotency_key=idempotency_key,
-                occurred_at=now,
-            )
+        return self._decide_manual(
+            Signal.resume_run, run_id, actor, comment, metadata, idempotency_key, now
         )
 
     def approve(
@@ -534,15 +527,8 @@ class SquidMesh(Application[UUID]):
             ManualStepMismatch: the run is not paused at an approval step.
             RunTerminal: the run ended.
         """
-        return self.apply_signal(
-            Signal.approve_run(
-                run_id,
-                actor=actor,
-                comment=comment,
-                metadata=dict(metadata or {}),
-                idempotency_key=idempotency_key,
-                occurred_at=now,
-            )
+        return self._decide_manual(
+            Signal.approve_run, run_id, actor, comment, metadata, idempotency_key, now
         )
 
     def reject(
@@ -561,16 +547,29 @@ class SquidMesh(Application[UUID]):
             ManualStepMismatch: the run is not paused at an approval step.
             RunTerminal: the run ended.
         """
-        return self.apply_signal(
-            Signal.reject_run(
-                run_id,
-                actor=actor,
-                comment=comment,
-                metadata=dict(metadata or {}),
-                idempotency_key=idempotency_key,
-                occurred_at=now,
-            )
+        return self._decide_manual(
+            Signal.reject_run, run_id, actor, comment, metadata, idempotency_key, now
         )
+
+    def _decide_manual(
+        self,
+        build: Callable[..., Signal],
+        run_id: UUID | str,
+        actor: str | None,
+        comment: str | None,
+        metadata: Mapping[str, JSONValue] | None,
+        idempotency_key: str | None,
+        now: datetime | None,
+    ) -> RunSnapshot:
+        signal = build(
+            run_id,
+            actor=actor,
+            comment=comment,
+            metadata=dict(metadata or {}),
+            idempotency_key=idempotency_key,
+            occurred_at=now,
+        )
+        return self.apply_signal(signal)
 
     def replay(
         self,

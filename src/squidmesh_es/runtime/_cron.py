@@ -255,7 +255,7 @@ def start_cron(
         now=at,
     )
     if key is None:
-        run = start_run(mesh, request, now=at)
+        run = start_run(mesh, request, now=at).run
         return _result(mesh, CronDecision.STARTED, run, sid, None, at)
     duplicate = (
         CronDecision.RETURNED_EXISTING

@@ -72,7 +72,7 @@ def replay_run(
         replayed_from_run_id=source.run_id,
         now=now,
     )
-    return start_run(mesh, request, now=now)
+    return start_run(mesh, request, now=now).run
 
 
 def start_child(

@@ -59,8 +59,9 @@ def recover(
     report = RecoveryReport()
     queue_name = queue or mesh.default_queue
     if run_id is not None:
-        run_ids = [str(mesh.get_run(run_id).run_id)]
-        queue_name = queue or mesh.get_run(run_id).queue
+        run = mesh.get_run(run_id)
+        run_ids = [str(run.run_id)]
+        queue_name = queue or run.queue
     else:
         run_ids = list(mesh.get_queue(queue_name, now=now).queued_runs)
     for rid in run_ids:

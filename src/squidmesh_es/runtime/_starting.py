@@ -107,11 +107,11 @@ def build_request(
     )
 
 
-def start_run(mesh: SquidMesh, request: StartRequest, *, now: datetime) -> WorkflowRun:
+def start_run(mesh: SquidMesh, request: StartRequest, *, now: datetime) -> PreparedStart:
     """Commit the run's start, its receipt, its entry runnables and their attempts at once.
 
-    A run that already exists under the request's id is returned when the same request
-    started it.
+    A run that already exists under the request's id is returned (with no queue) when the
+    same request started it; otherwise the committed run comes with its saved queue.
 
     Raises:
         Conflict: the run id belongs to a different request.
@@ -119,13 +119,13 @@ def start_run(mesh: SquidMesh, request: StartRequest, *, now: datetime) -> Workf
     for _ in range(CONFLICT_RETRIES):
         prepared = prepare_start(mesh, request, now=now)
         if prepared.settled is None:
-            return prepared.run
+            return prepared
         try:
             mesh.save(*prepared.aggregates)
         except Conflict:
             continue
         after_commit(mesh, prepared.settled)
-        return prepared.run
+        return prepared
     raise Conflict("journal kept moving while starting", run_id=str(request.run_id))
 
 
