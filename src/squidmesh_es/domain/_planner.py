@@ -15,6 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from squidmesh_es.domain._compensation import (
+    compensation_failure,
+    compensation_pending,
+    compensation_summary,
+    is_compensating,
+    next_compensation,
+)
 from squidmesh_es.domain._journal import JSONDict
 from squidmesh_es.domain._keys import runnable_key
 from squidmesh_es.domain._run import Runnable, WorkflowRun
@@ -22,8 +29,10 @@ from squidmesh_es.domain._vocab import ManualKind, TerminalStatus
 from squidmesh_es.errors import MissingInputPath, RunTerminal, UnknownAttempt
 from squidmesh_es.workflow import (
     COMPLETE,
+    NO_RETRY,
     JSONValue,
     Outcome,
+    RetryPolicy,
     Route,
     StepKind,
     StepSpec,
@@ -41,6 +50,7 @@ __all__ = [
     "plan_entry",
     "plan_retry",
     "resolve_boundary",
+    "retry_policy",
 ]
 
 
@@ -104,16 +114,25 @@ def apply_outcome(
         raise RunTerminal(run.run_id, run.terminal_status)
     if key in run.applied:
         return progress
-    step_name = str(_planned(run, key)["step"])
+    planned = _planned(run, key)
+    step_name = str(planned["step"])
+    if planned.get("compensation") is not None or planned.get("dynamic") is not None:
+        _apply_side_work(spec, run, key, step_name, outcome, output, error, now, progress)
+        return progress
     step = spec.step(step_name)
     delta = step.place_output({}, output or {}) if outcome is Outcome.OK else {}
+    if is_compensating(run):
+        # A sibling that was in flight when the rollback began: record it, plan nothing.
+        run.apply_result(key, outcome=outcome.value, result=delta, error=error, now=now)
+        _continue_compensation(spec, run, now=now, progress=progress)
+        return progress
     state = run_state(run.input, {**run.context, **delta, **run.start_context})
     if spec.mode is WorkflowMode.DEPENDENCY:
         run.apply_result(
             key, outcome=outcome.value, result=delta, error=error, transition=None, now=now
         )
         if outcome is Outcome.ERROR:
-            _fail(run, step_name, key, error, now=now, progress=progress)
+            _fail(spec, run, step_name, key, error, now=now, progress=progress)
             return progress
         ready = [d for d in spec.dependents_of(step_name) if _dependencies_met(spec, run, d)]
         _plan_steps(spec, run, ready, visible_at=now, now=now, progress=progress)
@@ -151,11 +170,19 @@ def plan_retry(
         UnknownAttempt: the runnable was never planned for this run.
     """
     failed = _planned(run, key)
-    step = spec.step(str(failed["step"]))
     attempt = int(failed["attempt_number"]) + 1
-    retry = _runnable(
-        run, step, attempt=attempt, input=failed["input"], visible_at=visible_at, now=now
-    )
+    if failed.get("dynamic") is not None or failed.get("compensation") is not None:
+        retry = replace(
+            Runnable.from_state(failed),
+            runnable_key=runnable_key(run.run_id, str(failed["step"]), attempt),
+            attempt_number=attempt,
+            visible_at=visible_at,
+        )
+    else:
+        step = spec.step(str(failed["step"]))
+        retry = _runnable(
+            run, step, attempt=attempt, input=failed["input"], visible_at=visible_at, now=now
+        )
     run.apply_result(
         key,
         outcome=Outcome.ERROR.value,
@@ -219,18 +246,20 @@ def plan_deferral(
     the input, under a new runnable key ``<key>:deferred:<n>``.
     """
     deferred = _planned(run, key)
-    step = spec.step(str(deferred["step"]))
-    base = runnable_key(run.run_id, step.name, int(deferred["attempt_number"]))
+    base = runnable_key(run.run_id, str(deferred["step"]), int(deferred["attempt_number"]))
     count = sum(1 for k in run.planned if k.startswith(f"{base}:deferred:"))
     visible_at = now + delay
-    again = _runnable(
-        run,
-        step,
-        attempt=int(deferred["attempt_number"]),
-        input=deferred["input"],
-        visible_at=visible_at,
-        now=now,
-    )
+    if deferred.get("dynamic") is not None or deferred.get("compensation") is not None:
+        again = replace(Runnable.from_state(deferred), visible_at=visible_at)
+    else:
+        again = _runnable(
+            run,
+            spec.step(str(deferred["step"])),
+            attempt=int(deferred["attempt_number"]),
+            input=deferred["input"],
+            visible_at=visible_at,
+            now=now,
+        )
     again = replace(
         again,
         runnable_key=f"{base}:deferred:{count + 1}",
@@ -271,9 +300,9 @@ def _follow(
             _end(run, TerminalStatus.COMPLETED, None, now=now, progress=progress)
         elif outcome is Outcome.OK:
             reason = {"code": "no_matching_transition", "message": "no route matched"}
-            _fail(run, step_name, key, reason, now=now, progress=progress)
+            _fail(spec, run, step_name, key, reason, now=now, progress=progress)
         else:
-            _fail(run, step_name, key, error, now=now, progress=progress)
+            _fail(spec, run, step_name, key, error, now=now, progress=progress)
         return
     if route.to == COMPLETE:
         _end(run, TerminalStatus.COMPLETED, None, now=now, progress=progress)
@@ -317,7 +346,7 @@ def _plan_steps(
         try:
             step_input = step.select_input(state)
         except MissingInputPath as exc:
-            _fail(run, name, None, exc.to_dict(), now=now, progress=progress)
+            _fail(spec, run, name, None, exc.to_dict(), now=now, progress=progress)
             return
         planned.append(
             (
@@ -480,6 +509,7 @@ def _runnable(
 
 
 def _fail(
+    spec: WorkflowSpec,
     run: WorkflowRun,
     step: str,
     key: str | None,
@@ -488,8 +518,74 @@ def _fail(
     now: datetime,
     progress: Progress,
 ) -> None:
+    """Fail the run, or roll it back first when completed steps declare compensations."""
+    if is_compensating(run):
+        _continue_compensation(spec, run, now=now, progress=progress)
+        return
     error: JSONDict = {"code": "step_failed", "step": step, "runnable_key": key, "reason": reason}
-    _end(run, TerminalStatus.FAILED, error, now=now, progress=progress)
+    first = next_compensation(spec, run, error, now=now)
+    if first is None:
+        _end(run, TerminalStatus.FAILED, error, now=now, progress=progress)
+        return
+    run.plan([first], now=now)
+    progress.to_schedule.append(first)
+
+
+def _continue_compensation(
+    spec: WorkflowSpec, run: WorkflowRun, *, now: datetime, progress: Progress
+) -> None:
+    """Plan the next callback, or fail the run once nothing is left to undo or wait for."""
+    if run.is_terminal or compensation_pending(run):
+        return
+    failure = compensation_failure(run) or {"code": "step_failed"}
+    following = next_compensation(spec, run, failure, now=now)
+    if following is not None:
+        run.plan([following], now=now)
+        progress.to_schedule.append(following)
+    elif not run.pending_runnables():
+        error = {**failure, "compensation": compensation_summary(run)}
+        _end(run, TerminalStatus.FAILED, error, now=now, progress=progress)
+
+
+def _apply_side_work(
+    spec: WorkflowSpec,
+    run: WorkflowRun,
+    key: str,
+    name: str,
+    outcome: Outcome,
+    output: JSONDict | None,
+    error: JSONDict | None,
+    now: datetime,
+    progress: Progress,
+) -> None:
+    """Apply a compensation callback's or a dynamic node's outcome; outputs join the context.
+
+    A failed callback is recorded and the rollback goes on; a dynamic node that failed for
+    good fails the run (rolling it back first where steps declare compensations).
+    """
+    ok = outcome is Outcome.OK
+    result = (output or {}) if ok else {}
+    run.apply_result(key, outcome=outcome.value, result=result, error=error, now=now)
+    if is_compensating(run):
+        _continue_compensation(spec, run, now=now, progress=progress)
+    elif not ok:
+        _fail(spec, run, name, key, error, now=now, progress=progress)
+    elif not run.pending_runnables() and run.manual_state is None:
+        _end(run, TerminalStatus.COMPLETED, None, now=now, progress=progress)
+
+
+def retry_policy(spec: WorkflowSpec, planned: JSONDict) -> RetryPolicy:
+    """The retry policy of a planned runnable.
+
+    A declared step has its own; a dynamic node the ``max_attempts`` it was scheduled with;
+    a compensation callback a single attempt.
+    """
+    if planned.get("compensation") is not None:
+        return NO_RETRY
+    dynamic = planned.get("dynamic")
+    if dynamic is not None:
+        return RetryPolicy(max_attempts=int(dynamic.get("max_attempts") or 1))
+    return spec.step(str(planned["step"])).retry_policy
 
 
 def _end(
@@ -500,9 +596,12 @@ def _end(
     now: datetime,
     progress: Progress,
 ) -> None:
-    if not run.is_terminal:
-        run.end(status, now=now, error=error)
-        progress.ended = status
+    if run.is_terminal:
+        return
+    if status is TerminalStatus.COMPLETED and run.pending_runnables():
+        return  # scheduled dynamic work still runs; the last of it completes the run
+    run.end(status, now=now, error=error)
+    progress.ended = status
 
 
 def _planned(run: WorkflowRun, key: str) -> JSONDict:

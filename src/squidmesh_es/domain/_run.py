@@ -61,6 +61,29 @@ class Runnable:
     deferred: JSONDict | None = None
     deadline: JSONDict | None = None
     action: str | None = None
+    compensation: JSONDict | None = None
+    """Set on a saga callback: the completed step it undoes and that step's runnable key."""
+    dynamic: JSONDict | None = None
+    """Set on a dynamic node: its dynamic key, origin and retry intent."""
+
+    @classmethod
+    def from_state(cls, state: JSONDict) -> Runnable:
+        """The runnable a ``RunnablesPlanned`` entry describes (the inverse of `to_state`)."""
+        return cls(
+            runnable_key=str(state["runnable_key"]),
+            step=str(state["step"]),
+            attempt_number=int(state["attempt_number"]),
+            input=state["input"],
+            visible_at=state["visible_at"],
+            queue=str(state["queue"]),
+            idempotency_key=state.get("idempotency_key"),
+            recovery=state.get("recovery"),
+            deferred=state.get("deferred"),
+            deadline=state.get("deadline"),
+            action=state.get("action"),
+            compensation=state.get("compensation"),
+            dynamic=state.get("dynamic"),
+        )
 
     def to_state(self) -> JSONDict:
         """The runnable as stored in ``RunnablesPlanned`` (unset optional fields left out)."""
@@ -73,7 +96,7 @@ class Runnable:
             "visible_at": self.visible_at,
             "queue": self.queue,
         }
-        for name in ("recovery", "deferred", "deadline", "action"):
+        for name in ("recovery", "deferred", "deadline", "action", "compensation", "dynamic"):
             value = getattr(self, name)
             if value is not None:
                 state[name] = value

@@ -50,6 +50,10 @@ class RunnableView(ReadModel):
     """``{reason, delay_ms, deferred_from}`` when this is a deferred continuation."""
     deadline: JsonMap | None = None
     """The persisted due times; the evaluated status is in `RunSnapshot.deadlines`."""
+    compensation: JsonMap | None = None
+    """``{step, runnable_key}`` of the completed step a saga callback undoes."""
+    dynamic: JsonMap | None = None
+    """``{dynamic_key, origin, max_attempts}`` when this is a scheduled dynamic node."""
     applied: bool = False
 
 
@@ -354,6 +358,8 @@ def _runnable_view(runnable: JSONDict, *, applied: bool) -> RunnableView:
         recovery=_optional_map(runnable.get("recovery")),
         deferred=_optional_map(runnable.get("deferred")),
         deadline=_optional_map(runnable.get("deadline")),
+        compensation=_optional_map(runnable.get("compensation")),
+        dynamic=_optional_map(runnable.get("dynamic")),
         applied=applied,
     )
 

@@ -33,6 +33,7 @@ from squidmesh_es.read_model import (
 )
 from squidmesh_es.runtime._clock import Clock, SystemClock, ensure_aware
 from squidmesh_es.runtime._cron import CronStart, IntendedWindow, start_cron
+from squidmesh_es.runtime._definitions import RunDefinition, SpecCache, definition_of
 from squidmesh_es.runtime._execution import (
     CONFLICT_RETRIES,
     Finished,
@@ -55,10 +56,10 @@ from squidmesh_es.runtime._settings import (
     parse_database_url,
 )
 from squidmesh_es.runtime._signals import Signal, apply_signal
-from squidmesh_es.runtime._starting import build_request, start_run
+from squidmesh_es.runtime._starting import build_request, build_spec_request, start_run
 from squidmesh_es.runtime._transaction import Transaction, transaction
 from squidmesh_es.runtime._worker import Worker
-from squidmesh_es.workflow import JSONValue, StepContext, Workflow
+from squidmesh_es.workflow import ActionRegistry, JSONValue, StepContext, Workflow, WorkflowSpec
 
 __all__ = ["SquidMesh"]
 
@@ -101,11 +102,14 @@ class SquidMesh(Application[UUID]):
         storage: StorageSettings | None = None,
         workflows: Iterable[type[Workflow]] = (),
         notifier: DispatchNotifier | None = None,
+        action_registry: ActionRegistry | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.default_queue = queue
         self.storage = storage
         self.workflows = WorkflowRegistry(workflows)
+        self.action_registry = action_registry
+        self._runtime_specs = SpecCache()
         self.notifier = notifier
         self._projections: ProjectionsPort | None = None
         self._projections_due = threading.Event()
@@ -128,12 +132,15 @@ class SquidMesh(Application[UUID]):
         transcodings: Iterable[Transcoding] = (),
         workflows: Iterable[type[Workflow]] = (),
         notifier: DispatchNotifier | None = None,
+        action_registry: ActionRegistry | None = None,
     ) -> Self:
         """Open the journal at ``url`` (``memory://``, ``sqlite:///file.db``, ``postgresql://``).
 
         Tables are created when missing, and so is the Postgres ``schema`` named in the URL.
         ``workflows`` are the workflow classes this process may execute; ``start``
-        registers the workflows it starts as well.
+        registers the workflows it starts as well. ``action_registry`` is the allowlist of
+        action keys this process may execute: the steps of ``start_spec`` runs, dynamic
+        nodes and action-keyed compensations.
 
         Raises:
             InvalidArgument: the URL is not one of the supported forms.
@@ -151,6 +158,7 @@ class SquidMesh(Application[UUID]):
                     storage=settings,
                     workflows=workflows,
                     notifier=notifier,
+                    action_registry=action_registry,
                 )
             except Exception as exc:
                 # Processes opening a new Postgres journal at the same instant race in
@@ -167,6 +175,7 @@ class SquidMesh(Application[UUID]):
         *,
         clock: Clock | None = None,
         workflows: Iterable[type[Workflow]] = (),
+        action_registry: ActionRegistry | None = None,
     ) -> Self:
         """Open the journal named by ``SQUIDMESH_DATABASE_URL`` (default: ``squidmesh.db``).
 
@@ -178,6 +187,7 @@ class SquidMesh(Application[UUID]):
             queue=environ.get("SQUIDMESH_QUEUE", "default"),
             clock=clock,
             workflows=workflows,
+            action_registry=action_registry,
         )
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
@@ -256,9 +266,25 @@ class SquidMesh(Application[UUID]):
             self.workflows.register(workflow)
 
     def can_execute(self, attempt: Attempt) -> bool:
-        """Whether this runtime has the code for ``attempt``'s workflow."""
-        workflow = (attempt.metadata or {}).get("workflow")
-        return isinstance(workflow, str) and workflow in self.workflows
+        """Whether this runtime has the code for ``attempt``: its workflow and its action.
+
+        A run started from a runtime spec carries its definition, so only the action key
+        (if any) must be in this process's action registry.
+        """
+        metadata = attempt.metadata or {}
+        workflow = metadata.get("workflow")
+        if metadata.get("definition") != "runtime_spec" and workflow not in self.workflows:
+            return False
+        action = metadata.get("action")
+        if action is None:
+            return True
+        return self.action_registry is not None and action in self.action_registry
+
+    def definition(self, run: WorkflowRun) -> RunDefinition | None:
+        """The definition ``run`` executes under; ``None`` when this process lacks its code."""
+        return definition_of(
+            run, self.workflows.get(run.workflow), self.action_registry, self._runtime_specs
+        )
 
     # -- starting and executing -----------------------------------------------------------
 
@@ -293,6 +319,52 @@ class SquidMesh(Application[UUID]):
             workflow,
             payload or {},
             trigger=trigger,
+            run_id=run_id,
+            queue=queue,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+            now=at,
+        )
+        started = start_run(self, request, now=at)
+        return self._snapshot(started.run, at, queue=started.queue)
+
+    def start_spec(
+        self,
+        spec: WorkflowSpec | Mapping[str, JSONValue],
+        payload: Mapping[str, JSONValue] | None = None,
+        *,
+        trigger: str | None = None,
+        action_registry: ActionRegistry | None = None,
+        run_id: UUID | str | None = None,
+        queue: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, JSONValue] | None = None,
+        now: datetime | None = None,
+    ) -> RunSnapshot:
+        """Start a run of a runtime-authored spec (a `WorkflowSpec` or its dict form).
+
+        The spec is validated and its action keys resolved through ``action_registry``
+        (default: the one this runtime was opened with) before anything is written. The
+        resolved spec is stored with the run: workers execute it, and inspection and the
+        graph read it, whatever is deployed later. Workers need the actions in their own
+        registry (``SquidMesh.open(url, action_registry=...)``). Such runs cannot be
+        replayed (`InvalidReplaySource`).
+
+        Raises:
+            InvalidArgument: no action registry here or in the call.
+            WorkflowValidationError: the spec is invalid, or the registry refuses an action.
+            PayloadValidationError: the payload breaks the spec's contract.
+            InvalidTrigger: unknown trigger, or none named while the spec has several.
+            InvalidRunId: ``run_id`` is not a UUID.
+            Conflict: the run id belongs to a different request.
+        """
+        at = self.now(now)
+        request = build_spec_request(
+            self,
+            spec,
+            payload or {},
+            trigger=trigger,
+            action_registry=action_registry,
             run_id=run_id,
             queue=queue,
             idempotency_key=idempotency_key,
@@ -675,8 +747,8 @@ class SquidMesh(Application[UUID]):
         """
         run = self.get_run(run_id)
         snapshot = self._snapshot(run, self.now(now), include_history=include_history)
-        workflow = self.workflows.get(run.workflow)
-        spec = workflow.to_spec() if workflow is not None else None
+        definition = self.definition(run)
+        spec = definition.spec if definition is not None else None
         return build_run_graph(snapshot, spec, include_history=include_history)
 
     def _snapshot(
@@ -688,12 +760,12 @@ class SquidMesh(Application[UUID]):
         include_history: bool = False,
     ) -> RunSnapshot:
         queue = queue if queue is not None else self.get_queue(run.queue)
-        workflow = self.workflows.get(run.workflow)
+        definition = self.definition(run)
         return build_run_snapshot(
             run,
             queue.attempts_of(run.run_id),
             now=now,
-            spec=workflow.to_spec() if workflow is not None else None,
+            spec=definition.spec if definition is not None else None,
             include_history=include_history,
             queue_version=queue.version,
             queue_anomalies=queue.anomalies,

@@ -105,8 +105,8 @@ def resolve_manual_run(
         if boundary is None or boundary["kind"] != action.kind.value:
             actual = None if boundary is None else str(boundary["kind"])
             raise ManualStepMismatch(run.run_id, expected=action.kind.value, actual=actual)
-        workflow = mesh.workflows.get(run.workflow)
-        if workflow is None:
+        definition = mesh.definition(run)
+        if definition is None:
             raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
         decision: JSONDict = {
             "decision": action.value,
@@ -127,7 +127,7 @@ def resolve_manual_run(
         run.resolve_manual(action, now=now, result=decision, metadata=metadata)
         rejected = action is ManualAction.REJECTED
         progress = resolve_boundary(
-            workflow.to_spec(),
+            definition.spec,
             run,
             boundary,
             outcome=Outcome.ERROR if rejected else Outcome.OK,

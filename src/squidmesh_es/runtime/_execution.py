@@ -41,6 +41,7 @@ from squidmesh_es.domain._planner import (
     carry_out_builtin,
     plan_deferral,
     plan_retry,
+    retry_policy,
 )
 from squidmesh_es.errors import (
     Conflict,
@@ -50,15 +51,14 @@ from squidmesh_es.errors import (
     SquidMeshError,
     UnknownAttempt,
 )
+from squidmesh_es.runtime._definitions import RunDefinition
 from squidmesh_es.runtime._notifier import ScheduledAttempt
 from squidmesh_es.workflow import (
     Outcome,
     OutcomeStatus,
     ParentRun,
     StepContext,
-    StepKind,
     StepOutcome,
-    WorkflowSpec,
     run_step,
 )
 
@@ -216,10 +216,10 @@ def run_claimed(
     as the journal says the claim is no longer current.
     """
     run = mesh.get_run(claim.attempt.run_id)
-    workflow = mesh.workflows.get(run.workflow)
-    if workflow is None:  # claim_from only takes registered workflows
+    definition = mesh.definition(run)
+    if definition is None:  # claim_from only takes work whose code this process has
         raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
-    spec = workflow.to_spec()
+    spec = definition.spec
     if run.definition_fingerprint != spec.fingerprint:
         return Finished(
             claim,
@@ -231,10 +231,18 @@ def run_claimed(
                 current_version=spec.version,
             ),
         )
-    if spec.step(claim.attempt.step).kind is not StepKind.CUSTOM:
+    planned = run.planned.get(claim.key)
+    if planned is None:  # settle refuses it as an unknown attempt
+        return Finished(claim, outcome=StepOutcome(OutcomeStatus.OK))
+    if not definition.is_custom(planned):
         return Finished(claim, outcome=StepOutcome(OutcomeStatus.OK))  # carried out on settle
     ctx = _context(mesh, run, claim)
-    step_class = workflow.step_class(claim.attempt.step)
+    try:
+        step_class = definition.step_class(planned)
+    except SquidMeshError as exc:
+        # The action was disabled or dropped from the registry since the work was planned.
+        reason: JSONDict = {"code": exc.code, "message": exc.message}
+        return Finished(claim, outcome=StepOutcome(OutcomeStatus.ERROR, reason=reason))
     with _heartbeat(mesh, claim, heartbeat_interval, lease_for):
         outcome = run_step(step_class, claim.attempt.input, ctx)
     return Finished(claim, outcome=outcome)
@@ -413,8 +421,10 @@ def _decide(
         return Progress(ended=TerminalStatus.FAILED)
     outcome = item.outcome
     assert outcome is not None
-    spec = _spec_of(mesh, run)
-    if spec.step(claim.attempt.step).kind is not StepKind.CUSTOM:
+    definition = _definition_of(mesh, run)
+    spec = definition.spec
+    planned = run.planned[key]
+    if not definition.is_custom(planned):
         queue.complete(key, result={}, claim_id=cid, claim_token_hash=token_hash, now=now)
         queue.mark_applied(key, now=now)
         return carry_out_builtin(spec, run, key, now=now)
@@ -437,7 +447,7 @@ def _decide(
         again = plan_deferral(spec, run, key, reason=outcome.reason, delay=outcome.delay, now=now)
         return Progress(to_schedule=[again])
     attempt_number = claim.attempt.attempt_number
-    policy = spec.step(claim.attempt.step).retry_policy
+    policy = retry_policy(spec, planned)
     retryable = outcome.status is OutcomeStatus.RETRY
     error = _error(outcome, attempt_number, retryable=retryable)
     if retryable and policy.allows_retry_after(attempt_number):
@@ -475,11 +485,11 @@ def _error(outcome: StepOutcome, attempt: int, *, retryable: bool) -> JSONDict:
     }
 
 
-def _spec_of(mesh: SquidMesh, run: WorkflowRun) -> WorkflowSpec:
-    workflow = mesh.workflows.get(run.workflow)
-    if workflow is None:
+def _definition_of(mesh: SquidMesh, run: WorkflowRun) -> RunDefinition:
+    definition = mesh.definition(run)
+    if definition is None:
         raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
-    return workflow.to_spec()
+    return definition
 
 
 def carry_out(
@@ -507,7 +517,16 @@ def carry_out(
 
 
 def schedule(queue: DispatchQueue, run: WorkflowRun, runnable: Runnable, *, now: datetime) -> None:
-    """Put a planned runnable on the queue; the workflow name lets workers pick their work."""
+    """Put a planned runnable on the queue; its metadata lets workers pick the work they can run.
+
+    The workflow name says which registered class has the code; ``definition`` marks a run
+    carrying its own spec; ``action`` names the registry entry a worker must have.
+    """
+    metadata: JSONDict = {"workflow": run.workflow}
+    if run.spec is not None:
+        metadata["definition"] = "runtime_spec"
+    if runnable.action is not None:
+        metadata["action"] = runnable.action
     queue.schedule(
         run_id=run.run_id,
         runnable_key=runnable.runnable_key,
@@ -516,7 +535,7 @@ def schedule(queue: DispatchQueue, run: WorkflowRun, runnable: Runnable, *, now:
         input=runnable.input,
         visible_at=runnable.visible_at,
         idempotency_key=runnable.idempotency_key,
-        metadata={"workflow": run.workflow},
+        metadata=metadata,
         now=now,
     )
 

@@ -21,6 +21,7 @@ from uuid import UUID
 from squidmesh_es.domain import AttemptStatus, DispatchQueue, Runnable, WorkflowRun
 from squidmesh_es.domain._planner import Progress, apply_outcome
 from squidmesh_es.errors import Conflict, RunNotFound
+from squidmesh_es.runtime._definitions import RunDefinition
 from squidmesh_es.runtime._execution import (
     CONFLICT_RETRIES,
     Settled,
@@ -28,7 +29,7 @@ from squidmesh_es.runtime._execution import (
     carry_out,
     schedule,
 )
-from squidmesh_es.workflow import Outcome, StepKind, WorkflowSpec
+from squidmesh_es.workflow import Outcome, WorkflowSpec
 
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
@@ -87,14 +88,15 @@ def _recover_run(
             written = _Written(closed=[run_id])
             settled = Settled()
         else:
-            workflow = mesh.workflows.get(run.workflow)
-            if workflow is None:
+            definition = mesh.definition(run)
+            if definition is None:
                 report.skipped_runs.append(run_id)
                 return
-            spec = workflow.to_spec()
             settled = Settled(queue=queue, runs={run_id: run})
-            written = _Written(scheduled=_schedule_missing(spec, queue, run, now=now))
-            written.applied = _apply_finished(mesh, spec, queue, run, now=now, settled=settled)
+            written = _Written(scheduled=_schedule_missing(definition, queue, run, now=now))
+            written.applied = _apply_finished(
+                mesh, definition.spec, queue, run, now=now, settled=settled
+            )
         if not written.any:
             return
         try:
@@ -121,7 +123,7 @@ class _Written:
 
 
 def _schedule_missing(
-    spec: WorkflowSpec, queue: DispatchQueue, run: WorkflowRun, *, now: datetime
+    definition: RunDefinition, queue: DispatchQueue, run: WorkflowRun, *, now: datetime
 ) -> list[str]:
     """Schedule planned worker steps that the queue has never seen."""
     scheduled = []
@@ -129,18 +131,9 @@ def _schedule_missing(
         key = str(planned["runnable_key"])
         if key in queue.attempts or key in queue.finished:
             continue
-        if spec.step(str(planned["step"])).kind is not StepKind.CUSTOM:
+        if not definition.is_custom(planned):
             continue
-        runnable = Runnable(
-            runnable_key=key,
-            idempotency_key=planned.get("idempotency_key"),
-            step=str(planned["step"]),
-            attempt_number=int(planned["attempt_number"]),
-            input=planned["input"],
-            visible_at=planned["visible_at"],
-            queue=queue.queue,
-        )
-        schedule(queue, run, runnable, now=now)
+        schedule(queue, run, Runnable.from_state(planned), now=now)
         scheduled.append(key)
     return scheduled
 

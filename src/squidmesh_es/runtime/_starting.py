@@ -17,21 +17,36 @@ from squidmesh_es.domain import (
     parse_run_id,
 )
 from squidmesh_es.domain._planner import plan_entry
-from squidmesh_es.errors import Conflict, RunNotFound
+from squidmesh_es.errors import Conflict, InvalidArgument, RunNotFound
 from squidmesh_es.runtime._execution import CONFLICT_RETRIES, Settled, after_commit, carry_out
-from squidmesh_es.workflow import JSONValue, Workflow
+from squidmesh_es.workflow import (
+    ActionRegistry,
+    JSONValue,
+    Workflow,
+    WorkflowSpec,
+    validate_spec,
+)
 
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
 
-__all__ = ["PreparedStart", "StartRequest", "build_request", "prepare_start", "start_run"]
+__all__ = [
+    "PreparedStart",
+    "StartRequest",
+    "build_request",
+    "build_spec_request",
+    "prepare_start",
+    "start_run",
+]
 
 
 @dataclass(frozen=True)
 class StartRequest:
     """A validated request to start a run: what an idempotent repeat must match."""
 
-    workflow: type[Workflow]
+    workflow: str
+    spec: WorkflowSpec
+    """The definition the run executes under."""
     trigger: str
     input: JSONDict
     run_id: UUID
@@ -42,12 +57,15 @@ class StartRequest:
     signal_type: str = "start_run"
     """The command the start is received as: ``start_run``, ``replay_run``, ``start_cron``..."""
     replayed_from_run_id: UUID | None = None
+    runtime_spec: bool = False
+    """Whether ``spec`` was authored at run time (``start_spec``) and is stored with the run."""
 
     def matches(self, run: WorkflowRun) -> bool:
         """Whether ``run`` was started by this same request (a duplicate delivery)."""
         receipt = run.command_history[0] if run.command_history else {}
         return (
-            run.workflow == self.workflow.name
+            run.workflow == self.workflow
+            and run.spec == (self.spec.to_dict() if self.runtime_spec else None)
             and run.trigger == self.trigger
             and run.input == self.input
             and run.queue == self.queue
@@ -94,7 +112,8 @@ def build_request(
         rid = uuid4()
     index = {k: run_input[k] for k in workflow.index_keys if k in run_input}
     return StartRequest(
-        workflow=workflow,
+        workflow=workflow.name,
+        spec=workflow.to_spec(),
         trigger=trigger_name,
         input=run_input,
         run_id=rid,
@@ -104,6 +123,64 @@ def build_request(
         context={**(context or {}), **({"index": index} if index else {})},
         signal_type=signal_type,
         replayed_from_run_id=replayed_from_run_id,
+    )
+
+
+def build_spec_request(
+    mesh: SquidMesh,
+    spec: WorkflowSpec | Mapping[str, JSONValue],
+    payload: Mapping[str, JSONValue],
+    *,
+    trigger: str | None,
+    action_registry: ActionRegistry | None,
+    run_id: UUID | str | None,
+    queue: str | None,
+    idempotency_key: str | None,
+    metadata: Mapping[str, JSONValue] | None,
+    now: datetime,
+) -> StartRequest:
+    """Check a start of a runtime-authored spec before anything is written.
+
+    The spec is validated as a whole, and every action key it names (steps and
+    compensations) must be allowed by the registry: the host's registry, never code named
+    by the data. The resolved spec is stored with the run, so later deploys cannot change it.
+
+    Raises:
+        InvalidArgument: no action registry, or the queue or metadata is unusable.
+        WorkflowValidationError: the spec breaks a rule, or the registry refuses an action.
+        InvalidTrigger: the trigger is unknown, or missing while the spec has several.
+        PayloadValidationError: the payload breaks the spec's payload contract.
+        InvalidRunId: ``run_id`` is not a UUID.
+    """
+    registry = action_registry if action_registry is not None else mesh.action_registry
+    if registry is None:
+        raise InvalidArgument(
+            "action_registry", "start_spec needs the host's action registry to resolve actions"
+        )
+    resolved = spec if isinstance(spec, WorkflowSpec) else WorkflowSpec.from_dict(spec)
+    validate_spec(resolved, action_registry=registry)
+    trigger_name = resolved.trigger(trigger).name
+    run_input = resolved.validate_payload(payload, trigger_name, now=now)
+    queue_name = check_queue_name(queue or mesh.default_queue)
+    if run_id is not None:
+        rid = parse_run_id(run_id)
+    elif idempotency_key is not None:
+        name = f"start_spec:{resolved.workflow}:{trigger_name}:{idempotency_key}"
+        rid = uuid5(JOURNAL_NAMESPACE, name)
+    else:
+        rid = uuid4()
+    return StartRequest(
+        workflow=resolved.workflow,
+        spec=resolved,
+        trigger=trigger_name,
+        input=run_input,
+        run_id=rid,
+        queue=queue_name,
+        idempotency_key=idempotency_key,
+        metadata=dict(metadata or {}),
+        context={},
+        signal_type="start_spec",
+        runtime_spec=True,
     )
 
 
@@ -167,10 +244,10 @@ def prepare_start(
         raise Conflict(
             "run id already used by a different start request", run_id=str(request.run_id)
         )
-    spec = request.workflow.to_spec()
+    spec = request.spec
     run = WorkflowRun.start(
         run_id=request.run_id,
-        workflow=request.workflow.name,
+        workflow=request.workflow,
         trigger=request.trigger,
         input=request.input,
         queue=request.queue,
@@ -178,11 +255,12 @@ def prepare_start(
         definition_fingerprint=spec.fingerprint,
         definition_version=spec.version,
         replayed_from_run_id=request.replayed_from_run_id,
+        spec=spec.to_dict() if request.runtime_spec else None,
         now=now,
     )
     run.receive_command(
         request.signal_type,
-        payload={"workflow": request.workflow.name, "trigger": request.trigger},
+        payload={"workflow": request.workflow, "trigger": request.trigger},
         metadata=request.metadata,
         idempotency_key=request.idempotency_key,
         now=now,

@@ -1,0 +1,210 @@
+"""Saga compensation on every backend: callbacks undo completed steps in reverse order."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from squidmesh_es import SquidMesh
+from squidmesh_es.testing import ManualClock
+
+from conftest import OpenMesh
+from saga_workflows import (
+    UNDONE,
+    SagaCheckout,
+    SagaFanOut,
+    SagaWithDeferringRelease,
+    SagaWithErrorRoute,
+    SagaWithFailingVoid,
+    SagaWithUncompensatableStep,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_undone() -> None:
+    UNDONE.clear()
+
+
+def short_keys(keys: list[str]) -> list[str]:
+    return [key.split(":", 1)[1] for key in keys]
+
+
+def test_exhausted_retries_undo_completed_steps_in_reverse_completion_order(
+    mesh: SquidMesh,
+) -> None:
+    started = mesh.start(SagaCheckout, {"order_id": "o1"})
+
+    assert mesh.drain() == 6
+
+    snap = mesh.inspect_run(started.run_id)
+    assert snap.terminal_status == "failed"
+    assert [name for name, _ in UNDONE] == ["VoidPaymentAuthorization", "ReleaseInventory"]
+    assert short_keys(snap.planned_runnable_keys) == [
+        "reserve_inventory:1",
+        "authorize_payment:1",
+        "capture_payment:1",
+        "capture_payment:2",
+        "compensate:authorize_payment:1",
+        "compensate:reserve_inventory:1",
+    ]
+    assert snap.error is not None
+    assert snap.error["step"] == "capture_payment"
+    assert snap.error["reason"]["code"] == "retries_exhausted"
+    assert snap.error["compensation"] == {
+        "compensated": ["authorize_payment", "reserve_inventory"],
+        "failed": [],
+    }
+    # Callback outputs merge into the context next to the forward outputs.
+    assert snap.context["authorization_voided"] is True
+    assert snap.context["inventory_released"] is True
+
+
+def test_a_callback_gets_the_completed_step_and_the_failure_that_started_the_rollback(
+    mesh: SquidMesh,
+) -> None:
+    started = mesh.start(SagaCheckout, {"order_id": "o2", "amount": 7})
+    mesh.drain()
+
+    void_input = UNDONE[0][1]
+    step = void_input["step"]
+    assert step["name"] == "authorize_payment"
+    assert step["runnable_key"] == f"{started.run_id}:authorize_payment:1"
+    assert step["input"]["order_id"] == "o2" and step["input"]["amount"] == 7
+    assert step["output"] == {"authorization": "auth-o2"}  # unwrapped from its output key
+    assert isinstance(step["applied_at"], str)
+    assert void_input["failure"]["code"] == "step_failed"
+    assert void_input["failure"]["step"] == "capture_payment"
+
+
+def test_compensation_is_visible_while_it_runs(mesh: SquidMesh) -> None:
+    started = mesh.start(SagaCheckout, {"order_id": "o3"})
+    for _ in range(4):  # reserve, authorize, capture twice
+        mesh.execute_next(owner_id="w")
+
+    snap = mesh.inspect_run(started.run_id)
+    assert snap.status == "running"
+    assert not snap.terminal
+    pending = [r for r in snap.planned_runnables if not r.applied]
+    assert [r.step for r in pending] == ["compensate:authorize_payment"]
+    assert pending[0].compensation == {
+        "step": "authorize_payment",
+        "runnable_key": f"{started.run_id}:authorize_payment:1",
+    }
+    assert [a.step for a in snap.visible_attempts] == ["compensate:authorize_payment"]
+
+
+def test_a_failed_callback_is_recorded_and_the_rollback_goes_on(mesh: SquidMesh) -> None:
+    started = mesh.start(SagaWithFailingVoid, {"order_id": "o4"})
+    mesh.drain()
+
+    snap = mesh.inspect_run(started.run_id)
+    assert [name for name, _ in UNDONE] == ["FailingVoid", "ReleaseInventory"]
+    failed = {a.runnable_key: a for a in snap.applied_runnables}[
+        f"{started.run_id}:compensate:authorize_payment:1"
+    ]
+    assert failed.outcome == "error"
+    assert failed.error is not None and failed.error["code"] == "step_error"
+    assert snap.terminal_status == "failed"
+    assert snap.error is not None
+    assert snap.error["compensation"] == {
+        "compensated": ["reserve_inventory"],
+        "failed": ["authorize_payment"],
+    }
+
+
+def test_a_callback_may_defer_without_losing_its_place(mesh: SquidMesh, clock: ManualClock) -> None:
+    started = mesh.start(SagaWithDeferringRelease, {"order_id": "o5"})
+    mesh.drain()
+
+    waiting = mesh.inspect_run(started.run_id)
+    assert waiting.status == "running"
+    assert waiting.reason == "deferred_continuation"
+
+    clock.advance(timedelta(minutes=5))
+    mesh.drain()
+
+    snap = mesh.inspect_run(started.run_id)
+    assert [name for name, _ in UNDONE] == ["DeferringRelease", "DeferringRelease"]
+    assert snap.terminal_status == "failed"
+    assert snap.error is not None
+    assert snap.error["compensation"]["compensated"] == ["reserve_inventory"]
+
+
+def test_an_error_route_is_the_recovery_so_nothing_is_compensated(mesh: SquidMesh) -> None:
+    started = mesh.start(SagaWithErrorRoute, {"order_id": "o6"})
+    mesh.drain()
+
+    snap = mesh.inspect_run(started.run_id)
+    assert snap.terminal_status == "completed"
+    assert UNDONE == []
+    assert not any(k.startswith("compensate:") for k in short_keys(snap.planned_runnable_keys))
+
+
+def test_only_steps_declaring_a_callback_are_compensated(mesh: SquidMesh) -> None:
+    started = mesh.start(SagaWithUncompensatableStep, {"order_id": "o7"})
+    mesh.drain()
+
+    snap = mesh.inspect_run(started.run_id)
+    assert [u[1]["step"]["name"] for u in UNDONE] == ["reserve_inventory"]
+    assert snap.error is not None
+    assert snap.error["compensation"]["compensated"] == ["reserve_inventory"]
+
+
+def test_a_branch_still_pending_when_a_sibling_fails_finishes_and_is_undone_too(
+    mesh: SquidMesh, clock: ManualClock
+) -> None:
+    started = mesh.start(SagaFanOut, {"order_id": "o8"})
+    mesh.drain()
+
+    # The capture failed; the authorization is undone; the reservation has not run yet.
+    halfway = mesh.inspect_run(started.run_id)
+    assert [u[1]["step"]["name"] for u in UNDONE] == ["authorize_payment"]
+    assert not halfway.terminal
+
+    clock.advance(timedelta(hours=1))
+    mesh.drain()
+
+    snap = mesh.inspect_run(started.run_id)
+    assert [u[1]["step"]["name"] for u in UNDONE] == ["authorize_payment", "reserve_inventory"]
+    assert snap.terminal_status == "failed"
+    assert snap.error is not None
+    assert snap.error["compensation"]["compensated"] == [
+        "authorize_payment",
+        "reserve_inventory",
+    ]
+
+
+def test_cancelling_during_the_rollback_fences_the_remaining_callbacks(mesh: SquidMesh) -> None:
+    started = mesh.start(SagaCheckout, {"order_id": "o9"})
+    for _ in range(5):  # forward steps, then the first callback
+        mesh.execute_next(owner_id="w")
+
+    mesh.cancel(started.run_id, actor="ops", reason="manual cleanup")
+
+    assert mesh.drain() == 0
+    snap = mesh.inspect_run(started.run_id)
+    assert snap.terminal_status == "cancelled"
+    assert [name for name, _ in UNDONE] == ["VoidPaymentAuthorization"]
+
+
+@pytest.mark.shared_journal
+def test_a_restarted_runtime_continues_the_rollback_from_the_journal(
+    open_mesh: OpenMesh,
+) -> None:
+    first = open_mesh()
+    started = first.start(SagaCheckout, {"order_id": "o10"})
+    for _ in range(5):  # forward steps, then the first callback
+        first.execute_next(owner_id="w")
+    first.close()
+
+    second = open_mesh(workflows=[SagaCheckout])
+    report = second.recover()
+    assert report.scheduled == []  # the next callback was scheduled in the same commit
+    assert second.drain() == 1
+
+    snap = second.inspect_run(started.run_id)
+    assert [name for name, _ in UNDONE] == ["VoidPaymentAuthorization", "ReleaseInventory"]
+    assert snap.terminal_status == "failed"
+    assert snap.error is not None
+    assert snap.error["compensation"]["compensated"] == ["authorize_payment", "reserve_inventory"]
