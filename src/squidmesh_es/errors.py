@@ -27,6 +27,7 @@ Hierarchy::
     ├── InvalidReplaySource              invalid_replay_source
     ├── MissingScheduleIdempotencyKey    missing_schedule_idempotency_key
     ├── ActionNotAllowed                 action_not_allowed
+    ├── InvalidDynamicWork               invalid_dynamic_work
     ├── DefinitionMismatch               incompatible_workflow_definition
     ├── InvalidArgument                  invalid_option
     ├── CorruptedEvent                   invalid_journal_entry
@@ -55,6 +56,7 @@ __all__ = [
     "DefinitionMismatch",
     "ExpiredClaim",
     "InvalidArgument",
+    "InvalidDynamicWork",
     "InvalidReplaySource",
     "InvalidRunId",
     "InvalidTrigger",
@@ -354,6 +356,22 @@ class ActionNotAllowed(SquidMeshError):
             reason=reason,
         )
         self.action_key = action_key
+        self.reason = reason
+
+
+class InvalidDynamicWork(SquidMeshError):
+    """A dynamic-work proposal breaks a rule; ``reason`` is the stable sub-code.
+
+    Reasons: ``invalid_dynamic_key``, ``invalid_dynamic_origin``,
+    ``dynamic_origin_not_applied``, ``invalid_dynamic_node``, ``duplicate_dynamic_node``,
+    ``invalid_dynamic_edge``, ``conflicting_dynamic_work``, ``missing_action_registry``, and
+    the registry's refusals (``unknown_action_key``, ``disabled_action_key``, ...).
+    """
+
+    code = "invalid_dynamic_work"
+
+    def __init__(self, reason: str, message: str, **details: object) -> None:
+        super().__init__(f"dynamic work refused ({reason}): {message}", reason=reason, **details)
         self.reason = reason
 
 

@@ -1,17 +1,28 @@
-"""Steps behind the action keys of the runtime-spec tests, and the specs that name them."""
+"""Steps behind the action keys of the runtime-spec and dynamic-work tests, and their specs."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from pydantic import BaseModel
+
 from squidmesh_es.workflow import (
+    COMPLETE,
     ActionEntry,
     ActionRegistry,
+    Defer,
     Error,
     JSONObject,
     Ok,
+    Retry,
     Step,
     StepContext,
+    Workflow,
+    manual,
+    step,
+    transition,
+    wait,
 )
 
 RAN: list[str] = []
@@ -97,3 +108,100 @@ def charge_spec() -> dict[str, Any]:
             {"from": "charge", "on": "ok", "to": "complete"},
         ],
     }
+
+
+# -- dynamic work ---------------------------------------------------------------------------
+
+
+class NoInput(BaseModel):
+    pass
+
+
+class ScheduleDigest(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        RAN.append("schedule_digest")
+        return Ok({"chats": ["chat_1", "chat_2"]})
+
+
+class Summarize(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        RAN.append("summarize")
+        return Ok({"summarized": True})
+
+
+class DeliverDigest(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        RAN.append(f"deliver:{input['chat']}")
+        return Ok({f"delivered_{input['chat']}": True})
+
+
+class FlakyDelivery(Step):
+    """Fails its first attempt, then delivers."""
+
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok | Retry:
+        RAN.append(f"flaky:{ctx.attempt}")
+        if ctx.attempt == 1:
+            return Retry({"message": "chat service busy"})
+        return Ok({"flaky_delivered": True})
+
+
+class SlowDelivery(Step):
+    """Defers once, then delivers: keeps a dynamic node pending past the forward path."""
+
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok | Defer:
+        RAN.append("slow")
+        if ":deferred:" not in ctx.runnable_key:
+            return Defer({"message": "rate limited"}, timedelta(minutes=10))
+        return Ok({"slow_delivered": True})
+
+
+class BrokenDelivery(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Error:
+        RAN.append("broken")
+        return Error({"message": "chat deleted"})
+
+
+def digest_registry() -> ActionRegistry:
+    return ActionRegistry(
+        {
+            "digest.deliver": DeliverDigest,
+            "digest.flaky": FlakyDelivery,
+            "digest.slow": SlowDelivery,
+            "digest.broken": BrokenDelivery,
+        }
+    )
+
+
+class DigestFanout(Workflow):
+    """schedule_digest -> wait a minute -> summarize: fan-out happens during the wait."""
+
+    payload = NoInput
+    triggers = [manual("send")]
+
+    schedule_digest = step(ScheduleDigest)
+    settle = wait(timedelta(minutes=1))
+    summarize = step(Summarize)
+
+    transitions = [
+        transition(schedule_digest, to=settle),
+        transition(settle, to=summarize),
+        transition(summarize, to=COMPLETE),
+    ]
+
+
+def fanout(run_id: object, *nodes: dict[str, Any], key: str = "digest_fanout") -> dict[str, Any]:
+    """A proposal from the run's schedule_digest step with ``nodes``."""
+    return {
+        "dynamic_key": key,
+        "origin": {
+            "runnable_key": f"{run_id}:schedule_digest:1",
+            "step": "schedule_digest",
+            "attempt": 1,
+        },
+        "reason": "runtime_fanout",
+        "nodes": list(nodes),
+    }
+
+
+def deliver(chat: str, action: str = "digest.deliver", **extra: Any) -> dict[str, Any]:
+    return {"id": f"deliver_digest:{chat}", "action": action, "input": {"chat": chat}, **extra}

@@ -322,15 +322,21 @@ class WorkflowRun(AnomalyLog, Aggregate):
             }
 
     class DynamicWorkRecorded(ToleratedEvent, Event):
-        """Work a step discovered at run time, recorded for inspection."""
+        """Work a step discovered at run time: recorded for inspection, or scheduled to run.
+
+        ``status`` is ``recorded`` or ``scheduled``; events written before it existed read
+        as ``recorded``.
+        """
 
         TOPIC = "squidmesh.WorkflowRun.DynamicWorkRecorded"
+        REQUIRED = ("dynamic_key", "origin", "nodes", "edges", "metadata", "reason")
         dynamic_key: str
         origin: JSONDict
         nodes: list[JSONDict]
         edges: list[JSONDict]
         metadata: JSONDict
         reason: str | None
+        status: str = "recorded"
 
         def evolve(self, run: WorkflowRun) -> None:
             record = self._record()
@@ -350,7 +356,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
                 "edges": self.edges,
                 "metadata": self.metadata,
                 "reason": self.reason,
-                "status": "recorded",
+                "status": self.status,
             }
 
     class RunEnded(ToleratedEvent, Event):
@@ -693,8 +699,9 @@ class WorkflowRun(AnomalyLog, Aggregate):
         now: datetime,
         metadata: JSONDict | None = None,
         reason: str | None = None,
+        status: str = "recorded",
     ) -> bool:
-        """Record discovered work for inspection; returns False for an identical record.
+        """Record discovered work (``recorded`` or ``scheduled``); False for an identical record.
 
         Raises:
             RunTerminal: the run ended.
@@ -707,8 +714,10 @@ class WorkflowRun(AnomalyLog, Aggregate):
             "edges": edges,
             "metadata": redact_metadata(metadata or {}),
             "reason": reason,
-            "status": "recorded",
+            "status": status,
         }
+        if status not in ("recorded", "scheduled"):
+            raise InvalidArgument("status", "must be 'recorded' or 'scheduled'")
         anomaly = self.dynamic_rule(record)
         if anomaly is ALREADY_RECORDED:
             return False
@@ -716,8 +725,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
             raise RunTerminal(self.id, self.terminal_status)
         if anomaly is not None:
             raise ConflictingIntent(runnable_key=dynamic_key)
-        fields = {k: v for k, v in record.items() if k != "status"}
-        self.trigger_event(self.DynamicWorkRecorded, timestamp=now, **fields)
+        self.trigger_event(self.DynamicWorkRecorded, timestamp=now, **record)
         return True
 
     def end(self, status: TerminalStatus, *, now: datetime, error: JSONDict | None = None) -> None:

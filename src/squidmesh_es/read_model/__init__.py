@@ -6,6 +6,7 @@ is JSON-safe.
 """
 
 from squidmesh_es.read_model._deadline import DeadlineView
+from squidmesh_es.read_model._dynamic_preview import DynamicWorkPreview
 from squidmesh_es.read_model._explanation import Explanation, explain_run_snapshot
 from squidmesh_es.read_model._graph import GraphEdge, GraphNode, RunGraph, build_run_graph
 from squidmesh_es.read_model._redaction import (
@@ -45,6 +46,7 @@ __all__ = [
     "CommandRecord",
     "DeadlineStatus",
     "DeadlineView",
+    "DynamicWorkPreview",
     "EdgeStatus",
     "Explanation",
     "GraphEdge",

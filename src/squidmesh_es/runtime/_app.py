@@ -23,6 +23,7 @@ from eventsourcing.utils import Environment
 from squidmesh_es.domain import Attempt, DispatchQueue, WorkflowRun, parse_run_id, queue_id
 from squidmesh_es.errors import Conflict, InvalidArgument, RunNotFound, SquidMeshError
 from squidmesh_es.read_model import (
+    DynamicWorkPreview,
     Explanation,
     RunGraph,
     RunSnapshot,
@@ -34,6 +35,11 @@ from squidmesh_es.read_model import (
 from squidmesh_es.runtime._clock import Clock, SystemClock, ensure_aware
 from squidmesh_es.runtime._cron import CronStart, IntendedWindow, start_cron
 from squidmesh_es.runtime._definitions import RunDefinition, SpecCache, definition_of
+from squidmesh_es.runtime._dynamic_work import (
+    preview_dynamic_work,
+    record_dynamic_work,
+    schedule_dynamic_work,
+)
 from squidmesh_es.runtime._execution import (
     CONFLICT_RETRIES,
     Finished,
@@ -700,6 +706,77 @@ class SquidMesh(Application[UUID]):
             now=at,
         )
         return self._snapshot(run, at)
+
+    # -- dynamic work -----------------------------------------------------------------------
+
+    def preview_dynamic_work(
+        self,
+        run_id: UUID | str,
+        proposal: Mapping[str, object],
+        *,
+        action_registry: ActionRegistry | None = None,
+        now: datetime | None = None,
+    ) -> DynamicWorkPreview:
+        """What ``proposal`` would add to the run's graph, checked as for recording; no write.
+
+        ``proposal`` is ``{dynamic_key, origin: {runnable_key, step, attempt}, nodes: [{id,
+        action?, input?, retry?: {max_attempts}, metadata?}], edges?, reason?, metadata?}``.
+        With ``action_registry``, every node must name an allowed action.
+
+        Raises:
+            RunNotFound, InvalidRunId: no such run.
+            RunTerminal: the run ended.
+            InvalidDynamicWork: a rule is broken; ``reason`` says which.
+            DefinitionMismatch: the run's definition is not the one this process holds.
+        """
+        return preview_dynamic_work(
+            self, run_id, proposal, action_registry=action_registry, now=self.now(now)
+        )
+
+    def record_dynamic_work(
+        self,
+        run_id: UUID | str,
+        proposal: Mapping[str, object],
+        *,
+        action_registry: ActionRegistry | None = None,
+        now: datetime | None = None,
+    ) -> RunSnapshot:
+        """Record discovered work for inspection only: nothing runs, no decision changes.
+
+        The same proposal again is a duplicate and writes nothing.
+
+        Raises:
+            RunNotFound, InvalidRunId, RunTerminal, InvalidDynamicWork, DefinitionMismatch:
+                as for `preview_dynamic_work`; nothing is written.
+        """
+        at = self.now(now)
+        run = record_dynamic_work(self, run_id, proposal, action_registry=action_registry, now=at)
+        return self._snapshot(run, at)
+
+    def schedule_dynamic_work(
+        self,
+        run_id: UUID | str,
+        proposal: Mapping[str, object],
+        *,
+        action_registry: ActionRegistry | None,
+        now: datetime | None = None,
+    ) -> RunSnapshot:
+        """Record the work and make each node a runnable that workers claim, in one commit.
+
+        The origin runnable must already be applied, and every node must name an action
+        ``action_registry`` allows; workers run it through their own registry. A node may ask
+        for ``retry: {max_attempts: n}``. Edges are graph metadata, not ordering. The run
+        completes only after its scheduled nodes; a node that fails for good fails the run.
+
+        Raises:
+            InvalidDynamicWork: a rule is broken (``missing_action_registry`` without one).
+            RunNotFound, InvalidRunId, RunTerminal, DefinitionMismatch: nothing is written.
+        """
+        at = self.now(now)
+        run, queue = schedule_dynamic_work(
+            self, run_id, proposal, action_registry=action_registry, now=at
+        )
+        return self._snapshot(run, at, queue=queue)
 
     def recover(
         self,

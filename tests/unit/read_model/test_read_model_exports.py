@@ -14,6 +14,7 @@ def test_read_model_exports_are_pinned() -> None:
         "CommandRecord",
         "DeadlineStatus",
         "DeadlineView",
+        "DynamicWorkPreview",
         "EdgeStatus",
         "Explanation",
         "GraphEdge",

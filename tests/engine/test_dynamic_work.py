@@ -1,0 +1,333 @@
+"""Dynamic work on every backend: preview writes nothing, record is inspection-only, schedule
+makes nodes runnable in one commit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from squidmesh_es import SquidMesh
+from squidmesh_es.errors import InvalidDynamicWork, RunTerminal, UnsafeReplay
+from squidmesh_es.testing import ManualClock
+
+from conftest import OpenMesh
+from spec_actions import RAN, DigestFanout, deliver, digest_registry, fanout
+
+
+@pytest.fixture(autouse=True)
+def _fresh_ran() -> None:
+    RAN.clear()
+
+
+@pytest.fixture
+def digest(open_mesh: OpenMesh) -> SquidMesh:
+    return open_mesh(action_registry=digest_registry())
+
+
+def origin_applied(mesh: SquidMesh) -> str:
+    """Start a digest run and execute its origin step; the run then waits a minute."""
+    run_id = mesh.start(DigestFanout, {}).run_id
+    mesh.execute_next(owner_id="w")
+    return run_id
+
+
+def journal_size(mesh: SquidMesh) -> int:
+    return len(list(mesh.recorder.select_notifications(start=1, limit=1000)))
+
+
+def refused(mesh: SquidMesh, call: Any, reason: str) -> None:
+    before = journal_size(mesh)
+    with pytest.raises(InvalidDynamicWork) as raised:
+        call()
+    assert raised.value.code == "invalid_dynamic_work"
+    assert raised.value.reason == reason
+    assert journal_size(mesh) == before
+
+
+# -- preview ------------------------------------------------------------------------------
+
+
+def test_a_preview_shows_what_would_be_added_and_writes_nothing(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+    before = journal_size(digest)
+
+    preview = digest.preview_dynamic_work(run_id, fanout(run_id, deliver("chat_1")))
+
+    assert journal_size(digest) == before
+    shown = preview.to_map()
+    assert shown["duplicate?"] is False and shown["recordable?"] is True
+    assert shown["origin_node_id"] == "schedule_digest"
+    assert shown["added_node_ids"] == ["deliver_digest:chat_1"]
+    assert shown["added_edge_ids"] == ["schedule_digest:dynamic:deliver_digest:chat_1"]
+    assert shown["warnings"] == []
+    graph = preview.graph
+    assert any(n["id"] == "deliver_digest:chat_1" and n["dynamic?"] for n in graph["nodes"])
+    assert digest.inspect_run(run_id).dynamic_work == []
+
+
+def test_an_exact_duplicate_preview_is_valid_but_adds_nothing(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+    proposal = fanout(run_id, deliver("chat_1"))
+    digest.record_dynamic_work(run_id, proposal)
+
+    preview = digest.preview_dynamic_work(run_id, proposal)
+
+    assert preview.duplicate is True
+    assert preview.recordable is False
+    assert preview.added_node_ids == [] and preview.added_edge_ids == []
+    assert preview.warnings == ["duplicate_dynamic_work"]
+
+
+# -- record -------------------------------------------------------------------------------
+
+
+def test_recorded_work_is_visible_but_never_runs(digest: SquidMesh, clock: ManualClock) -> None:
+    run_id = origin_applied(digest)
+
+    snap = digest.record_dynamic_work(
+        run_id,
+        {**fanout(run_id, deliver("chat_1")), "metadata": {"api_key": "k-123", "team": "ops"}},
+    )
+
+    (work,) = snap.dynamic_work
+    assert work["status"] == "recorded"
+    assert work["reason"] == "runtime_fanout"
+    assert work["metadata"] == {"api_key": "[REDACTED]", "team": "ops"}
+    assert not any(r.dynamic for r in snap.planned_runnables)
+    clock.advance(timedelta(minutes=1))
+    digest.drain()
+    assert RAN == ["schedule_digest", "summarize"]
+    assert digest.inspect_run(run_id).terminal_status == "completed"
+
+
+def test_recording_the_same_work_twice_writes_one_fact(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+    proposal = fanout(run_id, deliver("chat_1"))
+    digest.record_dynamic_work(run_id, proposal)
+    version = digest.get_run(run_id).version
+
+    again = digest.record_dynamic_work(run_id, proposal)
+
+    assert len(again.dynamic_work) == 1
+    assert digest.get_run(run_id).version == version
+
+
+def test_other_contents_under_a_recorded_key_conflict(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+    digest.record_dynamic_work(run_id, fanout(run_id, deliver("chat_1")))
+
+    refused(
+        digest,
+        lambda: digest.record_dynamic_work(run_id, fanout(run_id, deliver("chat_9"))),
+        "conflicting_dynamic_work",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda p: {**p, "dynamic_key": ""}, "invalid_dynamic_key"),
+        (lambda p: {**p, "origin": {**p["origin"], "attempt": 2}}, "invalid_dynamic_origin"),
+        (lambda p: {**p, "origin": {**p["origin"], "step": "summarize"}}, "invalid_dynamic_origin"),
+        (lambda p: {**p, "nodes": []}, "invalid_dynamic_node"),
+        (lambda p: {**p, "nodes": [{"id": "summarize"}]}, "duplicate_dynamic_node"),
+        (lambda p: {**p, "nodes": [{"id": "a"}, {"id": "a"}]}, "duplicate_dynamic_node"),
+        (lambda p: {**p, "nodes": [{"id": "a", "colour": "red"}]}, "invalid_dynamic_node"),
+        (
+            lambda p: {**p, "nodes": [{"id": "a", "retry": {"max_attempts": 0}}]},
+            "invalid_dynamic_node",
+        ),
+        (
+            lambda p: {**p, "edges": [{"from": "a", "to": "nowhere"}], "nodes": [{"id": "a"}]},
+            "invalid_dynamic_edge",
+        ),
+        (lambda p: {**p, "surprise": True}, "invalid_dynamic_work"),
+    ],
+)
+def test_a_broken_proposal_is_refused_before_anything_is_written(
+    digest: SquidMesh, change: Any, reason: str
+) -> None:
+    run_id = origin_applied(digest)
+    proposal = change(fanout(run_id, deliver("chat_1")))
+
+    refused(digest, lambda: digest.record_dynamic_work(run_id, proposal), reason)
+    refused(digest, lambda: digest.preview_dynamic_work(run_id, proposal), reason)
+
+
+def test_with_a_registry_every_node_must_name_an_allowed_action(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+    proposal = fanout(run_id, deliver("chat_1", action="digest.unknown"))
+
+    refused(
+        digest,
+        lambda: digest.record_dynamic_work(run_id, proposal, action_registry=digest_registry()),
+        "unknown_action_key",
+    )
+    # Without a registry the same nodes are only inspection data, and are accepted.
+    assert digest.record_dynamic_work(run_id, proposal).dynamic_work
+
+
+def test_an_ended_run_takes_no_dynamic_work(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+    digest.cancel(run_id, actor="ops")
+
+    with pytest.raises(RunTerminal):
+        digest.record_dynamic_work(run_id, fanout(run_id, deliver("chat_1")))
+    with pytest.raises(RunTerminal):
+        digest.preview_dynamic_work(run_id, fanout(run_id, deliver("chat_1")))
+
+
+# -- schedule -----------------------------------------------------------------------------
+
+
+def test_scheduled_nodes_run_through_the_normal_claim_path(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+
+    snap = digest.schedule_dynamic_work(
+        run_id,
+        fanout(run_id, deliver("chat_1"), deliver("chat_2")),
+        action_registry=digest_registry(),
+    )
+
+    (work,) = snap.dynamic_work
+    assert work["status"] == "scheduled"
+    assert [a.step for a in snap.visible_attempts] == [
+        "deliver_digest:chat_1",
+        "deliver_digest:chat_2",
+    ]
+    dynamic = [r for r in snap.planned_runnables if r.dynamic]
+    assert [r.action for r in dynamic] == ["digest.deliver", "digest.deliver"]
+    assert dynamic[0].dynamic is not None
+    assert dynamic[0].dynamic["dynamic_key"] == "digest_fanout"
+
+    assert digest.drain() == 2
+    after = digest.inspect_run(run_id)
+    assert RAN == ["schedule_digest", "deliver:chat_1", "deliver:chat_2"]
+    assert after.context["delivered_chat_1"] is True
+    assert after.status == "running"  # the forward path still waits for its minute
+
+
+def test_scheduling_the_same_work_twice_schedules_it_once(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+    proposal = fanout(run_id, deliver("chat_1"))
+    digest.schedule_dynamic_work(run_id, proposal, action_registry=digest_registry())
+    version = digest.get_run(run_id).version
+
+    again = digest.schedule_dynamic_work(run_id, proposal, action_registry=digest_registry())
+
+    assert digest.get_run(run_id).version == version
+    assert len(again.visible_attempts) == 1
+    assert digest.drain() == 1
+
+
+def test_scheduling_needs_a_registry_and_an_applied_origin(digest: SquidMesh) -> None:
+    run_id = digest.start(DigestFanout, {}).run_id
+    proposal = fanout(run_id, deliver("chat_1"))
+
+    refused(
+        digest,
+        lambda: digest.schedule_dynamic_work(run_id, proposal, action_registry=digest_registry()),
+        "dynamic_origin_not_applied",
+    )
+    digest.execute_next(owner_id="w")
+    refused(
+        digest,
+        lambda: digest.schedule_dynamic_work(run_id, proposal, action_registry=None),
+        "missing_action_registry",
+    )
+    refused(
+        digest,
+        lambda: digest.schedule_dynamic_work(
+            run_id, fanout(run_id, {"id": "n1"}), action_registry=digest_registry()
+        ),
+        "missing_action_key",
+    )
+
+
+def test_recorded_nodes_cannot_be_scheduled_afterwards(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+    digest.record_dynamic_work(run_id, fanout(run_id, deliver("chat_1")))
+
+    refused(
+        digest,
+        lambda: digest.schedule_dynamic_work(
+            run_id,
+            fanout(run_id, deliver("chat_1"), key="again"),
+            action_registry=digest_registry(),
+        ),
+        "duplicate_dynamic_node",
+    )
+
+
+def test_a_node_retries_within_its_own_max_attempts(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+    node = deliver("chat_1", action="digest.flaky", retry={"max_attempts": 2})
+    digest.schedule_dynamic_work(run_id, fanout(run_id, node), action_registry=digest_registry())
+
+    digest.drain()
+
+    snap = digest.inspect_run(run_id)
+    assert RAN == ["schedule_digest", "flaky:1", "flaky:2"]
+    assert snap.context["flaky_delivered"] is True
+    assert f"{run_id}:deliver_digest:chat_1:2" in snap.applied_runnable_keys
+
+
+def test_a_node_that_fails_for_good_fails_the_run(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+    node = deliver("chat_1", action="digest.broken")
+    digest.schedule_dynamic_work(run_id, fanout(run_id, node), action_registry=digest_registry())
+
+    digest.drain()
+
+    snap = digest.inspect_run(run_id)
+    assert snap.terminal_status == "failed"
+    assert snap.error is not None
+    assert snap.error["step"] == "deliver_digest:chat_1"
+
+
+def test_the_run_completes_only_after_its_scheduled_nodes(
+    digest: SquidMesh, clock: ManualClock
+) -> None:
+    run_id = origin_applied(digest)
+    node = deliver("chat_1", action="digest.slow")
+    digest.schedule_dynamic_work(run_id, fanout(run_id, node), action_registry=digest_registry())
+    digest.drain()  # the slow node defers for ten minutes
+
+    clock.advance(timedelta(minutes=1))
+    digest.drain()  # the forward path reaches its end
+    assert RAN == ["schedule_digest", "slow", "summarize"]
+    assert not digest.inspect_run(run_id).terminal
+
+    clock.advance(timedelta(minutes=10))
+    digest.drain()
+    assert digest.inspect_run(run_id).terminal_status == "completed"
+
+
+def test_a_run_with_completed_dynamic_nodes_needs_review_to_replay(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+    digest.schedule_dynamic_work(
+        run_id, fanout(run_id, deliver("chat_1")), action_registry=digest_registry()
+    )
+    digest.drain()
+
+    with pytest.raises(UnsafeReplay) as raised:
+        digest.replay(run_id)
+    assert raised.value.blocking_steps == ["deliver_digest:chat_1"]
+    assert digest.replay(run_id, allow_irreversible=True).replayed_from_run_id == run_id
+
+
+@pytest.mark.shared_journal
+def test_only_workers_holding_the_action_claim_dynamic_nodes(open_mesh: OpenMesh) -> None:
+    host = open_mesh(workflows=[DigestFanout])
+    run_id = origin_applied(host)
+    host.schedule_dynamic_work(
+        run_id, fanout(run_id, deliver("chat_1")), action_registry=digest_registry()
+    )
+
+    assert host.execute_next(owner_id="no-actions") is None
+
+    worker = open_mesh(workflows=[DigestFanout], action_registry=digest_registry())
+    assert worker.drain() == 1
+    assert RAN == ["schedule_digest", "deliver:chat_1"]
