@@ -4,13 +4,16 @@ Capturing the payment has no error route, so when its retries run out the runtim
 compensates the completed steps in reverse order: it voids the authorization, then
 releases the inventory. Set ``decline_capture`` to see it happen.
 
-Run it: ``python examples/saga_checkout.py`` prints the workflow's shape.
+Run it: ``python examples/saga_checkout.py`` prints the workflow's shape, then checks out two
+orders on an in-memory journal, one of them with a declined capture, and prints what the
+rollback did.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
+from squidmesh_es import SquidMesh
 from squidmesh_es.workflow import (
     COMPLETE,
     JSONObject,
@@ -112,7 +115,23 @@ class SagaCheckout(Workflow):
     ]
 
 
+def checkout_twice() -> None:
+    """Check out one order that captures and one whose capture is declined for good."""
+    with SquidMesh.open("memory://", workflows=[SagaCheckout]) as mesh:
+        for order_id, decline in (("o-100", False), ("o-200", True)):
+            order = {"order_id": order_id, "sku": "sku-7", "amount_cents": 4200}
+            run = mesh.start(SagaCheckout, {**order, "decline_capture": decline})
+            mesh.drain()
+            snapshot = mesh.inspect_run(run.run_id)
+            print(f"\n{order_id}: {snapshot.terminal_status}")
+            for applied in snapshot.applied_runnables:
+                print(f"  {applied.step:<34} {applied.outcome}")
+            if snapshot.error is not None:
+                print(f"  rollback: {snapshot.error['compensation']}")
+
+
 if __name__ == "__main__":
     spec = SagaCheckout.to_spec()
     validate_spec(spec)
     print(spec.describe())
+    checkout_twice()

@@ -4,6 +4,7 @@ import importlib.metadata
 import logging
 
 from squidmesh_es.read_model import (
+    DynamicWorkPreview,
     Explanation,
     RunGraph,
     RunSnapshot,
@@ -31,6 +32,7 @@ __all__ = [
     "ActionRegistry",
     "Clock",
     "Defer",
+    "DynamicWorkPreview",
     "EditorSpec",
     "Error",
     "Explanation",

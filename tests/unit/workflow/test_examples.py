@@ -147,6 +147,25 @@ def test_example_runs_as_a_script_and_prints_its_shape(module_name: str, tmp_pat
     assert all(name in result.stdout for name in spec.step_names)
 
 
+def test_saga_checkout_script_rolls_back_the_declined_order(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "saga_checkout.py")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=True,
+    )
+
+    assert "o-100: completed" in result.stdout
+    assert "o-200: failed" in result.stdout
+    declined = result.stdout.split("o-200: failed", 1)[1]
+    assert declined.index("compensate:authorize_payment") < declined.index(
+        "compensate:reserve_inventory"
+    )
+    assert "'compensated': ['authorize_payment', 'reserve_inventory']" in declined
+
+
 def test_payment_recovery_notifies_when_the_gateway_settles() -> None:
     workflow = _workflow("payment_recovery")
     payload = {
