@@ -23,7 +23,9 @@ from pydantic import BaseModel, ConfigDict
 from squidmesh_es.domain import JSONDict, WorkflowRun
 from squidmesh_es.errors import (
     Conflict,
-    InvalidArgument,
+    InvalidScheduleIdentity,
+    InvalidScheduleIntendedWindow,
+    InvalidScheduleSignalId,
     InvalidTrigger,
     MissingScheduleIdempotencyKey,
     RunNotFound,
@@ -54,6 +56,8 @@ with string values are kept in the metadata but are not part of the identity."""
 
 SIGNAL_ID_LIMIT: Final = 500
 """Longest accepted signal id: it is stored in the run's context and in the run index."""
+
+_KEY_RULE = f"must be a printable string of 1 to {SIGNAL_ID_LIMIT} characters, unpadded"
 
 
 class CronDecision(StrEnum):
@@ -126,7 +130,12 @@ def schedule_run_id(workflow: str, trigger: str, signal_id: str) -> UUID:
 
     Deterministic across processes, so concurrent deliveries of one activation collide on
     the run's journal instead of starting two runs.
+
+    Raises:
+        InvalidScheduleIdentity: a part is empty, so the identity would name nothing.
     """
+    if not (workflow and trigger and signal_id):
+        raise InvalidScheduleIdentity()
     return UUID(bytes=_parts_digest(workflow, trigger, signal_id)[:16], version=5)
 
 
@@ -144,30 +153,29 @@ def schedule_identity(
     complete window (both bounds) derives it; an incomplete window derives nothing.
 
     Raises:
-        InvalidArgument: the signal id is not a short printable string, or the window is not
-            a mapping of strings or aware datetimes, or its end is not after its start.
+        InvalidScheduleSignalId: the signal id is not a short printable string.
+        InvalidScheduleIntendedWindow: the window is not a mapping of strings or aware
+            datetimes, or its end is not after its start.
     """
-    if signal_id is not None and not _valid_signal_id(signal_id):
-        raise InvalidArgument(
-            "signal_id", f"must be a printable string of 1 to {SIGNAL_ID_LIMIT} characters"
-        )
+    if signal_id is not None and not _valid_key(signal_id):
+        raise InvalidScheduleSignalId(_KEY_RULE)
     if intended_window is None:
         return ScheduleIdentity(signal_id=signal_id, intended_window=None)
     if not isinstance(intended_window, Mapping):
-        raise InvalidArgument("intended_window", "must be a mapping with start_at and end_at")
+        raise InvalidScheduleIntendedWindow("must be a mapping with start_at and end_at")
     window: dict[str, str] = {}
     for key, value in intended_window.items():
         if not isinstance(key, str):
-            raise InvalidArgument("intended_window", "keys must be strings")
+            raise InvalidScheduleIntendedWindow("keys must be strings")
         if key in ("start_at", "end_at"):
             window[key] = _instant(value, key)
         elif isinstance(value, str):
             window[key] = value
         else:
-            raise InvalidArgument("intended_window", f"{key} must be a string")
+            raise InvalidScheduleIntendedWindow(f"{key} must be a string")
     if "start_at" in window and "end_at" in window:
         if _parse(window["end_at"]) <= _parse(window["start_at"]):
-            raise InvalidArgument("intended_window", "end_at must be after start_at")
+            raise InvalidScheduleIntendedWindow("end_at must be after start_at")
         if signal_id is None:
             signal_id = derive_signal_id(workflow, trigger, window["start_at"], window["end_at"])
     return ScheduleIdentity(signal_id=signal_id, intended_window=window)
@@ -206,7 +214,9 @@ def start_cron(
         InvalidTrigger: no such trigger, or it is not a cron trigger.
         MissingScheduleIdempotencyKey: the start needs an identity and got neither a signal
             id nor a complete window.
-        InvalidArgument: malformed signal id or window, or an unusable queue.
+        InvalidScheduleSignalId, InvalidScheduleIntendedWindow: a malformed signal id or
+            window (both are ``InvalidArgument``).
+        InvalidArgument: an unusable queue.
         PayloadValidationError: the payload (after defaults) breaks the workflow's contract.
         Conflict: the derived run id belongs to another workflow or trigger, or the journal
             kept moving.
@@ -306,7 +316,7 @@ def _existing(mesh: SquidMesh, run_id: UUID) -> WorkflowRun | None:
         return None
 
 
-def _valid_signal_id(value: object) -> bool:
+def _valid_key(value: object) -> bool:
     return (
         isinstance(value, str)
         and 0 < len(value) <= SIGNAL_ID_LIMIT
@@ -321,13 +331,13 @@ def _instant(value: object, key: str) -> str:
         try:
             moment = _parse(value)
         except ValueError:
-            raise InvalidArgument("intended_window", f"{key} is not ISO-8601") from None
+            raise InvalidScheduleIntendedWindow(f"{key} is not ISO-8601") from None
     elif isinstance(value, datetime):
         moment = value
     else:
-        raise InvalidArgument("intended_window", f"{key} must be an ISO-8601 string or datetime")
+        raise InvalidScheduleIntendedWindow(f"{key} must be an ISO-8601 string or datetime")
     if moment.tzinfo is None:
-        raise InvalidArgument("intended_window", f"{key} needs a timezone offset")
+        raise InvalidScheduleIntendedWindow(f"{key} needs a timezone offset")
     return _iso(moment)
 
 
