@@ -28,12 +28,11 @@ from squidmesh_es.errors import (
     InvalidScheduleSignalId,
     InvalidTrigger,
     MissingScheduleIdempotencyKey,
-    RunNotFound,
 )
 from squidmesh_es.read_model import RunSnapshot
 from squidmesh_es.runtime._clock import ensure_aware
 from squidmesh_es.runtime._execution import CONFLICT_RETRIES, after_commit
-from squidmesh_es.runtime._starting import build_request, prepare_start, start_run
+from squidmesh_es.runtime._starting import build_request, find_run, prepare_start, start_run
 from squidmesh_es.workflow import CronIdempotency, JSONValue, TriggerType, Workflow
 
 if TYPE_CHECKING:
@@ -55,7 +54,8 @@ IntendedWindow = Mapping[str, "str | datetime"]
 with string values are kept in the metadata but are not part of the identity."""
 
 SIGNAL_ID_LIMIT: Final = 500
-"""Longest accepted signal id: it is stored in the run's context and in the run index."""
+"""Longest accepted signal id or idempotency key: both are stored in the run's context and
+in the run index."""
 
 _KEY_RULE = f"must be a printable string of 1 to {SIGNAL_ID_LIMIT} characters, unpadded"
 
@@ -66,7 +66,8 @@ class CronDecision(StrEnum):
     STARTED = "started"
     """A new run was started."""
     RETURNED_EXISTING = "returned_existing"
-    """A duplicate of a ``return_existing_run`` trigger: the first run is returned."""
+    """A duplicate of a ``return_existing_run`` trigger, or of a caller's key on a trigger
+    without idempotency: the first run is returned."""
     SKIPPED = "skipped"
     """A duplicate of a ``skip_duplicate`` trigger (or of a scheduler tick): nothing started."""
 
@@ -191,6 +192,8 @@ def start_cron(
     payload: Mapping[str, JSONValue] | None = None,
     queue: str | None = None,
     unique: bool = False,
+    idempotency_key: str | None = None,
+    metadata: Mapping[str, JSONValue] | None = None,
     now: datetime,
 ) -> CronStart:
     """Deliver one activation of ``workflow``'s cron ``trigger``; returns what it did.
@@ -203,19 +206,26 @@ def start_cron(
 
     With the trigger's ``idempotency`` set (or ``unique=True``, which the built-in
     scheduler passes so that its own ticks start once even on a trigger without it), the
-    identity fixes the run id and a repeated delivery starts nothing: it returns the first
-    run (``return_existing_run``) or reports a skip (``skip_duplicate``, and ``unique``).
-    The duplicate decision rests on the identity alone; a repeat with another payload
-    still finds the first run. Without idempotency, every delivery starts a run.
+    schedule key fixes the run id and a repeated delivery starts nothing: it returns the
+    first run (``return_existing_run``) or reports a skip (``skip_duplicate``, and
+    ``unique``). The key is the caller's ``idempotency_key`` when given, else the identity
+    (the signal id, given or derived from a complete window): as for every signal, the same
+    key is one command and another key a distinct one. A key given on a trigger without
+    idempotency makes that delivery idempotent too (a repeat returns the first run). The
+    duplicate decision rests on the key alone; a repeat with another payload still finds
+    the first run. Without any key, every delivery starts a run.
 
-    Everything is checked before anything is written.
+    The receipt is a ``start_cron`` command on the run: the signal id in its payload,
+    ``metadata`` as the caller's metadata. Everything is checked before anything is
+    written.
 
     Raises:
         InvalidTrigger: no such trigger, or it is not a cron trigger.
-        MissingScheduleIdempotencyKey: the start needs an identity and got neither a signal
-            id nor a complete window.
+        MissingScheduleIdempotencyKey: the start needs a key and got no idempotency key, no
+            signal id and no complete window.
         InvalidScheduleSignalId, InvalidScheduleIntendedWindow: a malformed signal id or
-            window (both are ``InvalidArgument``).
+            window.
+        InvalidScheduleIdentity: a malformed ``idempotency_key``.
         InvalidArgument: an unusable queue.
         PayloadValidationError: the payload (after defaults) breaks the workflow's contract.
         Conflict: the derived run id belongs to another workflow or trigger, or the journal
@@ -228,11 +238,13 @@ def start_cron(
     identity = schedule_identity(
         workflow.name, spec.name, signal_id=signal_id, intended_window=intended_window
     )
+    if idempotency_key is not None and not _valid_key(idempotency_key):
+        raise InvalidScheduleIdentity("idempotency_key", _KEY_RULE)
     sid, window = identity.signal_id, identity.intended_window
     deduplicate = spec.idempotency is not None or unique
-    if deduplicate and sid is None:
+    key = idempotency_key if idempotency_key is not None else sid if deduplicate else None
+    if deduplicate and key is None:
         raise MissingScheduleIdempotencyKey(spec.name)
-    key = sid if deduplicate else None
     schedule: JSONDict = {
         "workflow": workflow.name,
         "trigger_name": spec.name,
@@ -248,9 +260,6 @@ def start_cron(
         schedule["idempotency"] = spec.idempotency.value
     if key is not None:
         schedule["idempotency_key"] = key
-    receipt: JSONDict = {"source": "cron"}
-    if sid is not None:
-        receipt["signal_id"] = sid
     request = build_request(
         mesh,
         workflow,
@@ -259,21 +268,21 @@ def start_cron(
         run_id=schedule_run_id(workflow.name, spec.name, key) if key is not None else None,
         queue=queue,
         idempotency_key=key,
-        metadata=receipt,
+        metadata=metadata,
         context={"schedule": schedule},
         signal_type="start_cron",
+        command_payload={"signal_id": sid} if sid is not None else None,
         now=at,
     )
     if key is None:
         run = start_run(mesh, request, now=at).run
         return _result(mesh, CronDecision.STARTED, run, sid, None, at)
-    duplicate = (
-        CronDecision.RETURNED_EXISTING
-        if spec.idempotency is CronIdempotency.RETURN_EXISTING_RUN
-        else CronDecision.SKIPPED
+    skip = spec.idempotency is CronIdempotency.SKIP_DUPLICATE or (
+        spec.idempotency is None and unique
     )
+    duplicate = CronDecision.SKIPPED if skip else CronDecision.RETURNED_EXISTING
     for _ in range(CONFLICT_RETRIES):
-        existing = _existing(mesh, request.run_id)
+        existing = find_run(mesh, request.run_id)
         if existing is not None:
             if existing.workflow != workflow.name or existing.trigger != spec.name:
                 raise Conflict(
@@ -307,13 +316,6 @@ def _result(
         signal_id=signal_id,
         idempotency_key=key,
     )
-
-
-def _existing(mesh: SquidMesh, run_id: UUID) -> WorkflowRun | None:
-    try:
-        return mesh.get_run(run_id)
-    except RunNotFound:
-        return None
 
 
 def _valid_key(value: object) -> bool:
