@@ -262,6 +262,7 @@ def apply_signal(mesh: SquidMesh, signal: Signal) -> RunSnapshot:
             actor=signal.actor,
             reason=signal.comment,
             idempotency_key=signal.idempotency_key,
+            metadata=metadata,
             now=now,
         )
     else:
