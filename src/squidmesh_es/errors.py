@@ -30,6 +30,9 @@ Hierarchy::
     ├── InvalidDynamicWork               invalid_dynamic_work
     ├── DefinitionMismatch               incompatible_workflow_definition
     ├── InvalidArgument                  invalid_option
+    │   └── InvalidScheduleIdentity      invalid_schedule_identity
+    │       ├── InvalidScheduleSignalId        invalid_schedule_signal_id
+    │       └── InvalidScheduleIntendedWindow  invalid_schedule_intended_window
     ├── CorruptedEvent                   invalid_journal_entry
     ├── InvalidTrigger                   invalid_trigger
     ├── UnknownStep                      unknown_step
@@ -59,6 +62,9 @@ __all__ = [
     "InvalidDynamicWork",
     "InvalidReplaySource",
     "InvalidRunId",
+    "InvalidScheduleIdentity",
+    "InvalidScheduleIntendedWindow",
+    "InvalidScheduleSignalId",
     "InvalidTrigger",
     "Issue",
     "IssuesError",
@@ -409,6 +415,37 @@ class InvalidArgument(SquidMeshError):
         super().__init__(f"invalid {name}: {reason}", option=name, reason=reason)
         self.option = name
         self.reason = reason
+
+
+class InvalidScheduleIdentity(InvalidArgument):
+    """A cron delivery's identity (its key, signal id or window) is unusable; nothing was written.
+
+    A subclass of ``InvalidArgument`` so callers that catch that keep working; catch this
+    one to handle every bad schedule identity, or a subclass for one input.
+    """
+
+    code = "invalid_schedule_identity"
+
+    def __init__(self, name: str = "schedule_identity", reason: str = "invalid") -> None:
+        super().__init__(name, reason)
+
+
+class InvalidScheduleSignalId(InvalidScheduleIdentity):
+    """The scheduler's signal id is not a short printable string; nothing was written."""
+
+    code = "invalid_schedule_signal_id"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("signal_id", reason)
+
+
+class InvalidScheduleIntendedWindow(InvalidScheduleIdentity):
+    """The intended window is malformed, or does not end after it starts; nothing was written."""
+
+    code = "invalid_schedule_intended_window"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("intended_window", reason)
 
 
 class CorruptedEvent(SquidMeshError):

@@ -12,6 +12,9 @@ from cron_workflows import DailyDigest, RegionalReport
 from squidmesh_es import SquidMesh
 from squidmesh_es.errors import (
     InvalidArgument,
+    InvalidScheduleIdentity,
+    InvalidScheduleIntendedWindow,
+    InvalidScheduleSignalId,
     InvalidTrigger,
     MissingScheduleIdempotencyKey,
     PayloadValidationError,
@@ -58,6 +61,14 @@ def test_schedule_run_id_is_a_deterministic_version_5_uuid() -> None:
     assert schedule_run_id("a|b", "c", "s") != schedule_run_id("a", "b|c", "s")
 
 
+@pytest.mark.parametrize("parts", [("", "t", "s"), ("wf", "", "s"), ("wf", "t", "")])
+def test_a_schedule_run_id_needs_every_part(parts: tuple[str, str, str]) -> None:
+    with pytest.raises(InvalidScheduleIdentity) as caught:
+        schedule_run_id(*parts)
+
+    assert caught.value.code == "invalid_schedule_identity"
+
+
 def test_the_same_window_written_with_another_offset_has_the_same_identity() -> None:
     berlin = timezone(timedelta(hours=1))
     utc = schedule_identity("wf", "t", intended_window=WINDOW)
@@ -96,16 +107,21 @@ def test_an_incomplete_window_derives_no_signal_id() -> None:
     ],
 )
 def test_a_malformed_window_is_refused(window: dict[str, object]) -> None:
-    with pytest.raises(InvalidArgument) as caught:
+    with pytest.raises(InvalidScheduleIntendedWindow) as caught:
         schedule_identity("wf", "t", intended_window=window)  # type: ignore[arg-type]
 
+    assert caught.value.code == "invalid_schedule_intended_window"
     assert caught.value.option == "intended_window"
+    assert isinstance(caught.value, InvalidArgument)  # callers catching that keep working
 
 
 @pytest.mark.parametrize("signal_id", ["", " padded ", "line\nbreak", "x" * 501])
 def test_a_malformed_signal_id_is_refused(signal_id: str) -> None:
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidScheduleSignalId) as caught:
         schedule_identity("wf", "t", signal_id=signal_id)
+
+    assert caught.value.code == "invalid_schedule_signal_id"
+    assert caught.value.option == "signal_id"
 
 
 # -- starting ---------------------------------------------------------------------------------
@@ -176,7 +192,7 @@ def test_an_idempotent_trigger_without_identity_is_refused_and_writes_nothing(
 def test_a_malformed_window_writes_nothing(mesh: SquidMesh) -> None:
     before = written(mesh)
 
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidScheduleIntendedWindow):
         start_cron(
             mesh,
             DailyDigest,

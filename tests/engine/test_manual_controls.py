@@ -129,3 +129,12 @@ def test_signals_are_the_one_path_and_refuse_unknown_attributes(mesh: SquidMesh)
     assert mesh.inspect_run(started.run_id).terminal_status == "completed"
     with pytest.raises(InvalidArgument):
         Signal.cancel_run(started.run_id, reason="typo")
+
+
+def test_a_cancel_signal_keeps_its_metadata_on_the_receipt(mesh: SquidMesh) -> None:
+    run_id = paused_run(mesh, Paused)
+
+    mesh.apply_signal(Signal.cancel_run(run_id, actor="ops", metadata={"ticket": "T-4"}))
+
+    receipt = mesh.get_run(run_id).command_history[-1]
+    assert (receipt["signal_type"], receipt["metadata"]) == ("cancel_run", {"ticket": "T-4"})

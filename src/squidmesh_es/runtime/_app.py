@@ -50,7 +50,7 @@ from squidmesh_es.runtime._execution import (
     run_claimed,
     settle,
 )
-from squidmesh_es.runtime._lineage import replay_run, start_child
+from squidmesh_es.runtime._lineage import start_child
 from squidmesh_es.runtime._mapper import JournalMapper
 from squidmesh_es.runtime._notifier import DispatchNotifier, ScheduledAttempt
 from squidmesh_es.runtime._ports import ProjectionsPort
@@ -389,16 +389,22 @@ class SquidMesh(Application[UUID]):
         intended_window: IntendedWindow | None = None,
         payload: Mapping[str, JSONValue] | None = None,
         queue: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, JSONValue] | None = None,
         now: datetime | None = None,
     ) -> CronStart:
-        """Deliver one activation of a cron trigger; a repeat of its identity starts nothing.
+        """Deliver one activation of a cron trigger; a repeat of its key starts nothing.
 
         The result says whether the run started, an existing run was returned, or the
-        duplicate was skipped; ``.snapshot`` is the run either way.
+        duplicate was skipped; ``.snapshot`` is the run either way. The duplicate key is
+        ``idempotency_key`` when given, else the schedule identity (``signal_id``, or one
+        derived from a complete ``intended_window``). ``metadata`` goes on the receipt.
 
         Raises:
-            MissingScheduleIdempotencyKey: an idempotent trigger got no signal id and no
-                complete window.
+            MissingScheduleIdempotencyKey: an idempotent trigger got no key, no signal id
+                and no complete window.
+            InvalidScheduleIdentity: a malformed key, signal id (``InvalidScheduleSignalId``)
+                or window (``InvalidScheduleIntendedWindow``); all are ``InvalidArgument``.
             InvalidTrigger, InvalidArgument, PayloadValidationError: refused, nothing written.
         """
         return start_cron(
@@ -409,6 +415,8 @@ class SquidMesh(Application[UUID]):
             intended_window=intended_window,
             payload=payload,
             queue=queue,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
             now=self.now(now),
         )
 
@@ -654,25 +662,35 @@ class SquidMesh(Application[UUID]):
         run_id: UUID | str,
         *,
         allow_irreversible: bool = False,
+        actor: str | None = None,
+        comment: str | None = None,
+        metadata: Mapping[str, JSONValue] | None = None,
         idempotency_key: str | None = None,
         now: datetime | None = None,
     ) -> RunSnapshot:
         """Start a fresh run from ``run_id``'s trigger and input; returns the new run.
+
+        Delivered as ``Signal.replay_run``. The key defaults to ``replay_run:<run_id>``, so
+        replaying the same source again returns the same new run; pass another key for a
+        second replay. The receipt, with ``actor``, ``comment`` and ``metadata``, is the
+        first entry of the new run's command history.
 
         Raises:
             UnsafeReplay: completed steps are irreversible or not compensatable (pass
                 ``allow_irreversible=True`` to replay anyway).
             InvalidReplaySource: the source cannot be replayed here.
         """
-        at = self.now(now)
-        run = replay_run(
-            self,
-            run_id,
-            allow_irreversible=allow_irreversible,
-            idempotency_key=idempotency_key,
-            now=at,
+        return self.apply_signal(
+            Signal.replay_run(
+                run_id,
+                allow_irreversible=allow_irreversible,
+                actor=actor,
+                comment=comment,
+                metadata=metadata,
+                occurred_at=now,
+                idempotency_key=idempotency_key,
+            )
         )
-        return self._snapshot(run, at)
 
     def start_child_run(
         self,

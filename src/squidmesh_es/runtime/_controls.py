@@ -37,10 +37,12 @@ def cancel_run(
     reason: str | None,
     idempotency_key: str | None,
     now: datetime,
+    metadata: JSONDict | None = None,
 ) -> WorkflowRun:
     """End the run as cancelled and fence its queued attempts, in one commit.
 
     A worker already running one of its steps finishes, but its completion is refused.
+    ``metadata`` (the signal's) is kept on the receipt, as for every other command.
 
     Raises:
         RunNotFound, InvalidRunId: no such run.
@@ -55,6 +57,7 @@ def cancel_run(
         run.receive_command(
             "cancel_run",
             payload={"run_id": str(run.run_id)},
+            metadata=metadata,
             idempotency_key=idempotency_key,
             actor=actor,
             comment=reason,

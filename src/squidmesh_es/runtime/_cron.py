@@ -23,15 +23,16 @@ from pydantic import BaseModel, ConfigDict
 from squidmesh_es.domain import JSONDict, WorkflowRun
 from squidmesh_es.errors import (
     Conflict,
-    InvalidArgument,
+    InvalidScheduleIdentity,
+    InvalidScheduleIntendedWindow,
+    InvalidScheduleSignalId,
     InvalidTrigger,
     MissingScheduleIdempotencyKey,
-    RunNotFound,
 )
 from squidmesh_es.read_model import RunSnapshot
 from squidmesh_es.runtime._clock import ensure_aware
 from squidmesh_es.runtime._execution import CONFLICT_RETRIES, after_commit
-from squidmesh_es.runtime._starting import build_request, prepare_start, start_run
+from squidmesh_es.runtime._starting import build_request, find_run, prepare_start, start_run
 from squidmesh_es.workflow import CronIdempotency, JSONValue, TriggerType, Workflow
 
 if TYPE_CHECKING:
@@ -53,7 +54,10 @@ IntendedWindow = Mapping[str, "str | datetime"]
 with string values are kept in the metadata but are not part of the identity."""
 
 SIGNAL_ID_LIMIT: Final = 500
-"""Longest accepted signal id: it is stored in the run's context and in the run index."""
+"""Longest accepted signal id or idempotency key: both are stored in the run's context and
+in the run index."""
+
+_KEY_RULE = f"must be a printable string of 1 to {SIGNAL_ID_LIMIT} characters, unpadded"
 
 
 class CronDecision(StrEnum):
@@ -62,7 +66,8 @@ class CronDecision(StrEnum):
     STARTED = "started"
     """A new run was started."""
     RETURNED_EXISTING = "returned_existing"
-    """A duplicate of a ``return_existing_run`` trigger: the first run is returned."""
+    """A duplicate of a ``return_existing_run`` trigger, or of a caller's key on a trigger
+    without idempotency: the first run is returned."""
     SKIPPED = "skipped"
     """A duplicate of a ``skip_duplicate`` trigger (or of a scheduler tick): nothing started."""
 
@@ -126,7 +131,12 @@ def schedule_run_id(workflow: str, trigger: str, signal_id: str) -> UUID:
 
     Deterministic across processes, so concurrent deliveries of one activation collide on
     the run's journal instead of starting two runs.
+
+    Raises:
+        InvalidScheduleIdentity: a part is empty, so the identity would name nothing.
     """
+    if not (workflow and trigger and signal_id):
+        raise InvalidScheduleIdentity()
     return UUID(bytes=_parts_digest(workflow, trigger, signal_id)[:16], version=5)
 
 
@@ -144,30 +154,29 @@ def schedule_identity(
     complete window (both bounds) derives it; an incomplete window derives nothing.
 
     Raises:
-        InvalidArgument: the signal id is not a short printable string, or the window is not
-            a mapping of strings or aware datetimes, or its end is not after its start.
+        InvalidScheduleSignalId: the signal id is not a short printable string.
+        InvalidScheduleIntendedWindow: the window is not a mapping of strings or aware
+            datetimes, or its end is not after its start.
     """
-    if signal_id is not None and not _valid_signal_id(signal_id):
-        raise InvalidArgument(
-            "signal_id", f"must be a printable string of 1 to {SIGNAL_ID_LIMIT} characters"
-        )
+    if signal_id is not None and not _valid_key(signal_id):
+        raise InvalidScheduleSignalId(_KEY_RULE)
     if intended_window is None:
         return ScheduleIdentity(signal_id=signal_id, intended_window=None)
     if not isinstance(intended_window, Mapping):
-        raise InvalidArgument("intended_window", "must be a mapping with start_at and end_at")
+        raise InvalidScheduleIntendedWindow("must be a mapping with start_at and end_at")
     window: dict[str, str] = {}
     for key, value in intended_window.items():
         if not isinstance(key, str):
-            raise InvalidArgument("intended_window", "keys must be strings")
+            raise InvalidScheduleIntendedWindow("keys must be strings")
         if key in ("start_at", "end_at"):
             window[key] = _instant(value, key)
         elif isinstance(value, str):
             window[key] = value
         else:
-            raise InvalidArgument("intended_window", f"{key} must be a string")
+            raise InvalidScheduleIntendedWindow(f"{key} must be a string")
     if "start_at" in window and "end_at" in window:
         if _parse(window["end_at"]) <= _parse(window["start_at"]):
-            raise InvalidArgument("intended_window", "end_at must be after start_at")
+            raise InvalidScheduleIntendedWindow("end_at must be after start_at")
         if signal_id is None:
             signal_id = derive_signal_id(workflow, trigger, window["start_at"], window["end_at"])
     return ScheduleIdentity(signal_id=signal_id, intended_window=window)
@@ -183,6 +192,8 @@ def start_cron(
     payload: Mapping[str, JSONValue] | None = None,
     queue: str | None = None,
     unique: bool = False,
+    idempotency_key: str | None = None,
+    metadata: Mapping[str, JSONValue] | None = None,
     now: datetime,
 ) -> CronStart:
     """Deliver one activation of ``workflow``'s cron ``trigger``; returns what it did.
@@ -195,18 +206,27 @@ def start_cron(
 
     With the trigger's ``idempotency`` set (or ``unique=True``, which the built-in
     scheduler passes so that its own ticks start once even on a trigger without it), the
-    identity fixes the run id and a repeated delivery starts nothing: it returns the first
-    run (``return_existing_run``) or reports a skip (``skip_duplicate``, and ``unique``).
-    The duplicate decision rests on the identity alone; a repeat with another payload
-    still finds the first run. Without idempotency, every delivery starts a run.
+    schedule key fixes the run id and a repeated delivery starts nothing: it returns the
+    first run (``return_existing_run``) or reports a skip (``skip_duplicate``, and
+    ``unique``). The key is the caller's ``idempotency_key`` when given, else the identity
+    (the signal id, given or derived from a complete window): as for every signal, the same
+    key is one command and another key a distinct one. A key given on a trigger without
+    idempotency makes that delivery idempotent too (a repeat returns the first run). The
+    duplicate decision rests on the key alone; a repeat with another payload still finds
+    the first run. Without any key, every delivery starts a run.
 
-    Everything is checked before anything is written.
+    The receipt is a ``start_cron`` command on the run: the signal id in its payload,
+    ``metadata`` as the caller's metadata. Everything is checked before anything is
+    written.
 
     Raises:
         InvalidTrigger: no such trigger, or it is not a cron trigger.
-        MissingScheduleIdempotencyKey: the start needs an identity and got neither a signal
-            id nor a complete window.
-        InvalidArgument: malformed signal id or window, or an unusable queue.
+        MissingScheduleIdempotencyKey: the start needs a key and got no idempotency key, no
+            signal id and no complete window.
+        InvalidScheduleSignalId, InvalidScheduleIntendedWindow: a malformed signal id or
+            window.
+        InvalidScheduleIdentity: a malformed ``idempotency_key``.
+        InvalidArgument: an unusable queue.
         PayloadValidationError: the payload (after defaults) breaks the workflow's contract.
         Conflict: the derived run id belongs to another workflow or trigger, or the journal
             kept moving.
@@ -218,11 +238,13 @@ def start_cron(
     identity = schedule_identity(
         workflow.name, spec.name, signal_id=signal_id, intended_window=intended_window
     )
+    if idempotency_key is not None and not _valid_key(idempotency_key):
+        raise InvalidScheduleIdentity("idempotency_key", _KEY_RULE)
     sid, window = identity.signal_id, identity.intended_window
     deduplicate = spec.idempotency is not None or unique
-    if deduplicate and sid is None:
+    key = idempotency_key if idempotency_key is not None else sid if deduplicate else None
+    if deduplicate and key is None:
         raise MissingScheduleIdempotencyKey(spec.name)
-    key = sid if deduplicate else None
     schedule: JSONDict = {
         "workflow": workflow.name,
         "trigger_name": spec.name,
@@ -238,9 +260,6 @@ def start_cron(
         schedule["idempotency"] = spec.idempotency.value
     if key is not None:
         schedule["idempotency_key"] = key
-    receipt: JSONDict = {"source": "cron"}
-    if sid is not None:
-        receipt["signal_id"] = sid
     request = build_request(
         mesh,
         workflow,
@@ -249,21 +268,21 @@ def start_cron(
         run_id=schedule_run_id(workflow.name, spec.name, key) if key is not None else None,
         queue=queue,
         idempotency_key=key,
-        metadata=receipt,
+        metadata=metadata,
         context={"schedule": schedule},
         signal_type="start_cron",
+        command_payload={"signal_id": sid} if sid is not None else None,
         now=at,
     )
     if key is None:
         run = start_run(mesh, request, now=at).run
         return _result(mesh, CronDecision.STARTED, run, sid, None, at)
-    duplicate = (
-        CronDecision.RETURNED_EXISTING
-        if spec.idempotency is CronIdempotency.RETURN_EXISTING_RUN
-        else CronDecision.SKIPPED
+    skip = spec.idempotency is CronIdempotency.SKIP_DUPLICATE or (
+        spec.idempotency is None and unique
     )
+    duplicate = CronDecision.SKIPPED if skip else CronDecision.RETURNED_EXISTING
     for _ in range(CONFLICT_RETRIES):
-        existing = _existing(mesh, request.run_id)
+        existing = find_run(mesh, request.run_id)
         if existing is not None:
             if existing.workflow != workflow.name or existing.trigger != spec.name:
                 raise Conflict(
@@ -299,14 +318,7 @@ def _result(
     )
 
 
-def _existing(mesh: SquidMesh, run_id: UUID) -> WorkflowRun | None:
-    try:
-        return mesh.get_run(run_id)
-    except RunNotFound:
-        return None
-
-
-def _valid_signal_id(value: object) -> bool:
+def _valid_key(value: object) -> bool:
     return (
         isinstance(value, str)
         and 0 < len(value) <= SIGNAL_ID_LIMIT
@@ -321,13 +333,13 @@ def _instant(value: object, key: str) -> str:
         try:
             moment = _parse(value)
         except ValueError:
-            raise InvalidArgument("intended_window", f"{key} is not ISO-8601") from None
+            raise InvalidScheduleIntendedWindow(f"{key} is not ISO-8601") from None
     elif isinstance(value, datetime):
         moment = value
     else:
-        raise InvalidArgument("intended_window", f"{key} must be an ISO-8601 string or datetime")
+        raise InvalidScheduleIntendedWindow(f"{key} must be an ISO-8601 string or datetime")
     if moment.tzinfo is None:
-        raise InvalidArgument("intended_window", f"{key} needs a timezone offset")
+        raise InvalidScheduleIntendedWindow(f"{key} needs a timezone offset")
     return _iso(moment)
 
 

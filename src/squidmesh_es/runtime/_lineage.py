@@ -10,7 +10,7 @@ from uuid import UUID, uuid5
 from squidmesh_es.domain import JOURNAL_NAMESPACE, JSONDict, WorkflowRun
 from squidmesh_es.errors import Conflict, InvalidReplaySource, StaleClaim, UnsafeReplay
 from squidmesh_es.runtime._execution import CONFLICT_RETRIES, after_commit
-from squidmesh_es.runtime._starting import build_request, prepare_start, start_run
+from squidmesh_es.runtime._starting import build_request, find_run, prepare_start, start_run
 from squidmesh_es.workflow import JSONValue, StepContext, Workflow
 
 if TYPE_CHECKING:
@@ -38,18 +38,40 @@ def replay_run(
     allow_irreversible: bool,
     idempotency_key: str | None,
     now: datetime,
+    actor: str | None = None,
+    comment: str | None = None,
+    metadata: Mapping[str, JSONValue] | None = None,
 ) -> WorkflowRun:
     """Start a fresh run from the source's trigger and resolved input.
 
-    Replaying with the same key (default ``replay_run:<run_id>``) returns the same new run.
+    The new run's id derives from the source and the key (default ``replay_run:<run_id>``,
+    as in Squid Mesh), so replaying with the same key returns the same new run and writes
+    nothing, even if the source or the registry changed since; another key replays again.
+
+    The receipt goes where Squid Mesh puts it: first in the new run's command history, as
+    a ``replay_run`` command whose payload names the source (``run_id``), the
+    ``allow_irreversible`` flag and the blocking steps it overrode, with ``actor``,
+    ``comment``, ``metadata`` and ``now`` as its time. The source's journal is left alone:
+    it may have ended, and the new run's ``replayed_from_run_id`` already links the two.
 
     Raises:
+        RunNotFound, InvalidRunId: no such source run.
         InvalidReplaySource: the source ran a runtime-authored spec, or its workflow is
             not registered here.
         UnsafeReplay: completed steps are irreversible or not compensatable, and
             ``allow_irreversible`` is not exactly ``True``.
+        Conflict: the key's run id is taken by a run that is not this replay.
     """
     source = mesh.get_run(run_id)
+    key = idempotency_key or f"replay_run:{source.run_id}"
+    new_id = uuid5(JOURNAL_NAMESPACE, f"replay:{source.run_id}:{key}")
+    earlier = find_run(mesh, new_id)
+    if (
+        earlier is not None
+        and earlier.replayed_from_run_id == str(source.run_id)
+        and earlier.find_command("replay_run", key) is not None
+    ):
+        return earlier  # a repeated delivery: the first one's result, no second receipt
     if source.spec is not None:
         raise InvalidReplaySource(source.run_id, "runtime_spec")
     workflow = mesh.workflows.get(source.workflow)
@@ -58,18 +80,24 @@ def replay_run(
     blocking = replay_blockers(source)
     if blocking and allow_irreversible is not True:
         raise UnsafeReplay(source.run_id, blocking)
-    key = idempotency_key or f"replay_run:{source.run_id}"
     request = build_request(
         mesh,
         workflow,
         source.input,
         trigger=source.trigger,
-        run_id=uuid5(JOURNAL_NAMESPACE, f"replay:{source.run_id}:{key}"),
+        run_id=new_id,
         queue=source.queue,
         idempotency_key=key,
-        metadata={"allow_irreversible": allow_irreversible, "blocking_steps": [*blocking]},
+        metadata=metadata,
         signal_type="replay_run",
         replayed_from_run_id=source.run_id,
+        command_payload={
+            "run_id": str(source.run_id),
+            "allow_irreversible": allow_irreversible is True,
+            "blocking_steps": [*blocking],
+        },
+        actor=actor,
+        comment=comment,
         now=now,
     )
     return start_run(mesh, request, now=now).run

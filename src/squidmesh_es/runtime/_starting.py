@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID, uuid4, uuid5
@@ -35,6 +35,7 @@ __all__ = [
     "StartRequest",
     "build_request",
     "build_spec_request",
+    "find_run",
     "prepare_start",
     "start_run",
 ]
@@ -59,6 +60,12 @@ class StartRequest:
     replayed_from_run_id: UUID | None = None
     runtime_spec: bool = False
     """Whether ``spec`` was authored at run time (``start_spec``) and is stored with the run."""
+    command_payload: JSONDict = field(default_factory=dict)
+    """The command's own arguments, added to the receipt's ``workflow`` and ``trigger``."""
+    actor: str | None = None
+    """Who sent the command, for the receipt (default ``None``)."""
+    comment: str | None = None
+    """Free text for the receipt (default ``None``)."""
 
     def matches(self, run: WorkflowRun) -> bool:
         """Whether ``run`` was started by this same request (a duplicate delivery)."""
@@ -87,6 +94,9 @@ def build_request(
     context: JSONDict | None = None,
     signal_type: str = "start_run",
     replayed_from_run_id: UUID | None = None,
+    command_payload: JSONDict | None = None,
+    actor: str | None = None,
+    comment: str | None = None,
     now: datetime,
 ) -> StartRequest:
     """Check everything about a start before anything is written.
@@ -123,6 +133,9 @@ def build_request(
         context={**(context or {}), **({"index": index} if index else {})},
         signal_type=signal_type,
         replayed_from_run_id=replayed_from_run_id,
+        command_payload=dict(command_payload or {}),
+        actor=actor,
+        comment=comment,
     )
 
 
@@ -237,7 +250,7 @@ def prepare_start(
     Raises:
         Conflict: the run id belongs to a different request.
     """
-    existing = _existing(mesh, request.run_id)
+    existing = find_run(mesh, request.run_id)
     if existing is not None:
         if request.matches(existing):
             return PreparedStart(existing)
@@ -260,9 +273,15 @@ def prepare_start(
     )
     run.receive_command(
         request.signal_type,
-        payload={"workflow": request.workflow, "trigger": request.trigger},
+        payload={
+            "workflow": request.workflow,
+            "trigger": request.trigger,
+            **request.command_payload,
+        },
         metadata=request.metadata,
         idempotency_key=request.idempotency_key,
+        actor=request.actor,
+        comment=request.comment,
         now=now,
     )
     progress = plan_entry(spec, run, now=now)
@@ -274,7 +293,8 @@ def prepare_start(
     return PreparedStart(run, queue, settled)
 
 
-def _existing(mesh: SquidMesh, run_id: UUID) -> WorkflowRun | None:
+def find_run(mesh: SquidMesh, run_id: UUID) -> WorkflowRun | None:
+    """The run with ``run_id``, or ``None`` when there is none yet."""
     try:
         return mesh.get_run(run_id)
     except RunNotFound:
