@@ -11,7 +11,7 @@ from squidmesh_es.read_model import (
     RunSummary,
     redact,
 )
-from squidmesh_es.runtime import Clock, SquidMesh, SystemClock, Worker
+from squidmesh_es.runtime import Clock, Signal, SquidMesh, SystemClock, Worker
 from squidmesh_es.workflow import (
     ActionRegistry,
     Defer,
@@ -41,6 +41,7 @@ __all__ = [
     "RunGraph",
     "RunSnapshot",
     "RunSummary",
+    "Signal",
     "SquidMesh",
     "Step",
     "StepContext",

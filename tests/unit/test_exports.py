@@ -22,6 +22,7 @@ def test_top_level_exports() -> None:
         "RunGraph",
         "RunSnapshot",
         "RunSummary",
+        "Signal",
         "SquidMesh",
         "Step",
         "StepContext",
