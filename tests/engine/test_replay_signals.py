@@ -10,6 +10,7 @@ import pytest
 from squidmesh_es import SquidMesh
 from squidmesh_es.domain import WorkflowRun
 from squidmesh_es.errors import (
+    DefinitionMismatch,
     InvalidArgument,
     InvalidReplaySource,
     InvalidRunId,
@@ -17,8 +18,21 @@ from squidmesh_es.errors import (
     UnsafeReplay,
 )
 from squidmesh_es.runtime import Signal, SignalType, WorkflowRegistry
+from squidmesh_es.workflow import (
+    COMPLETE,
+    CronIdempotency,
+    JSONObject,
+    Ok,
+    Step,
+    StepContext,
+    Workflow,
+    cron,
+    step,
+    transition,
+)
 
-from engine_workflows import CALLS, Notifying, Sequential
+from conftest import OpenMesh
+from engine_workflows import CALLS, Notifying, Sequential, Ship
 
 LATER = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
@@ -191,3 +205,55 @@ def test_sensitive_metadata_is_redacted_in_the_replay_receipt(mesh: SquidMesh) -
     receipt = mesh.get_run(replayed.run_id).command_history[0]
     assert receipt["metadata"]["note"] == "ok"
     assert "sk-live" not in str(receipt)
+
+
+@pytest.mark.shared_journal
+def test_a_replay_under_a_changed_definition_is_refused_and_writes_nothing(
+    open_mesh: OpenMesh,
+) -> None:
+    source = finished(open_mesh())
+
+    class ChangedSequential(Sequential):
+        """The same workflow name, redeployed with one more step."""
+
+        name = Sequential.name
+        extra = step(Ship)
+        transitions = [
+            transition(Sequential.reserve, to=Sequential.charge),
+            transition(Sequential.charge, to=Sequential.ship),
+            transition(Sequential.ship, to=extra),
+            transition(extra, to=COMPLETE),
+        ]
+
+    redeployed = open_mesh(workflows=[ChangedSequential])
+    before = written(redeployed)
+
+    with pytest.raises(DefinitionMismatch) as raised:
+        redeployed.replay(source)
+
+    assert raised.value.code == "incompatible_workflow_definition"
+    assert written(redeployed) == before
+
+
+class EchoSchedule(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        return Ok({"seen_schedule": ctx.schedule})
+
+
+class NightlyEcho(Workflow):
+    triggers = [cron("nightly", "0 21 * * *", idempotency=CronIdempotency.RETURN_EXISTING_RUN)]
+    echo = step(EchoSchedule)
+    transitions = [transition(echo, to=COMPLETE)]
+
+
+def test_a_replayed_cron_run_keeps_its_window_but_not_the_schedule_key(mesh: SquidMesh) -> None:
+    window = {"start_at": "2026-03-01T20:00:00Z", "end_at": "2026-03-01T21:00:00Z"}
+    started = mesh.start_cron(NightlyEcho, "nightly", intended_window=window)
+    mesh.drain(owner_id="w")
+
+    replayed = mesh.replay(started.snapshot.run_id)
+    mesh.drain(owner_id="w")
+
+    seen = mesh.inspect_run(replayed.run_id).context["seen_schedule"]
+    assert seen["intended_window"] == window
+    assert "idempotency_key" not in seen and "idempotency" not in seen

@@ -679,6 +679,7 @@ class SquidMesh(Application[UUID]):
             UnsafeReplay: completed steps are irreversible or not compensatable (pass
                 ``allow_irreversible=True`` to replay anyway).
             InvalidReplaySource: the source cannot be replayed here.
+            DefinitionMismatch: the workflow changed since the source started.
         """
         return self.apply_signal(
             Signal.replay_run(

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 from uuid import UUID, uuid5
 
 from squidmesh_es.domain import JOURNAL_NAMESPACE, JSONDict, WorkflowRun
-from squidmesh_es.errors import Conflict, InvalidReplaySource, StaleClaim, UnsafeReplay
+from squidmesh_es.errors import (
+    Conflict,
+    DefinitionMismatch,
+    InvalidReplaySource,
+    StaleClaim,
+    UnsafeReplay,
+)
 from squidmesh_es.runtime._execution import CONFLICT_RETRIES, after_commit
 from squidmesh_es.runtime._starting import build_request, find_run, prepare_start, start_run
 from squidmesh_es.workflow import JSONValue, StepContext, Workflow
@@ -58,6 +64,8 @@ def replay_run(
         RunNotFound, InvalidRunId: no such source run.
         InvalidReplaySource: the source ran a runtime-authored spec, or its workflow is
             not registered here.
+        DefinitionMismatch: the workflow's definition changed since the source started;
+            its input may not fit the new one.
         UnsafeReplay: completed steps are irreversible or not compensatable, and
             ``allow_irreversible`` is not exactly ``True``.
         Conflict: the key's run id is taken by a run that is not this replay.
@@ -77,6 +85,15 @@ def replay_run(
     workflow = mesh.workflows.get(source.workflow)
     if workflow is None:
         raise InvalidReplaySource(source.run_id, "workflow")
+    spec = workflow.to_spec()
+    if source.definition_fingerprint != spec.fingerprint:
+        raise DefinitionMismatch(
+            source.run_id,
+            persisted_fingerprint=source.definition_fingerprint,
+            current_fingerprint=spec.fingerprint,
+            persisted_version=source.definition_version,
+            current_version=spec.version,
+        )
     blocking = replay_blockers(source)
     if blocking and allow_irreversible is not True:
         raise UnsafeReplay(source.run_id, blocking)
@@ -89,6 +106,7 @@ def replay_run(
         queue=source.queue,
         idempotency_key=key,
         metadata=metadata,
+        context=_replayed_context(source),
         signal_type="replay_run",
         replayed_from_run_id=source.run_id,
         command_payload={
@@ -101,6 +119,19 @@ def replay_run(
         now=now,
     )
     return start_run(mesh, request, now=now).run
+
+
+def _replayed_context(source: WorkflowRun) -> JSONDict:
+    """The source's schedule context without its idempotency identity, as Squid Mesh does.
+
+    Steps of a replayed cron run still see the window they were scheduled for; the copy no
+    longer claims the schedule key, which belongs to the source.
+    """
+    schedule = source.start_context.get("schedule")
+    if not isinstance(schedule, dict):
+        return {}
+    kept = {k: v for k, v in schedule.items() if k not in ("idempotency_key", "idempotency")}
+    return {"schedule": kept}
 
 
 def start_child(
