@@ -138,3 +138,13 @@ def test_a_cancel_signal_keeps_its_metadata_on_the_receipt(mesh: SquidMesh) -> N
 
     receipt = mesh.get_run(run_id).command_history[-1]
     assert (receipt["signal_type"], receipt["metadata"]) == ("cancel_run", {"ticket": "T-4"})
+
+
+def test_cancel_keeps_its_metadata_redacted_on_the_receipt(mesh: SquidMesh) -> None:
+    run_id = paused_run(mesh, Paused)
+
+    mesh.cancel(run_id, actor="ops", reason="dup", metadata={"ticket": "T-5", "token": "s3"})
+
+    receipt = mesh.inspect_run(run_id, include_history=True).command_history[-1]
+    assert receipt.metadata == {"ticket": "T-5", "token": "[REDACTED]"}
+    assert (receipt.actor, receipt.comment) == ("ops", "dup")

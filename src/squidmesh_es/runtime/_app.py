@@ -558,10 +558,13 @@ class SquidMesh(Application[UUID]):
         *,
         actor: str | None = None,
         reason: str | None = None,
+        metadata: Mapping[str, JSONValue] | None = None,
         idempotency_key: str | None = None,
         now: datetime | None = None,
     ) -> RunSnapshot:
         """End the run as cancelled; its queued attempts can no longer be claimed.
+
+        ``metadata`` is kept on the receipt (sensitive keys redacted).
 
         Raises:
             RunNotFound, InvalidRunId: no such run.
@@ -572,6 +575,7 @@ class SquidMesh(Application[UUID]):
                 run_id,
                 actor=actor,
                 comment=reason,
+                metadata=dict(metadata or {}),
                 idempotency_key=idempotency_key,
                 occurred_at=now,
             )
