@@ -273,3 +273,14 @@ def test_deferral_runs_the_step_again_later_without_spending_retries(
     deferred = run.planned[f"{started.run_id}:settle:1:deferred:2"]["deferred"]
     assert deferred["reason"] == {"status": "pending"}
     assert deferred["deferred_from"].endswith(":deferred:1")
+
+
+@pytest.mark.parametrize("key", ["", "   "])
+def test_a_blank_idempotency_key_is_refused_before_anything_is_written(
+    mesh: SquidMesh, key: str
+) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        mesh.start(Sequential, {"order_id": "o1"}, idempotency_key=key)
+
+    assert raised.value.option == "idempotency_key"
+    assert not list(mesh.recorder.select_notifications(start=1, limit=10))

@@ -35,6 +35,7 @@ __all__ = [
     "StartRequest",
     "build_request",
     "build_spec_request",
+    "check_idempotency_key",
     "find_run",
     "prepare_start",
     "start_run",
@@ -110,6 +111,7 @@ def build_request(
         PayloadValidationError: the payload breaks the workflow's contract.
         InvalidRunId: ``run_id`` is not a UUID.
     """
+    check_idempotency_key(idempotency_key)
     mesh.workflows.register(workflow)
     trigger_name = workflow.resolve_trigger(trigger).name
     run_input = workflow.validate_payload(payload, trigger_name, now=now)
@@ -165,6 +167,7 @@ def build_spec_request(
         PayloadValidationError: the payload breaks the spec's payload contract.
         InvalidRunId: ``run_id`` is not a UUID.
     """
+    check_idempotency_key(idempotency_key)
     registry = action_registry if action_registry is not None else mesh.action_registry
     if registry is None:
         raise InvalidArgument(
@@ -291,6 +294,16 @@ def prepare_start(
     settled = Settled(runs={str(run.run_id): run}, queue=queue)
     carry_out(mesh, queue, run, progress, now=now, settled=settled)
     return PreparedStart(run, queue, settled)
+
+
+def check_idempotency_key(key: object) -> None:
+    """Refuse a blank key: it would silently make unrelated starts one start.
+
+    Raises:
+        InvalidArgument: ``key`` is given but not a non-blank string.
+    """
+    if key is not None and (not isinstance(key, str) or not key.strip()):
+        raise InvalidArgument("idempotency_key", "must be a non-blank string")
 
 
 def find_run(mesh: SquidMesh, run_id: UUID) -> WorkflowRun | None:
