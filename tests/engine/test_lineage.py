@@ -11,7 +11,19 @@ from squidmesh_es.domain import WorkflowRun
 from squidmesh_es.errors import InvalidReplaySource, RunTerminal, StaleClaim, UnsafeReplay
 from squidmesh_es.runtime import WorkflowRegistry
 from squidmesh_es.testing import ManualClock
-from squidmesh_es.workflow import StepContext
+from squidmesh_es.workflow import (
+    COMPLETE,
+    JSONObject,
+    Ok,
+    Retry,
+    RetryPolicy,
+    Step,
+    StepContext,
+    Workflow,
+    manual,
+    step,
+    transition,
+)
 
 from engine_workflows import CALLS, Notifying, Parent, Sequential
 
@@ -136,3 +148,32 @@ def test_an_ended_parent_cannot_start_a_child(mesh: SquidMesh) -> None:
         )
     assert mesh.get_run(parent_id).version == version
     assert mesh.get_run(parent_id).child_runs == []
+
+
+class SpawnThenRetry(Step):
+    """Starts its child, then fails its first attempt after doing so."""
+
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok | Retry:
+        child = ctx.start_child_run(Sequential, {"order_id": "child"}, child_key="ship-1")
+        if ctx.attempt == 1:
+            return Retry({"code": "crashed_after_starting_the_child"})
+        return Ok({"child_run_id": str(child.run_id)})
+
+
+class RetriedParent(Workflow):
+    triggers = [manual("go")]
+
+    spawn = step(SpawnThenRetry, retry=RetryPolicy(max_attempts=2))
+    transitions = [transition(spawn, to=COMPLETE)]
+
+
+def test_a_retried_parent_step_gets_the_same_child(mesh: SquidMesh) -> None:
+    parent_id = mesh.start(RetriedParent).run_id
+    mesh.drain(owner_id="w")
+
+    parent = mesh.get_run(parent_id)
+    [link] = parent.child_runs
+    assert parent.terminal_status == "completed"
+    assert parent.context["child_run_id"] == link["child_run_id"]
+    assert link["origin"]["attempt"] == 1  # recorded once, by the attempt that started it
+    assert mesh.get_run(link["child_run_id"]).terminal_status == "completed"
