@@ -8,11 +8,14 @@ from squidmesh_es.workflow import (
     COMPLETE,
     JSONObject,
     Ok,
+    Outcome,
     Step,
     StepContext,
     Workflow,
+    approval,
     greater_than,
     manual,
+    pause,
     step,
     transition,
 )
@@ -54,3 +57,33 @@ class CliRouted(Workflow):
         transition(express, to=COMPLETE),
         transition(standard, to=COMPLETE),
     ]
+
+
+class CliApproved(Workflow):
+    """Review, then an approval gate before the express lane."""
+
+    payload = Order
+    triggers = [manual("approve")]
+
+    review = step(Review)
+    gate = approval(output="gate")
+    express = step(Express)
+
+    transitions = [
+        transition(review, to=gate),
+        transition(gate, to=express),
+        transition(gate, on=Outcome.ERROR, to=COMPLETE),
+        transition(express, to=COMPLETE),
+    ]
+
+
+class CliPaused(Workflow):
+    """Review, then a pause."""
+
+    payload = Order
+    triggers = [manual("hold")]
+
+    review = step(Review)
+    hold = pause()
+
+    transitions = [transition(review, to=hold), transition(hold, to=COMPLETE)]

@@ -59,6 +59,27 @@ def test_inspect_shows_status_reason_next_actions_and_steps(journal: str, run_id
     assert "express #1  open" in out
 
 
+@pytest.mark.parametrize(
+    ("workflow", "step", "waiting_for"),
+    [("CliApproved", "gate", "approve or reject"), ("CliPaused", "hold", "resume")],
+)
+def test_inspect_shows_the_boundary_a_paused_run_waits_at(
+    journal: str, workflow: str, step: str, waiting_for: str
+) -> None:
+    import cli_workflows
+
+    with SquidMesh.open(journal) as mesh:
+        run_id = mesh.start(getattr(cli_workflows, workflow), {"order_id": "o-1"}).run_id
+        mesh.drain()
+
+    code, out, _ = invoke(journal, "inspect", run_id)
+
+    assert code == 0, out
+    [line] = [line for line in out.splitlines() if line.startswith(f"  {step} #1 ")]
+    assert line.split() == [step, "#1", "paused,", "waiting", "for", *waiting_for.split()]
+    assert "not dispatched" not in out
+
+
 def test_inspect_json_is_the_snapshot_document(journal: str, run_id: str) -> None:
     code, out, _ = invoke(journal, "inspect", run_id, "--json")
 

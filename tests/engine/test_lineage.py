@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from uuid import UUID, uuid4
+
 import pytest
 
 from squidmesh_es import SquidMesh
-from squidmesh_es.errors import InvalidReplaySource, UnsafeReplay
+from squidmesh_es.domain import WorkflowRun
+from squidmesh_es.errors import InvalidReplaySource, RunTerminal, StaleClaim, UnsafeReplay
 from squidmesh_es.runtime import WorkflowRegistry
+from squidmesh_es.testing import ManualClock
+from squidmesh_es.workflow import (
+    COMPLETE,
+    JSONObject,
+    Ok,
+    Retry,
+    RetryPolicy,
+    Step,
+    StepContext,
+    Workflow,
+    manual,
+    step,
+    transition,
+)
 
 from engine_workflows import CALLS, Notifying, Parent, Sequential
 
@@ -52,8 +69,32 @@ def test_replay_needs_the_source_workflow(mesh: SquidMesh) -> None:
     source = mesh.start(Sequential, {"order_id": "o1"}).run_id
     mesh.workflows = WorkflowRegistry()
 
-    with pytest.raises(InvalidReplaySource):
+    with pytest.raises(InvalidReplaySource) as refused:
         mesh.replay(source)
+    assert refused.value.reason == "workflow"
+
+
+def test_replay_refuses_a_run_that_carries_its_own_definition(
+    mesh: SquidMesh, clock: ManualClock
+) -> None:
+    mesh.register(Sequential)
+    spec = Sequential.to_spec()
+    run = WorkflowRun.start(
+        run_id=uuid4(),
+        workflow=Sequential.name,
+        trigger="place",
+        input={"order_id": "o1", "amount": 10},
+        queue="default",
+        definition_fingerprint=spec.fingerprint,
+        spec=spec.to_dict(),
+        now=clock.now(),
+    )
+    mesh.save(run)
+
+    with pytest.raises(InvalidReplaySource) as refused:
+        mesh.replay(run.run_id, allow_irreversible=True)
+    assert refused.value.code == "invalid_replay_source"
+    assert refused.value.reason == "runtime_spec"
 
 
 def test_a_step_starts_one_child_run_linked_both_ways(mesh: SquidMesh) -> None:
@@ -69,3 +110,70 @@ def test_a_step_starts_one_child_run_linked_both_ways(mesh: SquidMesh) -> None:
     assert child.start_context["parent"]["run_id"] == str(parent_id)
     mesh.drain(owner_id="w")
     assert mesh.get_run(child.run_id).terminal_status == "completed"
+
+
+def _context_of(run_id: str, step: str) -> StepContext:
+    key = f"{run_id}:{step}:1"
+    return StepContext(
+        run_id=UUID(run_id),
+        workflow=Parent.name,
+        step=step,
+        attempt=1,
+        runnable_key=key,
+        idempotency_key=key,
+    )
+
+
+def test_a_stale_parent_context_cannot_start_a_child(mesh: SquidMesh) -> None:
+    parent_id = mesh.start(Parent).run_id
+    mesh.execute_next(owner_id="w")  # spawn ran and its result was applied
+    version = mesh.get_run(parent_id).version
+
+    with pytest.raises(StaleClaim):
+        mesh.start_child_run(
+            _context_of(parent_id, "spawn"), Sequential, {"order_id": "late"}, child_key="late"
+        )
+    assert mesh.get_run(parent_id).version == version
+    assert len(mesh.get_run(parent_id).child_runs) == 1
+
+
+def test_an_ended_parent_cannot_start_a_child(mesh: SquidMesh) -> None:
+    parent_id = mesh.start(Parent).run_id  # spawn is planned, not run
+    mesh.cancel(parent_id)
+    version = mesh.get_run(parent_id).version
+
+    with pytest.raises(RunTerminal):
+        mesh.start_child_run(
+            _context_of(parent_id, "spawn"), Sequential, {"order_id": "c"}, child_key="late"
+        )
+    assert mesh.get_run(parent_id).version == version
+    assert mesh.get_run(parent_id).child_runs == []
+
+
+class SpawnThenRetry(Step):
+    """Starts its child, then fails its first attempt after doing so."""
+
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok | Retry:
+        child = ctx.start_child_run(Sequential, {"order_id": "child"}, child_key="ship-1")
+        if ctx.attempt == 1:
+            return Retry({"code": "crashed_after_starting_the_child"})
+        return Ok({"child_run_id": str(child.run_id)})
+
+
+class RetriedParent(Workflow):
+    triggers = [manual("go")]
+
+    spawn = step(SpawnThenRetry, retry=RetryPolicy(max_attempts=2))
+    transitions = [transition(spawn, to=COMPLETE)]
+
+
+def test_a_retried_parent_step_gets_the_same_child(mesh: SquidMesh) -> None:
+    parent_id = mesh.start(RetriedParent).run_id
+    mesh.drain(owner_id="w")
+
+    parent = mesh.get_run(parent_id)
+    [link] = parent.child_runs
+    assert parent.terminal_status == "completed"
+    assert parent.context["child_run_id"] == link["child_run_id"]
+    assert link["origin"]["attempt"] == 1  # recorded once, by the attempt that started it
+    assert mesh.get_run(link["child_run_id"]).terminal_status == "completed"

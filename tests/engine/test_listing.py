@@ -10,7 +10,7 @@ from squidmesh_es import SquidMesh
 from squidmesh_es.errors import InvalidArgument
 from squidmesh_es.projections import Projections
 from squidmesh_es.testing import ManualClock
-from squidmesh_es.workflow import COMPLETE, Workflow, manual, step, transition
+from squidmesh_es.workflow import COMPLETE, Deadline, Workflow, manual, pause, step, transition
 
 from engine_workflows import Order, Reserve
 
@@ -44,3 +44,27 @@ def test_list_runs_reads_the_catalog_newest_first_and_by_index_key(
     assert [r.run_id for r in listed] == [second, first]
     assert all(r.terminal_status == "completed" for r in listed)
     assert [r.run_id for r in by_key] == [second]
+
+
+class Held(Workflow):
+    payload = Order
+    triggers = [manual("go")]
+
+    hold = pause(deadline=Deadline(within=timedelta(hours=4), due_soon=timedelta(hours=1)))
+    transitions = [transition(hold, to=COMPLETE)]
+
+
+def test_listed_deadlines_are_evaluated_when_listed_not_when_written(
+    mesh: SquidMesh, clock: ManualClock
+) -> None:
+    with Projections.attach(mesh):
+        mesh.start(Held, {"order_id": "A-1"})
+        mesh.drain(owner_id="w")
+        assert [r.deadline.status for r in mesh.list_runs() if r.deadline] == ["on_time"]
+
+        clock.advance(timedelta(hours=3))  # no new event: the catalog row is unchanged
+        due_soon = mesh.list_runs()
+        overdue = mesh.list_runs(now=clock.now() + timedelta(hours=1))
+
+    assert [r.deadline.status for r in due_soon if r.deadline] == ["due_soon"]
+    assert [r.deadline.status for r in overdue if r.deadline] == ["overdue"]

@@ -118,6 +118,23 @@ def test_sensitive_metadata_is_redacted_in_receipts(mesh: SquidMesh) -> None:
     assert "sk-live" not in str(receipt) and "Bearer x" not in str(receipt)
 
 
+def test_sensitive_metadata_of_a_decision_never_reaches_storage(mesh: SquidMesh) -> None:
+    approved = paused_run(mesh, Approved)
+    rejected = mesh.start(Approved, {"order_id": "o2"}).run_id
+    mesh.drain(owner_id="w")
+
+    mesh.approve(approved, metadata={"api_key": "sk-live", "note": "ok"})
+    mesh.reject(rejected, metadata={"password": "hunter2"})
+    mesh.drain(owner_id="w")
+
+    assert mesh.inspect_run(approved).context["review"]["metadata"] == {
+        "api_key": "[REDACTED]",
+        "note": "ok",
+    }
+    stored = mesh.recorder.select_notifications(start=None, limit=1000)
+    assert stored and not any(b"sk-live" in n.state or b"hunter2" in n.state for n in stored)
+
+
 def test_signals_are_the_one_path_and_refuse_unknown_attributes(mesh: SquidMesh) -> None:
     started = mesh.apply_signal(Signal.start_run(Approved, {"order_id": "o9"}, idempotency_key="s"))
     mesh.drain(owner_id="w")

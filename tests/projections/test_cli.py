@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -11,6 +12,9 @@ from projection_helpers import start_runs
 from squidmesh_es import SquidMesh
 from squidmesh_es.cli import main
 from squidmesh_es.testing import ManualClock
+from squidmesh_es.workflow import COMPLETE, Deadline, Workflow, manual, pause, transition
+
+from conftest import OpenMesh
 
 
 @pytest.fixture
@@ -52,3 +56,26 @@ def test_status_and_rebuild_report_positions(journal: str) -> None:
     assert all(p["lag"] == 0 and p["error"] is None for p in statuses.values())
     code, out = invoke("projections", "rebuild", "nowhere", "--database-url", journal)
     assert code != 0
+
+
+class Held(Workflow):
+    triggers = [manual("go")]
+
+    hold = pause(deadline=Deadline(within=timedelta(hours=4)))
+    transitions = [transition(hold, to=COMPLETE)]
+
+
+@pytest.mark.shared_journal
+def test_list_evaluates_deadlines_at_the_time_of_listing(
+    database_url: str, open_mesh: OpenMesh
+) -> None:
+    long_ago = ManualClock(datetime(2001, 1, 1, tzinfo=UTC))
+    writer = open_mesh(clock=long_ago)
+    writer.start(Held)
+    writer.drain(owner_id="w")
+
+    code, out = invoke("list", "--database-url", database_url, "--json")
+
+    assert code == 0, out
+    [run] = json.loads(out)["runs"]
+    assert run["deadline"]["status"] == "overdue"  # due in 2001, read today

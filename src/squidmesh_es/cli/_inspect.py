@@ -155,6 +155,10 @@ def render_snapshot(snapshot: RunSnapshot, explanation: Explanation, *, scope: s
             state = f"{attempt.status}, visible {attempt.visible_at.isoformat()}"
             if attempt.lease_until:
                 state += f", lease until {attempt.lease_until.isoformat()}"
+        elif s.manual_state is not None and planned.step == s.manual_state.step:
+            # A manual boundary has no attempt: it waits for an operator, not a worker.
+            decision = "approve or reject" if s.manual_state.kind == "approval" else "resume"
+            state = f"paused, waiting for {decision}"
         elif planned.runnable_key in undispatched:
             state = "planned, not dispatched yet"
         else:

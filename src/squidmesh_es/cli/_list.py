@@ -77,6 +77,7 @@ def list_command(
                 index=keys,
                 limit=limit,
                 after=after,
+                now=mesh.now(),  # deadline statuses as of now, not as of the last event
             )
         except SquidMeshError as error:
             if as_json:

@@ -882,7 +882,9 @@ class SquidMesh(Application[UUID]):
         """Runs from the catalog projection, newest first, without scanning events.
 
         The projections catch up first, so a run this process just started is listed.
-        Filters and the ``after`` cursor are described in ``docs/projections.md``.
+        Filters and the ``after`` cursor are described in ``docs/projections.md``. Deadline
+        statuses are evaluated at ``now`` (default: the runtime's clock), not when the row
+        was written.
 
         Raises:
             InvalidArgument: no projections are attached (``Projections.attach(mesh)``).
@@ -891,6 +893,7 @@ class SquidMesh(Application[UUID]):
             raise InvalidArgument(
                 "projections", "attach them first: squidmesh_es.projections.Projections.attach"
             )
+        filters["now"] = self.now(filters.get("now"))
         self._projections.after_command()
         return list(
             self._projections.list_runs(workflow=workflow, status=status, limit=limit, **filters)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from squidmesh_es.domain import JSONDict, ManualAction, TerminalStatus, WorkflowRun
+from squidmesh_es.domain import JSONDict, ManualAction, TerminalStatus, WorkflowRun, redact_metadata
 from squidmesh_es.domain._planner import resolve_boundary
 from squidmesh_es.errors import Conflict, InvalidArgument, ManualStepMismatch, RunTerminal
 from squidmesh_es.runtime._execution import CONFLICT_RETRIES, Settled, after_commit, carry_out
@@ -111,11 +111,13 @@ def resolve_manual_run(
         definition = mesh.definition(run)
         if definition is None:
             raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
+        # The decision is stored as the boundary's result and flows into the context and
+        # the successors' inputs: redact it as the receipt is redacted.
         decision: JSONDict = {
             "decision": action.value,
             "actor": actor,
             "comment": comment,
-            "metadata": metadata or {},
+            "metadata": redact_metadata(metadata or {}),
             "decided_at": now.isoformat(),
         }
         run.receive_command(
