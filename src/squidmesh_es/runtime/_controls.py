@@ -10,7 +10,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from squidmesh_es.domain import JSONDict, ManualAction, TerminalStatus, WorkflowRun, redact_metadata
+from squidmesh_es.domain import (
+    DispatchQueue,
+    JSONDict,
+    ManualAction,
+    TerminalStatus,
+    WorkflowRun,
+    redact_metadata,
+)
 from squidmesh_es.domain._planner import resolve_boundary
 from squidmesh_es.errors import Conflict, InvalidArgument, ManualStepMismatch, RunTerminal
 from squidmesh_es.runtime._execution import CONFLICT_RETRIES, Settled, after_commit, carry_out
@@ -19,7 +26,13 @@ from squidmesh_es.workflow import Outcome
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
 
-__all__ = ["SIGNAL_OF_ACTION", "cancel_run", "resolve_manual_run"]
+__all__ = [
+    "SIGNAL_OF_ACTION",
+    "cancel_run",
+    "decide_cancel",
+    "decide_manual",
+    "resolve_manual_run",
+]
 
 SIGNAL_OF_ACTION = {
     ManualAction.RESUMED: "resume_run",
@@ -50,28 +63,57 @@ def cancel_run(
     """
     for _ in range(CONFLICT_RETRIES):
         run = mesh.get_run(run_id)
-        if idempotency_key is not None and run.find_command("cancel_run", idempotency_key):
-            return run
-        if run.is_terminal:
-            raise RunTerminal(run.run_id, run.terminal_status)
-        run.receive_command(
-            "cancel_run",
-            payload={"run_id": str(run.run_id)},
-            metadata=metadata,
-            idempotency_key=idempotency_key,
+        queue = mesh.get_queue(run.queue, now=now)
+        settled = decide_cancel(
+            run,
+            queue,
             actor=actor,
-            comment=reason,
+            reason=reason,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
             now=now,
         )
-        run.end(TerminalStatus.CANCELLED, now=now, error={"code": "cancelled", "reason": reason})
-        queue = mesh.get_queue(run.queue, now=now)
-        queue.close_run(run.run_id, status=TerminalStatus.CANCELLED.value, now=now)
+        if settled is None:
+            return run
         try:
             mesh.save(run, queue)
         except Conflict:
             continue
         return run
     raise Conflict("journal kept moving while cancelling", run_id=str(run_id))
+
+
+def decide_cancel(
+    run: WorkflowRun,
+    queue: DispatchQueue,
+    *,
+    actor: str | None,
+    reason: str | None,
+    idempotency_key: str | None,
+    metadata: JSONDict | None,
+    now: datetime,
+) -> Settled | None:
+    """Record the cancel on ``run`` and ``queue`` (not saved); ``None`` for a duplicate.
+
+    Raises:
+        RunTerminal: the run had already ended (and this is not a repeat of the cancel).
+    """
+    if idempotency_key is not None and run.find_command("cancel_run", idempotency_key):
+        return None
+    if run.is_terminal:
+        raise RunTerminal(run.run_id, run.terminal_status)
+    run.receive_command(
+        "cancel_run",
+        payload={"run_id": str(run.run_id)},
+        metadata=metadata,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        comment=reason,
+        now=now,
+    )
+    run.end(TerminalStatus.CANCELLED, now=now, error={"code": "cancelled", "reason": reason})
+    queue.close_run(run.run_id, status=TerminalStatus.CANCELLED.value, now=now)
+    return Settled(runs={str(run.run_id): run}, queue=queue)
 
 
 def resolve_manual_run(
@@ -97,52 +139,22 @@ def resolve_manual_run(
         ManualStepMismatch: the run is not paused at a boundary this action resolves.
         InvalidArgument: this runtime does not have the run's workflow registered.
     """
-    signal = SIGNAL_OF_ACTION[action]
     for _ in range(CONFLICT_RETRIES):
         run = mesh.get_run(run_id)
-        if idempotency_key is not None and run.find_command(signal, idempotency_key):
-            return run
-        if run.is_terminal:
-            raise RunTerminal(run.run_id, run.terminal_status)
-        boundary = run.manual_state
-        if boundary is None or boundary["kind"] != action.kind.value:
-            actual = None if boundary is None else str(boundary["kind"])
-            raise ManualStepMismatch(run.run_id, expected=action.kind.value, actual=actual)
-        definition = mesh.definition(run)
-        if definition is None:
-            raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
-        # The decision is stored as the boundary's result and flows into the context and
-        # the successors' inputs: redact it as the receipt is redacted.
-        decision: JSONDict = {
-            "decision": action.value,
-            "actor": actor,
-            "comment": comment,
-            "metadata": redact_metadata(metadata or {}),
-            "decided_at": now.isoformat(),
-        }
-        run.receive_command(
-            signal,
-            payload={"run_id": str(run.run_id), "step": boundary["step"]},
-            metadata=metadata,
-            idempotency_key=idempotency_key,
+        queue = mesh.get_queue(run.queue, now=now)
+        settled = decide_manual(
+            mesh,
+            run,
+            queue,
+            action,
             actor=actor,
             comment=comment,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
             now=now,
         )
-        run.resolve_manual(action, now=now, result=decision, metadata=metadata)
-        rejected = action is ManualAction.REJECTED
-        progress = resolve_boundary(
-            definition.spec,
-            run,
-            boundary,
-            outcome=Outcome.ERROR if rejected else Outcome.OK,
-            output=None if rejected or action is ManualAction.RESUMED else decision,
-            error={"code": "rejected", **decision} if rejected else None,
-            now=now,
-        )
-        queue = mesh.get_queue(run.queue, now=now)
-        settled = Settled(runs={str(run.run_id): run}, queue=queue)
-        carry_out(mesh, queue, run, progress, now=now, settled=settled)
+        if settled is None:
+            return run
         try:
             mesh.save(run, queue)
         except Conflict:
@@ -150,3 +162,68 @@ def resolve_manual_run(
         after_commit(mesh, settled)
         return run
     raise Conflict("journal kept moving while resolving", run_id=str(run_id))
+
+
+def decide_manual(
+    mesh: SquidMesh,
+    run: WorkflowRun,
+    queue: DispatchQueue,
+    action: ManualAction,
+    *,
+    actor: str | None,
+    comment: str | None,
+    metadata: JSONDict | None,
+    idempotency_key: str | None,
+    now: datetime,
+) -> Settled | None:
+    """Record the resolution and what follows it on ``run`` and ``queue`` (not saved).
+
+    Returns the effects due after the commit, or ``None`` for a duplicate delivery.
+
+    Raises:
+        RunTerminal, ManualStepMismatch, InvalidArgument: as `resolve_manual_run`.
+    """
+    signal = SIGNAL_OF_ACTION[action]
+    if idempotency_key is not None and run.find_command(signal, idempotency_key):
+        return None
+    if run.is_terminal:
+        raise RunTerminal(run.run_id, run.terminal_status)
+    boundary = run.manual_state
+    if boundary is None or boundary["kind"] != action.kind.value:
+        actual = None if boundary is None else str(boundary["kind"])
+        raise ManualStepMismatch(run.run_id, expected=action.kind.value, actual=actual)
+    definition = mesh.definition(run)
+    if definition is None:
+        raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
+    # The decision is stored as the boundary's result and flows into the context and
+    # the successors' inputs: redact it as the receipt is redacted.
+    decision: JSONDict = {
+        "decision": action.value,
+        "actor": actor,
+        "comment": comment,
+        "metadata": redact_metadata(metadata or {}),
+        "decided_at": now.isoformat(),
+    }
+    run.receive_command(
+        signal,
+        payload={"run_id": str(run.run_id), "step": boundary["step"]},
+        metadata=metadata,
+        idempotency_key=idempotency_key,
+        actor=actor,
+        comment=comment,
+        now=now,
+    )
+    run.resolve_manual(action, now=now, result=decision, metadata=metadata)
+    rejected = action is ManualAction.REJECTED
+    progress = resolve_boundary(
+        definition.spec,
+        run,
+        boundary,
+        outcome=Outcome.ERROR if rejected else Outcome.OK,
+        output=None if rejected or action is ManualAction.RESUMED else decision,
+        error={"code": "rejected", **decision} if rejected else None,
+        now=now,
+    )
+    settled = Settled(runs={str(run.run_id): run}, queue=queue)
+    carry_out(mesh, queue, run, progress, now=now, settled=settled)
+    return settled

@@ -1,9 +1,10 @@
 """One transaction for a host's domain change and the runs it starts: no outbox needed.
 
 A host whose application is (or subclasses) `SquidMesh` keeps its own aggregates in the same
-event store. Inside ``mesh.transaction()`` it adds the aggregates it changed and starts
-runs; on exit everything commits in one ``save``. If any of them moved on meanwhile,
-`Conflict` is raised and nothing at all was written: reload and decide again.
+event store. Inside ``mesh.transaction()`` it adds the aggregates it changed, starts runs and
+resolves or cancels existing ones; on exit everything commits in one ``save``. If any of
+them moved on meanwhile, `Conflict` is raised and nothing at all was written: reload and
+decide again.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from squidmesh_es.domain import DispatchQueue
+from squidmesh_es.domain import DispatchQueue, ManualAction, WorkflowRun, parse_run_id
+from squidmesh_es.runtime._controls import decide_cancel, decide_manual
 from squidmesh_es.runtime._execution import Settled, after_commit
 from squidmesh_es.runtime._starting import build_request, prepare_start
 from squidmesh_es.workflow import JSONValue, Workflow
@@ -74,6 +76,86 @@ class Transaction:
             self._effects.append(prepared.settled)
             self.add(prepared.run)
         return prepared.run.run_id
+
+    def approve(self, run_id: UUID | str, **control: Any) -> None:
+        """Approve the run's approval boundary as part of this transaction.
+
+        Takes the keywords of `SquidMesh.approve` (``actor``, ``comment``, ``metadata``,
+        ``idempotency_key``, ``now``) and applies the same checks at once: a refusal raises
+        here, before anything is written.
+        """
+        self._resolve(run_id, ManualAction.APPROVED, **control)
+
+    def reject(self, run_id: UUID | str, **control: Any) -> None:
+        """Reject the run's approval boundary as part of this transaction (see `approve`)."""
+        self._resolve(run_id, ManualAction.REJECTED, **control)
+
+    def resume(self, run_id: UUID | str, **control: Any) -> None:
+        """Resume the run's pause boundary as part of this transaction (see `approve`)."""
+        self._resolve(run_id, ManualAction.RESUMED, **control)
+
+    def cancel(
+        self,
+        run_id: UUID | str,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        metadata: Mapping[str, JSONValue] | None = None,
+        idempotency_key: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        """Cancel the run as part of this transaction; a refusal raises here."""
+        run, queue = self._run_and_queue(run_id)
+        settled = decide_cancel(
+            run,
+            queue,
+            actor=actor,
+            reason=reason,
+            metadata=dict(metadata or {}),
+            idempotency_key=idempotency_key,
+            now=self.mesh.now(now),
+        )
+        self._include(run, queue, settled)
+
+    def _resolve(
+        self,
+        run_id: UUID | str,
+        action: ManualAction,
+        *,
+        actor: str | None = None,
+        comment: str | None = None,
+        metadata: Mapping[str, JSONValue] | None = None,
+        idempotency_key: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        run, queue = self._run_and_queue(run_id)
+        settled = decide_manual(
+            self.mesh,
+            run,
+            queue,
+            action,
+            actor=actor,
+            comment=comment,
+            metadata=dict(metadata or {}),
+            idempotency_key=idempotency_key,
+            now=self.mesh.now(now),
+        )
+        self._include(run, queue, settled)
+
+    def _run_and_queue(self, run_id: UUID | str) -> tuple[WorkflowRun, DispatchQueue]:
+        """The run and its queue as this transaction already holds them, else loaded."""
+        uid = parse_run_id(run_id)
+        held = self._aggregates.get(uid)
+        run = held if isinstance(held, WorkflowRun) else self.mesh.get_run(uid)
+        queue = self._queues.get(run.queue) or self.mesh.get_queue(run.queue)
+        return run, queue
+
+    def _include(self, run: WorkflowRun, queue: DispatchQueue, settled: Settled | None) -> None:
+        if settled is None:
+            return  # a duplicate delivery: nothing to write
+        self.add(run)
+        self._queues[queue.queue] = queue
+        self._effects.append(settled)
 
     def commit(self) -> None:
         """Save everything in one transaction, then send the start's live hints.
