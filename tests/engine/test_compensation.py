@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from squidmesh_es import SquidMesh
+from squidmesh_es.runtime._execution import claim_attempts, run_claimed, settle
 from squidmesh_es.testing import ManualClock
 
 from conftest import OpenMesh
@@ -208,3 +209,23 @@ def test_a_restarted_runtime_continues_the_rollback_from_the_journal(
     assert snap.terminal_status == "failed"
     assert snap.error is not None
     assert snap.error["compensation"]["compensated"] == ["authorize_payment", "reserve_inventory"]
+
+
+def test_a_callback_settled_twice_is_applied_once(mesh: SquidMesh, clock: ManualClock) -> None:
+    started = mesh.start(SagaCheckout, {"order_id": "o11"})
+    for _ in range(4):  # forward steps; the first callback is now visible
+        mesh.execute_next(owner_id="w")
+    [claim] = claim_attempts(
+        mesh, "default", owner_id="w", limit=1, lease_for=timedelta(minutes=1), now=clock.now()
+    )
+    finished = run_claimed(mesh, claim)
+    assert claim.attempt.step == "compensate:authorize_payment"
+
+    first, _ = settle(mesh, "default", [finished], now=clock.now())
+    version = mesh.get_run(started.run_id).version
+    again, _ = settle(mesh, "default", [finished], now=clock.now())
+
+    assert first.committed and not again.committed and not again.refused
+    assert mesh.get_run(started.run_id).version == version
+    keys = short_keys(mesh.inspect_run(started.run_id).planned_runnable_keys)
+    assert keys.count("compensate:reserve_inventory:1") == 1  # the next callback, planned once
