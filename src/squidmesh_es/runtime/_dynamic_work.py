@@ -20,16 +20,11 @@ from squidmesh_es.domain._dynamic import (
     check_proposal,
     dynamic_runnables,
 )
+from squidmesh_es.domain._planner import Progress
 from squidmesh_es.errors import Conflict, DefinitionMismatch, InvalidArgument
 from squidmesh_es.read_model import DynamicWorkPreview, build_run_graph
 from squidmesh_es.runtime._definitions import RunDefinition
-from squidmesh_es.runtime._execution import (
-    CONFLICT_RETRIES,
-    Settled,
-    after_commit,
-    schedule,
-)
-from squidmesh_es.runtime._notifier import ScheduledAttempt
+from squidmesh_es.runtime._execution import CONFLICT_RETRIES, Settled, after_commit, carry_out
 from squidmesh_es.workflow import ActionRegistry
 
 if TYPE_CHECKING:
@@ -125,11 +120,7 @@ def schedule_dynamic_work(
         run.plan(runnables, now=now)
         queue = mesh.get_queue(run.queue, now=now)
         settled = Settled(runs={str(run.run_id): run}, queue=queue)
-        for runnable in runnables:
-            schedule(queue, run, runnable, now=now)
-            settled.scheduled.append(
-                ScheduledAttempt(str(run.run_id), runnable.runnable_key, queue.queue, now)
-            )
+        carry_out(mesh, queue, run, Progress(to_schedule=runnables), now=now, settled=settled)
         try:
             mesh.save(run, queue)
         except Conflict:

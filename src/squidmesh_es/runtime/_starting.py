@@ -116,12 +116,7 @@ def build_request(
     trigger_name = workflow.resolve_trigger(trigger).name
     run_input = workflow.validate_payload(payload, trigger_name, now=now)
     queue_name = check_queue_name(queue or mesh.default_queue)
-    if run_id is not None:
-        rid = parse_run_id(run_id)
-    elif idempotency_key is not None:
-        rid = uuid5(JOURNAL_NAMESPACE, f"start:{workflow.name}:{trigger_name}:{idempotency_key}")
-    else:
-        rid = uuid4()
+    rid = _run_id(run_id, idempotency_key, f"start:{workflow.name}:{trigger_name}")
     index = {k: run_input[k] for k in workflow.index_keys if k in run_input}
     return StartRequest(
         workflow=workflow.name,
@@ -178,13 +173,7 @@ def build_spec_request(
     trigger_name = resolved.trigger(trigger).name
     run_input = resolved.validate_payload(payload, trigger_name, now=now)
     queue_name = check_queue_name(queue or mesh.default_queue)
-    if run_id is not None:
-        rid = parse_run_id(run_id)
-    elif idempotency_key is not None:
-        name = f"start_spec:{resolved.workflow}:{trigger_name}:{idempotency_key}"
-        rid = uuid5(JOURNAL_NAMESPACE, name)
-    else:
-        rid = uuid4()
+    rid = _run_id(run_id, idempotency_key, f"start_spec:{resolved.workflow}:{trigger_name}")
     return StartRequest(
         workflow=resolved.workflow,
         spec=resolved,
@@ -294,6 +283,15 @@ def prepare_start(
     settled = Settled(runs={str(run.run_id): run}, queue=queue)
     carry_out(mesh, queue, run, progress, now=now, settled=settled)
     return PreparedStart(run, queue, settled)
+
+
+def _run_id(run_id: UUID | str | None, idempotency_key: str | None, scope: str) -> UUID:
+    """The given id; else one derived from the key within ``scope``; else a fresh one."""
+    if run_id is not None:
+        return parse_run_id(run_id)
+    if idempotency_key is not None:
+        return uuid5(JOURNAL_NAMESPACE, f"{scope}:{idempotency_key}")
+    return uuid4()
 
 
 def check_idempotency_key(key: object) -> None:
