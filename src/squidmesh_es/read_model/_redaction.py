@@ -3,7 +3,10 @@
 Scopes follow guide 4.6 and api catalog 2.12. ``auditor`` sees everything. ``external`` sees
 identity, status, the current node state and the manual task's shape; payloads, context,
 command history, claim data, attempts and nested evidence are emptied. ``operator`` sees
-what ``external`` sees plus attempt counts, next visibility time and the anomaly count.
+what ``external`` sees plus attempt counts, next visibility time and the anomaly count. The
+same keys are emptied in every read model, the dynamic-work preview
+included: a dynamic node's input and metadata, a rollback's ``failure`` (it carries the
+failed step's error) and a callback's input (the undone step's input and output).
 
 Redaction derives a new model of the same class, so the caller's types still hold: a removed
 object becomes ``{}``, a removed list ``[]``, a removed text ``"[REDACTED]"`` and any other
@@ -31,6 +34,7 @@ HIDDEN_KEYS = frozenset(
         "output",
         "result",
         "error",
+        "failure",
         "payload",
         "payload_digest",
         "metadata",
