@@ -189,6 +189,25 @@ def _scheduled_dynamic_snapshot() -> tuple[Harness, RunSnapshot]:
     return h, h.snapshot(T0, include_history=True)
 
 
+@pytest.mark.parametrize("scope", ["external", "operator"])
+def test_dynamic_nodes_keep_their_shape_and_lose_input_and_metadata_values(scope: str) -> None:
+    _, snapshot = _scheduled_dynamic_snapshot()
+    graph = build_run_graph(snapshot, transition_spec(), include_history=True)
+
+    redacted = redact(graph, scope)
+
+    node = next(n for n in redacted.nodes if n.id == "deliver:chat_1")
+    assert node.dynamic and node.dynamic_key == "fanout" and node.origin is not None
+    assert node.input == {} and node.metadata == {}
+    assert redacted.dynamic_work_overlays == graph.dynamic_work_overlays
+    (work,) = redacted.dynamic_work
+    assert work["metadata"] == {} and work["status"] == "scheduled"
+    assert work["nodes"] == [
+        {"id": "deliver:chat_1", "action": "chat.deliver", "input": {}, "metadata": {}}
+    ]
+    assert '"ops"' not in _text(redacted)
+
+
 def _preview() -> DynamicWorkPreview:
     """A preview shaped as `preview_dynamic_work` builds it: record and overlaid graph."""
     h, snapshot = _scheduled_dynamic_snapshot()
