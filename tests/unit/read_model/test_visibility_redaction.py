@@ -98,6 +98,7 @@ def test_explanation_evidence_is_cut_to_counts_for_operators_and_dropped_for_ext
         "next_visible_at",
         "anomaly_count",
         "terminal_status",
+        "recovery_policy",
     }
     assert operator.evidence["attempt_counts"] == {"available": 1, "claimed": 1}
     assert operator.details["latest_command"] == {} and operator.details["command_count"] == 1
@@ -180,6 +181,21 @@ def test_a_rollback_keeps_its_step_names_and_loses_the_failure(scope: str) -> No
     )
     assert "4242" not in _text(redacted)
     assert "4242" in _text(redact(snapshot, "auditor"))
+
+
+def test_operators_see_the_recovery_policy_and_the_rollback_details() -> None:
+    explanation = explain_run_snapshot(_rolling_back(), now=T0)
+
+    operator = redact(explanation, "operator")
+    external = redact(explanation, "external")
+
+    assert operator.evidence["recovery_policy"] == explanation.evidence["recovery_policy"]
+    details = operator.details["compensation"]
+    assert isinstance(details, dict) and details["pending"] == ["authorize", "reserve"]
+    assert details["failure"] == {}
+    assert external.details == {} and external.evidence == {}
+    assert external.summary == explanation.summary  # step names only
+    assert "4242" not in _text(operator) + _text(external)
 
 
 def _scheduled_dynamic_snapshot() -> tuple[Harness, RunSnapshot]:
