@@ -210,15 +210,22 @@ class _StepFacts:
             self.steps_seen.append(step)
 
     def resolved(self, step: str) -> AppliedRunnable | None:
-        """The step's latest applied result that chose a route (not one that was retried)."""
+        """The step's latest applied result that chose a route.
+
+        Neither a try that was retried nor a deferral counts: what follows them decides.
+        """
         for applied in reversed(self.applied.get(step, [])):
-            if not _is_retry(applied.transition):
+            if not _is_retry(applied.transition) and not _is_deferral(applied.transition):
                 return applied
         return None
 
 
 def _is_retry(transition: JsonMap | None) -> bool:
     return transition is not None and "retry_runnable_key" in transition
+
+
+def _is_deferral(transition: JsonMap | None) -> bool:
+    return transition is not None and "deferred_runnable_key" in transition
 
 
 def _live_status(attempts: list[AttemptView], as_of: datetime) -> NodeStatus | None:

@@ -15,7 +15,7 @@ from read_model_builders import (
     transition_spec,
 )
 
-from squidmesh_es.domain import ManualKind, TerminalStatus
+from squidmesh_es.domain import ManualKind, Runnable, TerminalStatus
 from squidmesh_es.read_model import EdgeStatus, NodeStatus, RunGraph, build_run_graph
 
 
@@ -118,6 +118,28 @@ def test_deferred_continuation_is_deferred_until_visible() -> None:
 
     assert _nodes(_graph(h))["load"] is NodeStatus.DEFERRED
     assert _nodes(_graph(h, LATER))["load"] is NodeStatus.PENDING
+
+
+def test_a_deferred_step_keeps_its_routes_pending_until_its_continuation_decides() -> None:
+    h = Harness(transition_spec())
+    key = h.dispatch("load")
+    h.claim(key)
+    h.complete(key)
+    continuation = f"{key}:deferred:1"
+    h.apply(
+        key,
+        outcome="deferred",
+        error={"code": "deferred"},
+        transition={"deferred_runnable_key": continuation, "visible_at": LATER.isoformat()},
+    )
+    h.run.plan([Runnable.from_state({**h.run.planned[key], "runnable_key": continuation})], now=T0)
+    h.schedule(continuation)
+
+    graph = _graph(h)
+
+    load = next(n for n in graph.nodes if n.id == "load")
+    assert load.status is NodeStatus.PENDING and load.transition is None
+    assert _edges(graph)["load:ok:check"] is EdgeStatus.PENDING
 
 
 def test_manual_step_is_paused() -> None:
