@@ -6,6 +6,8 @@ from pydantic import BaseModel
 
 from squidmesh_es.workflow import (
     COMPLETE,
+    ActionRegistry,
+    Error,
     JSONObject,
     Ok,
     Outcome,
@@ -87,3 +89,50 @@ class CliPaused(Workflow):
     hold = pause()
 
     transitions = [transition(review, to=hold), transition(hold, to=COMPLETE)]
+
+
+class Hold(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        return Ok({"held": True})
+
+
+class Release(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        return Ok({"released": True})
+
+
+class Charge(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Error:
+        return Error({"message": "card declined"})
+
+
+class CliSaga(Workflow):
+    """Hold funds, then charge; the charge fails, so the hold is released."""
+
+    payload = Order
+    triggers = [manual("pay")]
+
+    hold = step(Hold, compensate=Release)
+    charge = step(Charge)
+
+    transitions = [transition(hold, to=charge), transition(charge, to=COMPLETE)]
+
+
+def cli_actions() -> ActionRegistry:
+    """Action keys for the runtime-spec run of the command-line tests."""
+    return ActionRegistry({"cli.review": Review, "cli.express": Express})
+
+
+CLI_SPEC = {
+    "workflow": "cli_spec",
+    "triggers": [{"name": "go", "type": "manual"}],
+    "steps": [
+        {"name": "review", "kind": "custom", "action": "cli.review"},
+        {"name": "express", "kind": "custom", "action": "cli.express"},
+    ],
+    "transitions": [
+        {"from": "review", "on": "ok", "to": "express"},
+        {"from": "express", "on": "ok", "to": "complete"},
+    ],
+}
+"""A runtime-authored spec: the run stores it, so no --import is needed to draw it."""

@@ -309,3 +309,66 @@ def test_python_m_inspect_reads_the_journal_from_the_environment(journal: str, r
     assert missing.returncode == 1
     assert missing.stderr.startswith("Error: not_found: run ")
     assert "Traceback" not in missing.stderr
+
+
+# rollbacks and runtime specs
+
+
+@pytest.fixture
+def saga_run_id(journal: str) -> str:
+    """A CliSaga run whose charge failed and whose hold was released."""
+    from cli_workflows import CliSaga
+
+    with SquidMesh.open(journal, workflows=[CliSaga]) as mesh:
+        started = mesh.start(CliSaga, {"order_id": "o-2"})
+        mesh.drain()
+    return started.run_id
+
+
+@pytest.fixture
+def spec_run_id(journal: str) -> str:
+    """A run of a runtime-authored spec, its review step done."""
+    from cli_workflows import CLI_SPEC, cli_actions
+
+    with SquidMesh.open(journal, action_registry=cli_actions()) as mesh:
+        started = mesh.start_spec(CLI_SPEC, {})
+        mesh.execute_next(owner_id="test-worker")
+    return started.run_id
+
+
+def test_graph_draws_a_callback_and_the_step_it_undoes(journal: str, saga_run_id: str) -> None:
+    code, out, _ = invoke(journal, "graph", saga_run_id, "--import", "cli_workflows")
+
+    assert code == 0, out
+    lines = out.splitlines()
+    callback = next(line for line in lines if "compensate:hold" in line)
+    assert callback.endswith('[\\"compensate:hold<br/><i>completed</i>"\\]')
+    callback_id = callback.strip().split("[", 1)[0]
+    assert f'  hold ==>|"undo"| {callback_id}' in lines
+
+
+def test_explain_says_a_rollback_ran(journal: str, saga_run_id: str) -> None:
+    code, out, _ = invoke(journal, "explain", saga_run_id, "--import", "cli_workflows")
+
+    assert code == 0, out
+    assert "A rollback ran after charge failed (compensated: hold; failed callbacks: none)." in out
+    assert '"compensatable": ["hold"]' in out
+    assert "card declined" not in out
+
+
+def test_graph_of_a_runtime_spec_run_needs_no_import(journal: str, spec_run_id: str) -> None:
+    code, out, err = invoke(journal, "graph", spec_run_id)
+
+    assert code == 0, out
+    assert '  review ==>|"ok"| express' in out.splitlines()
+    assert "not registered" not in out + err
+
+
+def test_inspect_says_the_definition_is_the_stored_runtime_spec(
+    journal: str, spec_run_id: str
+) -> None:
+    code, out, _ = invoke(journal, "inspect", spec_run_id)
+
+    assert code == 0, out
+    assert "runtime spec stored with the run" in out
+    assert "matches code" not in out

@@ -129,7 +129,7 @@ def test_a_callback_may_defer_without_losing_its_place(mesh: SquidMesh, clock: M
     assert [name for name, _ in UNDONE] == ["DeferringRelease", "DeferringRelease"]
     assert snap.terminal_status == "failed"
     assert snap.error is not None
-    assert snap.error["compensation"]["compensated"] == ["reserve_inventory"]
+    assert snap.error["compensation"] == {"compensated": ["reserve_inventory"], "failed": []}
 
 
 def test_an_error_route_is_the_recovery_so_nothing_is_compensated(mesh: SquidMesh) -> None:

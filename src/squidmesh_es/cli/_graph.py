@@ -47,7 +47,8 @@ def graph_command(
     try:
         with SquidMesh.open(database_url, workflows=workflows) as mesh:
             graph = redact(mesh.inspect_run_graph(run_id, include_history=history), scope)
-            registered = graph.workflow in mesh.workflows
+            # A start_spec run carries its definition: its edges need no --import.
+            registered = mesh.definition(mesh.get_run(run_id)) is not None
     except SquidMeshError as error:
         fail(error, as_json=as_json)
     if as_json:
@@ -97,8 +98,9 @@ _RESERVED = frozenset(
 def to_mermaid(graph: RunGraph, *, registered: bool = True) -> str:
     """``graph`` as a Mermaid ``flowchart TD``.
 
-    Nodes keep their step name as Mermaid id when it is a plain identifier (``n<i>`` otherwise)
-    and get one ``classDef`` per node status plus ``current``; edges are labelled by outcome
+    Nodes keep their step name as Mermaid id when it is a plain identifier (``n<i>`` otherwise),
+    are drawn as parallelograms when dynamic and leaning the other way when they compensate a
+    step, and get one ``classDef`` per node status plus ``current``; edges are labelled by outcome
     and condition, drawn thick when selected, dotted when skipped, crossed when blocked and
     plain when pending, and coloured with ``linkStyle``.
     """
@@ -110,7 +112,11 @@ def to_mermaid(graph: RunGraph, *, registered: bool = True) -> str:
     if not registered:
         lines.append("  %% workflow code not registered: nodes only (pass --import)")
     for node in graph.nodes:
-        shape = ("[/", "/]") if node.dynamic else ("[", "]")
+        shape = ("[", "]")
+        if node.dynamic:
+            shape = ("[/", "/]")
+        elif node.compensates is not None:
+            shape = ("[\\", "\\]")
         label = node.id + f"<br/><i>{node.status.value}</i>"
         lines.append(f'  {ids.of(node.id)}{shape[0]}"{_escape(label)}"{shape[1]}')
     targets = {e.to for e in graph.edges} - {n.id for n in graph.nodes}
@@ -173,6 +179,8 @@ def _edge_label(edge: GraphEdge) -> str:
         return "after"
     if edge.type == "dynamic":
         return "dynamic"
+    if edge.type == "compensation":
+        return "undo"
     parts = [edge.outcome or ""]
     condition = edge.condition
     if condition:

@@ -109,11 +109,14 @@ def render_snapshot(snapshot: RunSnapshot, explanation: Explanation, *, scope: s
             ),
         ),
     ]
+    matches = {True: "matches code", False: "CODE CHANGED", None: None}[s.definition_matches]
+    if s.definition_source == "runtime_spec":
+        matches = "runtime spec stored with the run"  # no deployed code to compare with
     definition = _join(
         [
             _kv("version", s.definition_version),
             _kv("fingerprint", s.definition_fingerprint[:12] if s.definition_fingerprint else None),
-            {True: "matches code", False: "CODE CHANGED", None: None}[s.definition_matches],
+            matches,
         ]
     )
     if definition:

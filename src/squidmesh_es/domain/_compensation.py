@@ -118,12 +118,16 @@ def _iso(value: object) -> str:
 
 
 def compensation_summary(run: WorkflowRun) -> JSONDict:
-    """Which steps were compensated and which callbacks failed, in the order they ran."""
+    """Which steps were compensated and which callbacks failed, in the order they ran.
+
+    Only a callback's final outcome counts: a deferral is not a failure, its continuation
+    has the last word.
+    """
     compensated: list[str] = []
     failed: list[str] = []
     for applied in run.applied.values():
         compensation = run.planned[str(applied["runnable_key"])].get("compensation")
-        if compensation is None:
+        if compensation is None or applied["outcome"] not in ("ok", "error"):
             continue
         (compensated if applied["outcome"] == "ok" else failed).append(str(compensation["step"]))
     return {"compensated": compensated, "failed": failed}

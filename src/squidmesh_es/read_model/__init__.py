@@ -5,6 +5,7 @@ nothing is mutated. Every model is a frozen pydantic model whose ``model_dump(mo
 is JSON-safe.
 """
 
+from squidmesh_es.read_model._compensation import CompensationView
 from squidmesh_es.read_model._deadline import DeadlineView
 from squidmesh_es.read_model._dynamic_preview import DynamicWorkPreview
 from squidmesh_es.read_model._explanation import Explanation, explain_run_snapshot
@@ -44,6 +45,7 @@ __all__ = [
     "AppliedRunnable",
     "AttemptView",
     "CommandRecord",
+    "CompensationView",
     "DeadlineStatus",
     "DeadlineView",
     "DynamicWorkPreview",

@@ -1,7 +1,10 @@
 """`Explanation`: why a run stands where it does, and what can safely happen next.
 
 Built from a snapshot alone (api catalog 2.7, 5.2): the snapshot's reason picks a summary,
-details and next actions; evidence gathers the facts an operator checks before acting.
+details and next actions; evidence gathers the facts an operator checks before acting. Work
+beside the forward path changes what the run is doing whatever the reason says, so it is
+told on top of it: a rollback in progress or done (guide 2.9), and scheduled dynamic nodes
+a run stays open for.
 Explanations are read-only and deterministic: the same snapshot and ``now`` give the same
 explanation, byte for byte.
 """
@@ -14,6 +17,7 @@ from datetime import datetime
 
 from pydantic import JsonValue
 
+from squidmesh_es.read_model._compensation import CompensationView, recovery_policy
 from squidmesh_es.read_model._deadline import require_aware
 from squidmesh_es.read_model._json import JsonMap, ReadModel, to_json, to_json_map
 from squidmesh_es.read_model._snapshot import (
@@ -58,6 +62,7 @@ def explain_run_snapshot(snapshot: RunSnapshot, *, now: datetime) -> Explanation
     """
     require_aware(now)
     summary, details, next_actions, step = _DIAGNOSES[snapshot.reason](snapshot, now)
+    summary, details = _side_work(snapshot, summary, details)
     if snapshot.command_history:
         details = {**details, **_command_details(snapshot.command_history)}
     return Explanation(
@@ -241,6 +246,62 @@ _DIAGNOSES: dict[SnapshotReason, Callable[[RunSnapshot, datetime], _Diagnosis]] 
 }
 
 
+# -- work beside the forward path -----------------------------------------------------------
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(names) if names else "none"
+
+
+def _rollback(view: CompensationView, terminal: bool) -> str:
+    """One sentence on the rollback: what began it and where each step to undo stands."""
+    after = f"after {view.failed_step or 'a step'} failed"
+    parts = [f"compensated: {_names(view.compensated)}", f"failed callbacks: {_names(view.failed)}"]
+    if terminal:
+        if view.abandoned:
+            parts.append(f"left undone: {_names(view.abandoned)}")
+        return f"A rollback ran {after} ({'; '.join(parts)})."
+    parts.append(f"still to undo: {_names(view.pending)}")
+    if view.in_flight:
+        parts.append(f"waiting for: {_names(view.in_flight)}")
+    return f"The run is compensating {after} ({'; '.join(parts)})."
+
+
+def _pending_dynamic(s: RunSnapshot) -> list[str]:
+    if s.terminal:
+        return []
+    pending = (r.step for r in s.planned_runnables if r.dynamic is not None and not r.applied)
+    return list(dict.fromkeys(pending))
+
+
+def _side_work(s: RunSnapshot, summary: str, details: JsonMap) -> tuple[str, JsonMap]:
+    """The summary and details told on top of the reason: rollback and dynamic nodes.
+
+    What the run is doing leads (it is compensating, or it stays open only for dynamic
+    nodes); what it did or also waits for follows the reason's own sentence.
+    """
+    view = s.compensation
+    if view is not None:
+        sentence = _rollback(view, s.terminal)
+        summary = f"{summary} {sentence}" if s.terminal else f"{sentence} {summary}"
+        details = {**details, "compensation": to_json_map(view.model_dump(mode="json"))}
+    dynamic = _pending_dynamic(s)
+    if dynamic:
+        details = {**details, "pending_dynamic_nodes": list[JsonValue](dynamic)}
+    if dynamic and view is None:  # a rollback's "waiting for" names them already
+        forward_done = s.manual_state is None and all(
+            r.applied for r in s.planned_runnables if r.dynamic is None
+        )
+        if forward_done:
+            summary = (
+                "The declared steps are done; the run stays open until its dynamic nodes "
+                f"settle ({_names(dynamic)}). {summary}"
+            )
+        else:
+            summary = f"{summary} It also waits on dynamic nodes ({_names(dynamic)})."
+    return summary, details
+
+
 # -- commands and evidence -----------------------------------------------------------------
 
 
@@ -281,6 +342,7 @@ def _command_details(commands: list[CommandRecord]) -> JsonMap:
 
 
 def _evidence(s: RunSnapshot, now: datetime) -> JsonMap:
+    policy = recovery_policy(s.planned_runnables, s.applied_runnables, s.compensation)
     attempt_counts = Counter(a.status.value for a in s.attempts)
     deadline = s.deadline.at(now) if s.deadline is not None else None
     return {
@@ -288,6 +350,7 @@ def _evidence(s: RunSnapshot, now: datetime) -> JsonMap:
         "definition_version": s.definition_version,
         "definition_fingerprint": s.definition_fingerprint,
         "definition_matches": s.definition_matches,
+        "definition_source": s.definition_source,
         "thread_revisions": to_json_map(s.thread_revisions.model_dump()),
         "terminal_status": s.terminal_status,
         "manual_state": to_json(s.manual_state.model_dump()) if s.manual_state else None,
@@ -303,4 +366,9 @@ def _evidence(s: RunSnapshot, now: datetime) -> JsonMap:
         "deadline": to_json(deadline.model_dump()) if deadline else None,
         "anomaly_count": s.anomaly_count,
         "anomalies": list(s.anomalies),
+        "recovery_policy": policy,
+        "compensation": (
+            to_json_map(s.compensation.model_dump(mode="json")) if s.compensation else None
+        ),
+        "pending_dynamic_nodes": list[JsonValue](_pending_dynamic(s)),
     }

@@ -1,19 +1,23 @@
 """`RunGraph`: a run drawn on its declared graph, for UIs (api catalog 2.14 and 5.3).
 
-Nodes are the spec's steps (plus any step the run planned that the spec does not declare,
-such as compensation runnables) with a status derived from the snapshot; edges are the
-spec's edges with the status the run gave them. When the definition cannot be loaded the
-graph still shows node state, with no edges (guide 3.17). Unless ``include_history`` is
-set, nodes carry no input, output, error, manual state or attempts.
+Nodes are the spec's steps, then every other step the run planned (compensation callbacks
+``compensate:<step>`` and scheduled dynamic nodes, in planning order), then dynamic nodes
+that are only recorded. A node's status is derived from the snapshot's runnable facts, so a
+scheduled dynamic node reads like any step and appears once. Edges are the spec's edges
+with the status the run gave them, then the dynamic edges of recorded and scheduled work,
+then one ``compensation`` edge from each step a rollback undoes to its callback. When the
+definition cannot be loaded the graph still shows node state, with no edges (guide 3.17).
+Unless ``include_history`` is set, nodes carry no input, output, error, manual state or
+attempts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from pydantic import JsonValue
-
 from squidmesh_es.read_model._deadline import DeadlineView
+from squidmesh_es.read_model._dynamic_work import DynamicNode, DynamicWork, planned_dynamic_node
 from squidmesh_es.read_model._json import JsonMap, ReadModel, to_json, to_json_map
 from squidmesh_es.read_model._snapshot import (
     AppliedRunnable,
@@ -54,7 +58,13 @@ class GraphNode(ReadModel):
     deadline: DeadlineView | None = None
     dynamic: bool = False
     origin: JsonMap | None = None
+    """Dynamic nodes: the runnable that proposed them, ``{runnable_key, step, attempt}``."""
     metadata: JsonMap = {}
+    """Dynamic nodes: the proposal's metadata with the node's own on top (redacted on write)."""
+    dynamic_key: str | None = None
+    """Dynamic nodes: the work they belong to (its overlay in `RunGraph.dynamic_work_overlays`)."""
+    compensates: str | None = None
+    """Compensation callbacks (``compensate:<step>``): the completed step they undo."""
 
     def to_map(self) -> JsonMap:
         """The node in the graph-inspection UI shape (``current?``, ``dynamic?``)."""
@@ -71,7 +81,8 @@ class GraphEdge(ReadModel):
     from_step: str
     to: str
     type: str
-    """``transition``, ``dependency`` or ``dynamic``."""
+    """``transition``, ``dependency``, ``dynamic``, or ``compensation`` (a step to the callback
+    undoing it, ``<step>:compensation:compensate:<step>``, always ``selected``)."""
     status: EdgeStatus
     outcome: str | None = None
     condition: JsonMap | None = None
@@ -104,6 +115,9 @@ class RunGraph(ReadModel):
     child_links: list[JsonMap]
     dynamic_work: list[JsonMap]
     dynamic_work_overlays: list[JsonMap]
+    """Per dynamic-work record: ``dynamic_key``, ``status`` (``recorded`` or ``scheduled``),
+    ``origin_node_id``, ``added_node_ids``, ``added_edge_ids`` (declared, then implied
+    ``<origin>:dynamic:<node>``), ``node_count`` and ``edge_count``."""
     deadlines: list[DeadlineView]
     anomalies: list[JsonMap]
 
@@ -124,11 +138,14 @@ def build_run_graph(
     Outputs appear only when the snapshot itself was built with ``include_history``.
     """
     facts = _StepFacts(snapshot)
+    work = DynamicWork(snapshot.dynamic_work)
+    # Once the run ended or began rolling back, no step it has not planned will run.
+    closed = snapshot.terminal or snapshot.compensation is not None
     names = list(spec.step_names) if spec is not None else []
     names += [step for step in facts.steps_seen if step not in names]
-    statuses = {name: _step_status(name, facts, snapshot) for name in names}
+    statuses = {name: _step_status(name, facts, snapshot, closed) for name in names}
     declared = spec.edges() if spec is not None else ()
-    edges = [_edge(e, facts, statuses, snapshot) for e in declared]
+    edges = [_edge(e, facts, statuses, closed) for e in declared]
     # A step every way into which is skipped or blocked is skipped, and so are its own
     # routes: repeat until nothing changes (at most once per step).
     for _ in names:
@@ -140,12 +157,17 @@ def build_run_graph(
                 changed = True
         if not changed:
             break
-        edges = [_edge(e, facts, statuses, snapshot) for e in declared]
-    nodes = [_node(name, statuses[name], spec, facts, snapshot, include_history) for name in names]
-    overlays, dynamic_nodes, dynamic_edges = _dynamic(snapshot)
-    nodes += dynamic_nodes
+        edges = [_edge(e, facts, statuses, closed) for e in declared]
+    nodes = [
+        _node(name, statuses[name], spec, facts, work, snapshot, include_history) for name in names
+    ]
+    recorded = [node for node in work.nodes if node.id not in statuses]
+    statuses.update({node.id: NodeStatus.RECORDED for node in recorded})
+    nodes += [_recorded_node(node, include_history) for node in recorded]
     if spec is not None:
-        edges += dynamic_edges
+        edges += _dynamic_edges(work, statuses, snapshot.terminal)
+        edges += _compensation_edges(snapshot, statuses)
+        edges = _first_of_each_id(edges)
     current = [node.id for node in nodes if node.current]
     return RunGraph(
         run_id=snapshot.run_id,
@@ -160,7 +182,7 @@ def build_run_graph(
         child_runs=list(snapshot.child_runs),
         child_links=_child_links(snapshot),
         dynamic_work=list(snapshot.dynamic_work),
-        dynamic_work_overlays=overlays,
+        dynamic_work_overlays=[record.overlay() for record in work.records],
         deadlines=list(snapshot.deadlines),
         anomalies=list(snapshot.anomalies),
     )
@@ -188,15 +210,22 @@ class _StepFacts:
             self.steps_seen.append(step)
 
     def resolved(self, step: str) -> AppliedRunnable | None:
-        """The step's latest applied result that chose a route (not one that was retried)."""
+        """The step's latest applied result that chose a route.
+
+        Neither a try that was retried nor a deferral counts: what follows them decides.
+        """
         for applied in reversed(self.applied.get(step, [])):
-            if not _is_retry(applied.transition):
+            if not _is_retry(applied.transition) and not _is_deferral(applied.transition):
                 return applied
         return None
 
 
 def _is_retry(transition: JsonMap | None) -> bool:
     return transition is not None and "retry_runnable_key" in transition
+
+
+def _is_deferral(transition: JsonMap | None) -> bool:
+    return transition is not None and "deferred_runnable_key" in transition
 
 
 def _live_status(attempts: list[AttemptView], as_of: datetime) -> NodeStatus | None:
@@ -210,7 +239,7 @@ def _live_status(attempts: list[AttemptView], as_of: datetime) -> NodeStatus | N
     return NodeStatus.PENDING if waiting else None
 
 
-def _step_status(name: str, facts: _StepFacts, snapshot: RunSnapshot) -> NodeStatus:
+def _step_status(name: str, facts: _StepFacts, snapshot: RunSnapshot, closed: bool) -> NodeStatus:
     manual = snapshot.manual_state
     if manual is not None and manual.step == name:
         return NodeStatus.PAUSED
@@ -228,7 +257,7 @@ def _step_status(name: str, facts: _StepFacts, snapshot: RunSnapshot) -> NodeSta
         if _is_retry(latest.transition) and not snapshot.terminal:
             return NodeStatus.RETRYING
         return NodeStatus.FAILED
-    return NodeStatus.SKIPPED if snapshot.terminal else NodeStatus.WAITING
+    return NodeStatus.SKIPPED if closed else NodeStatus.WAITING
 
 
 def _node(
@@ -236,6 +265,7 @@ def _node(
     status: NodeStatus,
     spec: WorkflowSpec | None,
     facts: _StepFacts,
+    work: DynamicWork,
     snapshot: RunSnapshot,
     include_history: bool,
 ) -> GraphNode:
@@ -247,6 +277,8 @@ def _node(
     applied = facts.applied.get(name, [])
     resolved = facts.resolved(name)
     deadline = next((d for d in snapshot.deadlines if d.step == name), None)
+    compensation = next((p.compensation for p in planned if p.compensation is not None), None)
+    undone = compensation.get("step") if compensation is not None else None
     node = GraphNode(
         id=name,
         action=(step.action if step else None)
@@ -256,7 +288,11 @@ def _node(
         recovery=_recovery(step, latest_planned),
         transition=resolved.transition if resolved else None,
         deadline=deadline,
+        compensates=undone if isinstance(undone, str) else None,
     )
+    dynamic = work.node(name) or planned_dynamic_node(name, planned)
+    if dynamic is not None:
+        node = node.model_copy(update=dynamic.node_fields())
     if not include_history:
         return node
     attempts: list[JsonMap] = [to_json_map(a.model_dump(mode="json")) for a in applied]
@@ -280,6 +316,20 @@ def _node(
     )
 
 
+def _recorded_node(dynamic: DynamicNode, include_history: bool) -> GraphNode:
+    """A dynamic node that is only recorded: inspection data, never run."""
+    action = dynamic.raw.get("action")
+    node = GraphNode(
+        id=dynamic.id,
+        action=action if isinstance(action, str) else None,
+        status=NodeStatus.RECORDED,
+        **dynamic.node_fields(),
+    )
+    if include_history:
+        node = node.model_copy(update={"input": to_json_map(dynamic.raw.get("input"))})
+    return node
+
+
 def _recovery(step: StepSpec | None, planned: RunnableView | None) -> JsonMap | None:
     if planned is not None and planned.recovery is not None:
         return planned.recovery
@@ -295,14 +345,14 @@ def _recovery(step: StepSpec | None, planned: RunnableView | None) -> JsonMap | 
 
 
 def _edge(
-    edge: SpecEdge, facts: _StepFacts, statuses: dict[str, NodeStatus], snapshot: RunSnapshot
+    edge: SpecEdge, facts: _StepFacts, statuses: dict[str, NodeStatus], closed: bool
 ) -> GraphEdge:
     if edge.type is EdgeType.DEPENDENCY:
-        status = _dependency_status(statuses.get(edge.from_step), snapshot.terminal)
+        status = _dependency_status(statuses.get(edge.from_step), closed)
     elif statuses.get(edge.from_step) is NodeStatus.SKIPPED:
         status = EdgeStatus.SKIPPED
     else:
-        status = _transition_status(edge, facts, snapshot.terminal)
+        status = _transition_status(edge, facts, closed)
     data = edge.to_dict()
     condition = data.get("condition")
     return GraphEdge(
@@ -317,12 +367,12 @@ def _edge(
     )
 
 
-def _dependency_status(source: NodeStatus | None, terminal: bool) -> EdgeStatus:
+def _dependency_status(source: NodeStatus | None, closed: bool) -> EdgeStatus:
     if source is NodeStatus.COMPLETED:
         return EdgeStatus.SELECTED
     if source is NodeStatus.FAILED:
         return EdgeStatus.BLOCKED
-    return EdgeStatus.SKIPPED if terminal else EdgeStatus.PENDING
+    return EdgeStatus.SKIPPED if closed else EdgeStatus.PENDING
 
 
 def _takes(transition: JsonMap | None, edge: SpecEdge) -> bool:
@@ -338,11 +388,11 @@ def _takes(transition: JsonMap | None, edge: SpecEdge) -> bool:
     ) == (edge.from_step, edge.outcome.value if edge.outcome else None, edge.to)
 
 
-def _transition_status(edge: SpecEdge, facts: _StepFacts, terminal: bool) -> EdgeStatus:
+def _transition_status(edge: SpecEdge, facts: _StepFacts, closed: bool) -> EdgeStatus:
     applied = facts.applied.get(edge.from_step, [])
     if any(_takes(a.transition, edge) for a in applied):
         return EdgeStatus.SELECTED
-    if facts.resolved(edge.from_step) is not None or terminal:
+    if facts.resolved(edge.from_step) is not None or closed:
         return EdgeStatus.SKIPPED
     return EdgeStatus.PENDING
 
@@ -379,64 +429,57 @@ def _child_links(snapshot: RunSnapshot) -> list[JsonMap]:
     return links
 
 
-def _node_id(raw: JsonValue) -> str | None:
-    if isinstance(raw, dict):
-        value = raw.get("id", raw.get("node_id"))
-        return value if isinstance(value, str) else None
-    return None
+def _first_of_each_id(edges: Iterable[GraphEdge]) -> list[GraphEdge]:
+    """Edges with unique ids, the first drawn winning: UIs key edges by id."""
+    seen: set[str] = set()
+    unique: list[GraphEdge] = []
+    for edge in edges:
+        if edge.id not in seen:
+            seen.add(edge.id)
+            unique.append(edge)
+    return unique
 
 
-def _dynamic(
-    snapshot: RunSnapshot,
-) -> tuple[list[JsonMap], list[GraphNode], list[GraphEdge]]:
-    """Overlays, nodes and edges of the recorded dynamic work, in recording order."""
-    overlays: list[JsonMap] = []
-    nodes: list[GraphNode] = []
+def _compensation_edges(snapshot: RunSnapshot, statuses: dict[str, NodeStatus]) -> list[GraphEdge]:
+    """One edge from each step a rollback undoes to its ``compensate:<step>`` callback."""
     edges: list[GraphEdge] = []
-    for work in snapshot.dynamic_work:
-        origin = work.get("origin")
-        origin_id = None
-        if isinstance(origin, dict):
-            value = origin.get("step", origin.get("node_id"))
-            origin_id = value if isinstance(value, str) else None
-        raw_nodes = work.get("nodes")
-        node_ids = [
-            n
-            for n in (_node_id(r) for r in (raw_nodes if isinstance(raw_nodes, list) else []))
-            if n is not None
-        ]
-        edge_ids: list[str] = []
-        for node_id in node_ids:
-            nodes.append(
-                GraphNode(
-                    id=node_id,
-                    status=NodeStatus.RECORDED,
-                    dynamic=True,
-                    origin=origin if isinstance(origin, dict) else None,
-                    metadata=to_json_map(work.get("metadata")),
-                )
+    for runnable in snapshot.planned_runnables:
+        undone = (runnable.compensation or {}).get("step")
+        if not isinstance(undone, str) or undone not in statuses:
+            continue
+        edges.append(
+            GraphEdge(
+                id=f"{undone}:compensation:{runnable.step}",
+                from_step=undone,
+                to=runnable.step,
+                type="compensation",
+                status=EdgeStatus.SELECTED,
             )
-            if origin_id is not None:
-                edge_id = f"{origin_id}:dynamic:{node_id}"
-                edge_ids.append(edge_id)
-                edges.append(
-                    GraphEdge(
-                        id=edge_id,
-                        from_step=origin_id,
-                        to=node_id,
-                        type="dynamic",
-                        status=EdgeStatus.PENDING,
-                    )
-                )
-        overlays.append(
-            {
-                "dynamic_key": work.get("dynamic_key"),
-                "status": "recorded",
-                "origin_node_id": origin_id,
-                "added_node_ids": list[JsonValue](node_ids),
-                "added_edge_ids": list[JsonValue](edge_ids),
-                "node_count": len(node_ids),
-                "edge_count": len(edge_ids),
-            }
         )
-    return overlays, nodes, edges
+    return edges
+
+
+# -- dynamic work ----------------------------------------------------------------------------
+
+
+def _dynamic_edges(
+    work: DynamicWork, statuses: dict[str, NodeStatus], terminal: bool
+) -> list[GraphEdge]:
+    """The dynamic edges of every record.
+
+    Scheduled nodes run at once, whatever their edges, so an edge of scheduled work reads
+    like a dependency edge: ``selected`` once its source completed, ``blocked`` if it
+    failed, ``pending`` meanwhile. An edge of recorded work was never taken: ``pending``.
+    Either is ``skipped`` once the run ended without it being taken.
+    """
+    edges: list[GraphEdge] = []
+    for record in work.records:
+        for edge_id, source, target in record.edges:
+            if record.scheduled:
+                status = _dependency_status(statuses.get(source), terminal)
+            else:
+                status = EdgeStatus.SKIPPED if terminal else EdgeStatus.PENDING
+            edges.append(
+                GraphEdge(id=edge_id, from_step=source, to=target, type="dynamic", status=status)
+            )
+    return edges

@@ -3,7 +3,10 @@
 Scopes follow guide 4.6 and api catalog 2.12. ``auditor`` sees everything. ``external`` sees
 identity, status, the current node state and the manual task's shape; payloads, context,
 command history, claim data, attempts and nested evidence are emptied. ``operator`` sees
-what ``external`` sees plus attempt counts, next visibility time and the anomaly count.
+what ``external`` sees plus attempt counts, next visibility time, the anomaly count and the
+recovery policy. The same keys are emptied in every read model, the dynamic-work preview
+included: a dynamic node's input and metadata, a rollback's ``failure`` (it carries the
+failed step's error) and a callback's input (the undone step's input and output).
 
 Redaction derives a new model of the same class, so the caller's types still hold: a removed
 object becomes ``{}``, a removed list ``[]``, a removed text ``"[REDACTED]"`` and any other
@@ -31,6 +34,7 @@ HIDDEN_KEYS = frozenset(
         "output",
         "result",
         "error",
+        "failure",
         "payload",
         "payload_digest",
         "metadata",
@@ -61,9 +65,17 @@ OPERATOR_KEYS = frozenset({"next_visible_at", "anomaly_count", "attempt_counts"}
 """Keys operators keep and external readers lose."""
 
 OPERATOR_EVIDENCE_KEYS = frozenset(
-    {"snapshot_reason", "attempt_counts", "next_visible_at", "anomaly_count", "terminal_status"}
+    {
+        "snapshot_reason",
+        "attempt_counts",
+        "next_visible_at",
+        "anomaly_count",
+        "terminal_status",
+        "recovery_policy",
+    }
 )
-"""The only explanation evidence operators see; external readers see none."""
+"""The only explanation evidence operators see; external readers see none. The recovery
+policy is step names only: recovery availability stays visible to operators (guide 4.6)."""
 
 Policy = VisibilityScope | str | Callable[[ReadModel], VisibilityScope | str]
 """A scope, its name, or a function choosing the scope for a given read model."""

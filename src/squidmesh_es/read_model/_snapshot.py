@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Literal
 
 from squidmesh_es.domain import Attempt, AttemptStatus, JSONDict, WorkflowRun
+from squidmesh_es.read_model._compensation import CompensationView, build_compensation_view
 from squidmesh_es.read_model._deadline import DeadlineView, read_deadline, require_aware
 from squidmesh_es.read_model._json import JsonMap, ReadModel, json_digest, to_json_map
 from squidmesh_es.read_model._vocab import SnapshotReason, SnapshotStatus
@@ -31,6 +33,10 @@ __all__ = [
 ]
 
 _WAITING = (AttemptStatus.AVAILABLE, AttemptStatus.RETRY_SCHEDULED)
+
+DefinitionSource = Literal["workflow", "runtime_spec"]
+"""Where a run's definition comes from: a registered `Workflow` class, or the resolved spec
+stored with the run by ``start_spec``."""
 
 
 class RunnableView(ReadModel):
@@ -80,6 +86,10 @@ class AttemptView(ReadModel):
     transition: JsonMap | None = None
     recovery: JsonMap | None = None
     deferred: JsonMap | None = None
+    compensation: JsonMap | None = None
+    """``{step, runnable_key}`` of the completed step a saga callback's attempt undoes."""
+    dynamic: JsonMap | None = None
+    """``{dynamic_key, origin, max_attempts}`` when the attempt runs a scheduled dynamic node."""
     metadata: JsonMap | None = None
     """Schedule metadata recorded with the attempt (sensitive keys were redacted on write)."""
 
@@ -196,6 +206,12 @@ class RunSnapshot(ReadModel):
     definition_matches: bool | None
     """Whether the definition given to the builder has the run's fingerprint; ``None`` when
     none was given. A mismatch means the code changed since the run started."""
+    definition_source: DefinitionSource = "workflow"
+    """``runtime_spec`` when the run executes the spec stored with it (``start_spec``), whatever
+    code is deployed; ``workflow`` when its definition is a registered `Workflow` class."""
+    compensation: CompensationView | None = None
+    """The run's rollback once it began one (guide 2.9), derived from its runnables so that
+    readers need not; ``None`` for a run that never rolled back."""
     replayed_from_run_id: str | None
     thread_revisions: ThreadRevisions
     anomalies: list[JsonMap]
@@ -275,6 +291,7 @@ def build_run_snapshot(
     deadlines = [] if terminal else _open_deadlines(planned, run.manual_state, now)
     context = to_json_map(run.context)
     parent = context.get("parent")
+    applied = _applied(run, include_history)
     return RunSnapshot(
         run_id=run_id,
         workflow=run.workflow,
@@ -298,7 +315,7 @@ def build_run_snapshot(
         context=context,
         planned_runnables=planned,
         planned_runnable_keys=[r.runnable_key for r in planned],
-        applied_runnables=_applied(run, include_history),
+        applied_runnables=applied,
         applied_runnable_keys=list(run.applied),
         attempts=views,
         visible_attempts=visible,
@@ -319,6 +336,8 @@ def build_run_snapshot(
         definition_matches=(
             None if spec is None else spec.fingerprint == run.definition_fingerprint
         ),
+        definition_source="runtime_spec" if run.spec is not None else "workflow",
+        compensation=build_compensation_view(planned, applied, terminal=terminal),
         replayed_from_run_id=run.replayed_from_run_id,
         thread_revisions=ThreadRevisions(run=run.version, dispatch=queue_version),
         anomalies=_anomalies(run, run_id, queue_anomalies),
@@ -387,6 +406,8 @@ def _attempt_view(attempt: Attempt, run: WorkflowRun) -> AttemptView:
         transition=_optional_map(applied.get("transition")) if applied else None,
         recovery=_optional_map(planned.get("recovery")),
         deferred=_optional_map(planned.get("deferred")),
+        compensation=_optional_map(planned.get("compensation")),
+        dynamic=_optional_map(planned.get("dynamic")),
         metadata=_optional_map(attempt.metadata),
     )
 

@@ -92,10 +92,70 @@ def dependency_spec() -> WorkflowSpec:
     )
 
 
+def saga_spec() -> WorkflowSpec:
+    """reserve -> authorize -> notify -> capture; reserve and authorize declare callbacks,
+    notify cannot be undone."""
+    return WorkflowSpec.from_dict(
+        {
+            "workflow": "checkout",
+            "version": "v1",
+            "triggers": [{"name": "go", "type": "manual"}],
+            "steps": [
+                {
+                    "name": "reserve",
+                    "kind": "custom",
+                    "ref": "shop.steps:Reserve",
+                    "compensate": {"ref": "shop.steps:Release"},
+                },
+                {
+                    "name": "authorize",
+                    "kind": "custom",
+                    "ref": "shop.steps:Authorize",
+                    "compensate": {"ref": "shop.steps:Void"},
+                },
+                {
+                    "name": "notify",
+                    "kind": "custom",
+                    "ref": "shop.steps:Notify",
+                    "compensatable": False,
+                },
+                {"name": "capture", "kind": "custom", "ref": "shop.steps:Capture"},
+            ],
+            "transitions": [
+                {"from": "reserve", "on": "ok", "to": "authorize"},
+                {"from": "authorize", "on": "ok", "to": "notify"},
+                {"from": "notify", "on": "ok", "to": "capture"},
+                {"from": "capture", "on": "ok", "to": "complete"},
+            ],
+        }
+    )
+
+
+def recovery(
+    *, compensate: bool = False, compensatable: bool = True, irreversible: bool = False
+) -> dict[str, Any]:
+    """The recovery policy the planner persists with a custom step's runnables."""
+    return {"irreversible": irreversible, "compensatable": compensatable, "compensate": compensate}
+
+
+SAGA_POLICY = {
+    "reserve": recovery(compensate=True),
+    "authorize": recovery(compensate=True),
+    "notify": recovery(compensatable=False),
+    "capture": recovery(),
+}
+
+
 class Harness:
     """One run and its queue; each method writes through the aggregates' own commands."""
 
-    def __init__(self, spec: WorkflowSpec | None = None, *, workflow: str = "billing") -> None:
+    def __init__(
+        self,
+        spec: WorkflowSpec | None = None,
+        *,
+        workflow: str = "billing",
+        runtime_spec: bool = False,
+    ) -> None:
         self.spec = spec
         self.run = WorkflowRun.start(
             run_id=RUN_ID,
@@ -106,16 +166,25 @@ class Harness:
             now=T0,
             definition_fingerprint=spec.fingerprint if spec else "f" * 64,
             definition_version="v1",
+            spec=spec.to_dict() if spec is not None and runtime_spec else None,
         )
         self.queue = DispatchQueue.open("default", now=T0)
 
-    def plan(self, step: str, attempt: int = 1, *, at: datetime = T0, **extra: Any) -> str:
+    def plan(
+        self,
+        step: str,
+        attempt: int = 1,
+        *,
+        at: datetime = T0,
+        input: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> str:
         key = runnable_key(self.run.id, step, attempt)
         runnable = Runnable(
             runnable_key=key,
             step=step,
             attempt_number=attempt,
-            input={"invoice_id": "inv-1"},
+            input=input if input is not None else {"invoice_id": "inv-1"},
             visible_at=at,
             queue="default",
             **extra,
@@ -214,13 +283,101 @@ class Harness:
         if self.queue.attempt(key) is not None:
             self.queue.mark_applied(key, now=at)
 
-    def step_ok(self, step: str, route: str | None, *, result: dict[str, Any] | None = None) -> str:
+    def step_ok(
+        self,
+        step: str,
+        route: str | None,
+        *,
+        result: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> str:
         """Run ``step`` through claim, completion and apply, taking edge ``route``."""
-        key = self.dispatch(step)
+        key = self.dispatch(step, **extra)
         self.claim(key)
         self.complete(key, result)
         self.apply(key, result=result, transition=_route(route))
         return key
+
+    def step_failed(self, step: str, **extra: Any) -> str:
+        """Run ``step`` to a final error with no route: the failure that starts a rollback."""
+        key = self.dispatch(step, **extra)
+        self.claim(key)
+        self.complete(key)
+        self.apply(key, outcome="error", error={"code": "declined", "card": "4242"})
+        return key
+
+    def compensate(self, step: str, failed: str, *, at: datetime = T0) -> str:
+        """Plan and schedule the callback undoing ``step`` after ``failed`` failed, as the
+        planner does: ``compensate:<step>``, its input the undone step and the failure."""
+        undone = runnable_key(self.run.id, step, 1)
+        failure = {
+            "code": "step_failed",
+            "step": failed,
+            "runnable_key": runnable_key(self.run.id, failed, 1),
+            "reason": {"code": "declined", "card": "4242"},
+        }
+        return self.dispatch(
+            f"compensate:{step}",
+            at=at,
+            input={"step": {"name": step, "runnable_key": undone}, "failure": failure},
+            compensation={"step": step, "runnable_key": undone},
+        )
+
+    def callback(self, key: str, *, outcome: str = "ok") -> None:
+        """Run a planned callback to its final ``outcome``."""
+        self.claim(key)
+        self.complete(key)
+        error = {"code": "step_error"} if outcome == "error" else None
+        self.apply(key, outcome=outcome, error=error)
+
+    def saga_forward(self, *steps: str) -> None:
+        """Complete ``steps`` of `saga_spec` in order, each with its persisted policy."""
+        for step in steps:
+            self.step_ok(step, None, recovery=SAGA_POLICY[step])
+
+    def rolling_back(self) -> str:
+        """`saga_spec` up to capture's failure, with authorize's callback scheduled."""
+        self.saga_forward("reserve", "authorize", "notify")
+        self.step_failed("capture", recovery=SAGA_POLICY["capture"])
+        return self.compensate("authorize", "capture")
+
+    def schedule_dynamic(
+        self,
+        *nodes: str,
+        origin_step: str = "load",
+        edges: list[dict[str, Any]] | None = None,
+        key: str = "fanout",
+    ) -> list[str]:
+        """Record scheduled dynamic work from ``origin_step`` and plan one runnable per node,
+        as `schedule_dynamic_work` does."""
+        origin = {
+            "runnable_key": runnable_key(self.run.id, origin_step, 1),
+            "step": origin_step,
+            "attempt": 1,
+        }
+        self.run.record_dynamic_work(
+            dynamic_key=key,
+            origin=origin,
+            nodes=[
+                {"id": n, "action": "chat.deliver", "input": {"chat": n}, "metadata": {"n": n}}
+                for n in nodes
+            ],
+            edges=edges or [],
+            metadata={"team": "ops"},
+            reason="runtime_fanout",
+            status="scheduled",
+            now=T0,
+        )
+        return [
+            self.dispatch(
+                n,
+                input={"chat": n},
+                action="chat.deliver",
+                recovery=recovery(),
+                dynamic={"dynamic_key": key, "origin": origin, "max_attempts": 1},
+            )
+            for n in nodes
+        ]
 
     def snapshot(self, now: datetime = T0, **options: Any) -> RunSnapshot:
         return build_run_snapshot(

@@ -12,6 +12,7 @@ def test_read_model_exports_are_pinned() -> None:
         "AppliedRunnable",
         "AttemptView",
         "CommandRecord",
+        "CompensationView",
         "DeadlineStatus",
         "DeadlineView",
         "DynamicWorkPreview",

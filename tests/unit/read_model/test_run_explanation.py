@@ -4,8 +4,20 @@ import json
 from datetime import timedelta
 
 import pytest
-from read_model_builders import LATER, LEASE, SCENARIOS, T0, Harness, snapshot_for
+from read_model_builders import (
+    LATER,
+    LEASE,
+    SAGA_POLICY,
+    SCENARIOS,
+    T0,
+    Harness,
+    recovery,
+    saga_spec,
+    snapshot_for,
+    transition_spec,
+)
 
+from squidmesh_es.domain import TerminalStatus
 from squidmesh_es.errors import InvalidArgument
 from squidmesh_es.read_model import (
     DeadlineStatus,
@@ -208,3 +220,142 @@ def test_explanation_is_deterministic_and_json_safe() -> None:
 def test_naive_now_is_refused() -> None:
     with pytest.raises(InvalidArgument):
         explain_run_snapshot(Harness().snapshot(), now=T0.replace(tzinfo=None))
+
+
+# -- work beside the forward path -------------------------------------------------------------
+
+
+def test_a_rollback_in_progress_leads_the_summary_and_fills_the_details() -> None:
+    h = Harness(saga_spec())
+    h.rolling_back()
+
+    explanation = explain_run_snapshot(h.snapshot(), now=T0)
+
+    assert explanation.summary == (
+        "The run is compensating after capture failed (compensated: none; failed callbacks: "
+        "none; still to undo: authorize, reserve). "
+        "A dispatch attempt is visible and waiting for a worker claim."
+    )
+    assert explanation.step == "compensate:authorize"
+    assert explanation.next_actions == [NextAction.WAIT_FOR_WORKER_CLAIM]
+    compensation = explanation.details["compensation"]
+    assert isinstance(compensation, dict)
+    assert compensation["pending"] == ["authorize", "reserve"]
+    assert compensation["failed_step"] == "capture"
+    assert explanation.evidence["compensation"] == compensation
+
+
+def test_recovery_policy_evidence_groups_the_completed_steps() -> None:
+    h = Harness(saga_spec())
+    h.saga_forward("reserve", "authorize", "notify")
+    h.step_ok("audit", None, recovery=recovery(irreversible=True, compensatable=False))
+
+    evidence = explain_run_snapshot(h.snapshot(), now=T0).evidence
+
+    assert evidence["recovery_policy"] == {
+        "compensatable": ["reserve", "authorize"],
+        "not_compensatable": ["notify", "audit"],
+        "irreversible": ["audit"],
+        "will_not_be_undone": ["notify", "audit"],
+    }
+    assert evidence["compensation"] is None
+
+
+def test_a_failed_callback_means_its_step_will_not_be_undone() -> None:
+    h = Harness(saga_spec())
+    h.callback(h.rolling_back(), outcome="error")
+    h.callback(h.compensate("reserve", "capture"))
+    h.run.end(TerminalStatus.FAILED, now=T0, error={"code": "step_failed", "step": "capture"})
+
+    explanation = explain_run_snapshot(h.snapshot(), now=T0)
+
+    assert explanation.summary == (
+        "The run is terminal according to the run journal. A rollback ran after capture "
+        "failed (compensated: reserve; failed callbacks: authorize)."
+    )
+    policy = explanation.evidence["recovery_policy"]
+    assert isinstance(policy, dict)
+    assert policy["will_not_be_undone"] == ["authorize", "notify"]
+    assert policy["compensatable"] == ["reserve", "authorize"]
+
+
+def test_a_rollback_cut_short_says_what_was_left_undone() -> None:
+    h = Harness(saga_spec())
+    h.callback(h.rolling_back())
+    h.compensate("reserve", "capture")
+    h.run.end(TerminalStatus.CANCELLED, now=T0)
+
+    explanation = explain_run_snapshot(h.snapshot(), now=T0)
+
+    assert explanation.summary.endswith(
+        "A rollback ran after capture failed (compensated: authorize; failed callbacks: "
+        "none; left undone: reserve)."
+    )
+    policy = explanation.evidence["recovery_policy"]
+    assert isinstance(policy, dict) and policy["will_not_be_undone"] == ["reserve", "notify"]
+
+
+def test_a_rollback_waiting_for_work_in_flight_says_so() -> None:
+    h = Harness(saga_spec())
+    h.saga_forward("reserve", "authorize")
+    h.dispatch("notify", at=LATER, recovery=SAGA_POLICY["notify"])
+    h.step_failed("capture", recovery=SAGA_POLICY["capture"])
+    h.callback(h.compensate("authorize", "capture"))
+
+    explanation = explain_run_snapshot(h.snapshot(), now=T0)
+
+    assert explanation.summary.startswith(
+        "The run is compensating after capture failed (compensated: authorize; failed "
+        "callbacks: none; still to undo: reserve; waiting for: notify)."
+    )
+
+
+def test_a_run_whose_declared_steps_are_done_stays_open_for_its_dynamic_nodes() -> None:
+    h = Harness(transition_spec())
+    h.step_ok("load", None)
+    h.schedule_dynamic("deliver:chat_1", "deliver:chat_2")
+
+    explanation = explain_run_snapshot(h.snapshot(), now=T0)
+
+    assert explanation.summary == (
+        "The declared steps are done; the run stays open until its dynamic nodes settle "
+        "(deliver:chat_1, deliver:chat_2). "
+        "A dispatch attempt is visible and waiting for a worker claim."
+    )
+    assert explanation.details["pending_dynamic_nodes"] == ["deliver:chat_1", "deliver:chat_2"]
+    assert explanation.evidence["pending_dynamic_nodes"] == ["deliver:chat_1", "deliver:chat_2"]
+
+
+def test_dynamic_nodes_beside_a_running_forward_path_are_mentioned_after_the_reason() -> None:
+    h = Harness(transition_spec())
+    h.step_ok("load", "load:ok:check")
+    h.schedule_dynamic("deliver:chat_1")
+    h.dispatch("check", at=LATER)
+
+    explanation = explain_run_snapshot(h.snapshot(), now=T0)
+
+    assert explanation.summary.endswith("It also waits on dynamic nodes (deliver:chat_1).")
+
+
+def test_settled_dynamic_nodes_are_not_mentioned() -> None:
+    h = Harness(transition_spec())
+    h.step_ok("load", None)
+    (key,) = h.schedule_dynamic("deliver:chat_1")
+    h.claim(key)
+    h.complete(key)
+    h.apply(key)
+
+    explanation = explain_run_snapshot(h.snapshot(), now=T0)
+
+    assert "dynamic" not in explanation.summary
+    assert "pending_dynamic_nodes" not in explanation.details
+    policy = explanation.evidence["recovery_policy"]
+    assert isinstance(policy, dict) and policy["not_compensatable"] == ["deliver:chat_1"]
+
+
+def test_evidence_says_when_the_definition_is_the_stored_runtime_spec() -> None:
+    stored = Harness(saga_spec(), runtime_spec=True).snapshot()
+    declared = Harness(saga_spec()).snapshot()
+
+    assert explain_run_snapshot(stored, now=T0).evidence["definition_source"] == "runtime_spec"
+    assert explain_run_snapshot(declared, now=T0).evidence["definition_source"] == "workflow"

@@ -6,14 +6,16 @@ from datetime import timedelta
 from read_model_builders import (
     LATER,
     LEASE,
+    SAGA_POLICY,
     T0,
     Harness,
     chain_spec,
     dependency_spec,
+    saga_spec,
     transition_spec,
 )
 
-from squidmesh_es.domain import ManualKind, TerminalStatus
+from squidmesh_es.domain import ManualKind, Runnable, TerminalStatus
 from squidmesh_es.read_model import EdgeStatus, NodeStatus, RunGraph, build_run_graph
 
 
@@ -116,6 +118,28 @@ def test_deferred_continuation_is_deferred_until_visible() -> None:
 
     assert _nodes(_graph(h))["load"] is NodeStatus.DEFERRED
     assert _nodes(_graph(h, LATER))["load"] is NodeStatus.PENDING
+
+
+def test_a_deferred_step_keeps_its_routes_pending_until_its_continuation_decides() -> None:
+    h = Harness(transition_spec())
+    key = h.dispatch("load")
+    h.claim(key)
+    h.complete(key)
+    continuation = f"{key}:deferred:1"
+    h.apply(
+        key,
+        outcome="deferred",
+        error={"code": "deferred"},
+        transition={"deferred_runnable_key": continuation, "visible_at": LATER.isoformat()},
+    )
+    h.run.plan([Runnable.from_state({**h.run.planned[key], "runnable_key": continuation})], now=T0)
+    h.schedule(continuation)
+
+    graph = _graph(h)
+
+    load = next(n for n in graph.nodes if n.id == "load")
+    assert load.status is NodeStatus.PENDING and load.transition is None
+    assert _edges(graph)["load:ok:check"] is EdgeStatus.PENDING
 
 
 def test_manual_step_is_paused() -> None:
@@ -287,3 +311,184 @@ def test_skipping_carries_down_a_route_not_taken() -> None:
     }
     assert _edges(graph)["b:ok:c"] is EdgeStatus.SKIPPED
     assert _edges(graph)["d:ok:complete"] is EdgeStatus.PENDING
+
+
+# -- compensation ----------------------------------------------------------------------------
+
+
+def test_a_callback_is_a_node_tied_to_the_step_it_undoes_by_a_compensation_edge() -> None:
+    h = Harness(saga_spec())
+    h.rolling_back()
+
+    graph = _graph(h)
+
+    callback = next(n for n in graph.nodes if n.id == "compensate:authorize")
+    assert callback.status is NodeStatus.PENDING and callback.current
+    assert callback.compensates == "authorize" and not callback.dynamic
+    assert [n.id for n in graph.nodes].count("compensate:authorize") == 1
+    edge = next(e for e in graph.edges if e.type == "compensation")
+    assert (edge.id, edge.from_step, edge.to) == (
+        "authorize:compensation:compensate:authorize",
+        "authorize",
+        "compensate:authorize",
+    )
+    assert edge.status is EdgeStatus.SELECTED
+    assert graph.current_node_ids == ["compensate:authorize"]
+
+
+def test_steps_a_rollback_will_never_reach_are_skipped_while_it_runs() -> None:
+    h = Harness(saga_spec())
+    h.saga_forward("reserve")
+    h.step_failed("authorize", recovery=SAGA_POLICY["authorize"])
+    h.compensate("reserve", "authorize")
+
+    graph = _graph(h)
+
+    assert not graph.terminal
+    assert _nodes(graph) == {
+        "reserve": NodeStatus.COMPLETED,
+        "authorize": NodeStatus.FAILED,
+        "notify": NodeStatus.SKIPPED,
+        "capture": NodeStatus.SKIPPED,
+        "compensate:reserve": NodeStatus.PENDING,
+    }
+    assert _edges(graph)["notify:ok:capture"] is EdgeStatus.SKIPPED
+
+
+def test_finished_callbacks_show_their_own_outcome_once_the_run_failed() -> None:
+    h = Harness(saga_spec())
+    h.callback(h.rolling_back())
+    h.callback(h.compensate("reserve", "capture"), outcome="error")
+    h.run.end(TerminalStatus.FAILED, now=T0, error={"code": "step_failed"})
+
+    graph = _graph(h)
+
+    assert _nodes(graph)["compensate:authorize"] is NodeStatus.COMPLETED
+    assert _nodes(graph)["compensate:reserve"] is NodeStatus.FAILED
+    assert _nodes(graph)["authorize"] is NodeStatus.COMPLETED
+    assert [e.id for e in graph.edges if e.type == "compensation"] == [
+        "authorize:compensation:compensate:authorize",
+        "reserve:compensation:compensate:reserve",
+    ]
+
+
+def test_without_a_definition_a_callback_still_names_the_step_it_undoes() -> None:
+    h = Harness(saga_spec())
+    h.rolling_back()
+
+    graph = build_run_graph(h.snapshot(), None)
+
+    callback = next(n for n in graph.nodes if n.id == "compensate:authorize")
+    assert callback.compensates == "authorize" and graph.edges == []
+
+
+# -- dynamic work ----------------------------------------------------------------------------
+
+
+def test_a_scheduled_dynamic_node_appears_once_with_the_status_of_its_runnable() -> None:
+    h = Harness(transition_spec())
+    h.step_ok("load", "load:ok:check")
+    (key,) = h.schedule_dynamic("deliver:chat_1")
+
+    pending = _graph(h)
+    h.claim(key)
+    running = _graph(h)
+    h.complete(key)
+    h.apply(key)
+    done = _graph(h)
+
+    assert [n.id for n in pending.nodes].count("deliver:chat_1") == 1
+    node = next(n for n in pending.nodes if n.id == "deliver:chat_1")
+    assert node.dynamic and node.status is NodeStatus.PENDING and node.current
+    assert node.dynamic_key == "fanout" and node.action == "chat.deliver"
+    assert node.origin == {"runnable_key": f"{h.run.id}:load:1", "step": "load", "attempt": 1}
+    assert node.metadata == {"team": "ops", "n": "deliver:chat_1"}
+    assert _nodes(running)["deliver:chat_1"] is NodeStatus.RUNNING
+    assert _nodes(done)["deliver:chat_1"] is NodeStatus.COMPLETED
+    assert _edges(pending)["load:dynamic:deliver:chat_1"] is EdgeStatus.SELECTED
+
+
+def test_the_overlay_of_scheduled_work_says_scheduled() -> None:
+    h = Harness(transition_spec())
+    h.step_ok("load", "load:ok:check")
+    h.schedule_dynamic("a", "b", edges=[{"id": "a:then:b", "from": "a", "to": "b"}])
+
+    (overlay,) = _graph(h).dynamic_work_overlays
+
+    assert overlay == {
+        "dynamic_key": "fanout",
+        "status": "scheduled",
+        "origin_node_id": "load",
+        "added_node_ids": ["a", "b"],
+        "added_edge_ids": ["a:then:b", "load:dynamic:a", "load:dynamic:b"],
+        "node_count": 2,
+        "edge_count": 3,
+    }
+
+
+def test_declared_dynamic_edges_join_the_implied_ones_without_repeating_an_id() -> None:
+    h = Harness(transition_spec())
+    h.step_ok("load", "load:ok:check")
+    keys = h.schedule_dynamic(
+        "a", "b", edges=[{"from": "a", "to": "b"}, {"from": "load", "to": "a"}]
+    )
+    h.claim(keys[0])
+    h.complete(keys[0])
+    h.apply(keys[0], outcome="error", error={"code": "x"})
+
+    graph = _graph(h)
+
+    dynamic = [(e.id, e.status) for e in graph.edges if e.type == "dynamic"]
+    assert dynamic == [
+        ("a:dynamic:b", EdgeStatus.BLOCKED),
+        ("load:dynamic:a", EdgeStatus.SELECTED),
+        ("load:dynamic:b", EdgeStatus.SELECTED),
+    ]
+    assert graph.dynamic_work_overlays[0]["edge_count"] == 3
+
+
+def test_recorded_nodes_stay_recorded_beside_scheduled_ones() -> None:
+    h = Harness(transition_spec())
+    h.step_ok("load", "load:ok:check")
+    h.run.record_dynamic_work(
+        dynamic_key="ideas",
+        origin={"runnable_key": f"{h.run.id}:load:1", "step": "load", "attempt": 1},
+        nodes=[{"id": "maybe", "input": {"chat": "x"}}],
+        edges=[],
+        now=T0,
+    )
+    h.schedule_dynamic("deliver:chat_1")
+
+    graph = _graph(h, include_history=True)
+
+    assert _nodes(graph)["maybe"] is NodeStatus.RECORDED
+    assert _nodes(graph)["deliver:chat_1"] is NodeStatus.PENDING
+    assert [o["status"] for o in graph.dynamic_work_overlays] == ["recorded", "scheduled"]
+    maybe = next(n for n in graph.nodes if n.id == "maybe")
+    assert maybe.input == {"chat": "x"} and maybe.dynamic_key == "ideas"
+    assert _edges(graph)["load:dynamic:maybe"] is EdgeStatus.PENDING
+
+
+def test_edges_of_recorded_work_are_skipped_once_the_run_ended() -> None:
+    h = Harness(transition_spec())
+    h.run.record_dynamic_work(
+        dynamic_key="extra", origin={"step": "load"}, nodes=[{"id": "enrich"}], edges=[], now=T0
+    )
+    h.run.end(TerminalStatus.CANCELLED, now=T0)
+
+    graph = _graph(h)
+
+    assert _nodes(graph)["enrich"] is NodeStatus.RECORDED
+    assert _edges(graph)["load:dynamic:enrich"] is EdgeStatus.SKIPPED
+
+
+def test_to_map_marks_dynamic_and_compensation_nodes() -> None:
+    h = Harness(transition_spec())
+    h.step_ok("load", "load:ok:check")
+    h.schedule_dynamic("deliver:chat_1")
+
+    data = _graph(h).to_map()
+
+    node = next(n for n in data["nodes"] if n["id"] == "deliver:chat_1")  # type: ignore[union-attr,index]
+    assert node["dynamic?"] is True and node["compensates"] is None
+    assert json.loads(json.dumps(data)) == data

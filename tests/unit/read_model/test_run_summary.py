@@ -4,7 +4,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from read_model_builders import LATER, RUN_ID, T0, TOKEN, Harness, snapshot_for
+from read_model_builders import LATER, RUN_ID, T0, TOKEN, Harness, saga_spec, snapshot_for
 
 from squidmesh_es.errors import InvalidArgument
 from squidmesh_es.read_model import (
@@ -99,3 +99,29 @@ def test_projection_rows_build_a_summary_directly() -> None:
 
 def test_indexed_at_can_be_given() -> None:
     assert summarize(Harness().snapshot(), indexed_at=LATER).indexed_at == LATER
+
+
+def test_summary_of_a_rollback_carries_neither_its_failure_nor_callback_inputs() -> None:
+    h = Harness(saga_spec())
+    h.rolling_back()
+    snapshot = h.snapshot(include_history=True)
+
+    summary = summarize(snapshot)
+
+    assert snapshot.compensation is not None and summary.status is SnapshotStatus.RUNNING
+    assert set(RunSummary.model_fields) == {
+        "run_id",
+        "workflow",
+        "queue",
+        "status",
+        "terminal",
+        "terminal_status",
+        "definition_version",
+        "indexed_at",
+        "deadline",
+        "anomalies",
+        "thread_revision",
+    }
+    text = json.dumps(summary.model_dump(mode="json"))
+    for secret in ("4242", "declined", "inv-1", "step_failed"):
+        assert secret not in text
