@@ -144,6 +144,14 @@ def test_other_contents_under_a_recorded_key_conflict(digest: SquidMesh) -> None
             "invalid_dynamic_edge",
         ),
         (lambda p: {**p, "surprise": True}, "invalid_dynamic_work"),
+        (
+            lambda p: {
+                **p,
+                "edges": [{"id": "schedule_digest:ok:settle", "from": "a", "to": "summarize"}],
+                "nodes": [{"id": "a"}],
+            },
+            "invalid_dynamic_edge",
+        ),
     ],
 )
 def test_a_broken_proposal_is_refused_before_anything_is_written(
@@ -244,6 +252,21 @@ def test_scheduling_needs_a_registry_and_an_applied_origin(digest: SquidMesh) ->
         ),
         "missing_action_key",
     )
+
+
+def test_an_edge_id_of_earlier_work_cannot_be_reused(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+    first = {
+        **fanout(run_id, deliver("chat_1")),
+        "edges": [{"id": "e1", "from": "schedule_digest", "to": "deliver_digest:chat_1"}],
+    }
+    digest.record_dynamic_work(run_id, first)
+    second = {
+        **fanout(run_id, deliver("chat_2"), key="more"),
+        "edges": [{"id": "e1", "from": "schedule_digest", "to": "deliver_digest:chat_2"}],
+    }
+
+    refused(digest, lambda: digest.record_dynamic_work(run_id, second), "invalid_dynamic_edge")
 
 
 def test_recorded_nodes_cannot_be_scheduled_afterwards(digest: SquidMesh) -> None:

@@ -277,13 +277,20 @@ def _check_nodes(run: WorkflowRun, spec: WorkflowSpec, proposal: DynamicProposal
 
 
 def _check_edges(run: WorkflowRun, spec: WorkflowSpec, proposal: DynamicProposal) -> None:
+    """Edges join known nodes, and their ids are new to the graph, so none hides another."""
     ids = proposal.edge_ids
     known = set(proposal.node_ids) | set(spec.step_names) | {str(proposal.origin["step"])}
+    taken = {edge.id for edge in spec.edges()}
     for work in run.dynamic_work:
         known |= {str(node["id"]) for node in work["nodes"]}
+        taken |= {str(edge["id"]) for edge in work["edges"]}
+        origin = str(work["origin"]["step"])
+        taken |= {f"{origin}:dynamic:{node['id']}" for node in work["nodes"]}
     for edge in proposal.edges:
-        if ids.count(str(edge["id"])) > 1:
-            raise InvalidDynamicWork("invalid_dynamic_edge", f"edge {edge['id']!r} repeats")
+        if ids.count(str(edge["id"])) > 1 or edge["id"] in taken:
+            raise InvalidDynamicWork(
+                "invalid_dynamic_edge", f"edge {edge['id']!r} repeats an existing edge id"
+            )
         if edge["from"] not in known or edge["to"] not in known:
             raise InvalidDynamicWork(
                 "invalid_dynamic_edge", f"edge {edge['id']!r} joins an unknown node"
