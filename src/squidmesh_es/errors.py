@@ -30,6 +30,8 @@ Hierarchy::
     ├── InvalidDynamicWork               invalid_dynamic_work
     ├── DefinitionMismatch               incompatible_workflow_definition
     ├── InvalidArgument                  invalid_option
+    │   ├── InvalidSignal                invalid_signal      (carries ``issues``)
+    │   ├── WorkflowNotRegistered        invalid_workflow
     │   └── InvalidScheduleIdentity      invalid_schedule_identity
     │       ├── InvalidScheduleSignalId        invalid_schedule_signal_id
     │       └── InvalidScheduleIntendedWindow  invalid_schedule_intended_window
@@ -65,6 +67,7 @@ __all__ = [
     "InvalidScheduleIdentity",
     "InvalidScheduleIntendedWindow",
     "InvalidScheduleSignalId",
+    "InvalidSignal",
     "InvalidTrigger",
     "Issue",
     "IssuesError",
@@ -80,6 +83,7 @@ __all__ = [
     "UnknownAttempt",
     "UnknownStep",
     "UnsafeReplay",
+    "WorkflowNotRegistered",
     "WorkflowValidationError",
 ]
 
@@ -415,6 +419,46 @@ class InvalidArgument(SquidMeshError):
         super().__init__(f"invalid {name}: {reason}", option=name, reason=reason)
         self.option = name
         self.reason = reason
+
+
+class InvalidSignal(InvalidArgument):
+    """A signal's fields have the wrong shape; ``issues`` names each (path + code + message).
+
+    Raised when a signal is built or read from JSON, before it reaches a run. A subclass of
+    ``InvalidArgument`` (``option`` is ``"signal"``) so callers that catch that keep working.
+    Issues name fields and say what is wrong, never the value given.
+    """
+
+    code = "invalid_signal"
+
+    def __init__(self, issues: Sequence[Issue]) -> None:
+        self.issues: tuple[Issue, ...] = tuple(issues)
+        summary = "; ".join(
+            f"{'.'.join(str(p) for p in i.path) or '<root>'}: {i.code}" for i in self.issues
+        )
+        super().__init__("signal", summary or "malformed")
+        self.details["issues"] = [i.to_dict() for i in self.issues]
+
+    @property
+    def codes(self) -> set[str]:
+        """The set of issue codes, handy in tests and logs."""
+        return {i.code for i in self.issues}
+
+
+class WorkflowNotRegistered(InvalidArgument):
+    """No workflow of this name is registered in this process; nothing was written.
+
+    A signal read from JSON names its workflow, and the runtime applying it looks the name
+    up among the workflows it was opened with (or ``register``-ed). The code is the spec's
+    reason for a workflow name that does not load.
+    """
+
+    code = "invalid_workflow"
+
+    def __init__(self, workflow: str) -> None:
+        super().__init__("workflow", f"{workflow!r} is not registered in this process")
+        self.details["workflow"] = workflow
+        self.workflow = workflow
 
 
 class InvalidScheduleIdentity(InvalidArgument):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -16,9 +17,12 @@ from squidmesh_es.errors import (
     InvalidScheduleSignalId,
     MissingScheduleIdempotencyKey,
     SquidMeshError,
+    WorkflowNotRegistered,
 )
 from squidmesh_es.runtime import CronDecision, Signal, SignalType
 from squidmesh_es.runtime._cron import derive_signal_id, schedule_run_id
+
+from conftest import OpenMesh
 
 NOW = datetime(2026, 3, 1, 20, 0, 5, tzinfo=UTC)
 WINDOW = {"start_at": "2026-03-01T20:00:00Z", "end_at": "2026-03-02T20:00:00Z"}
@@ -199,3 +203,53 @@ def test_a_start_cron_signal_is_one_path_with_start_cron(mesh: SquidMesh) -> Non
     assert via_signal.run_id == via_method.run_id
     assert UUID(via_signal.run_id).version == 5
     assert len(via_signal.command_history) == 1
+
+
+def test_a_start_cron_signal_read_from_json_starts_once_where_the_workflow_is_registered(
+    open_mesh: OpenMesh,
+) -> None:
+    text = nightly(intended_window=WINDOW).model_dump_json()  # as a host scheduler sends it
+    first = open_mesh(workflows=[DailyDigest])
+    started = first.apply_signal(Signal.model_validate_json(text))
+    before = written(first)
+
+    again = open_mesh(workflows=[DailyDigest]).apply_signal(Signal.model_validate_json(text))
+
+    assert started.run_id == str(schedule_run_id(DailyDigest.name, "nightly", SIGNAL_ID))
+    assert again.run_id == started.run_id
+    assert written(first) == before
+    assert started.context["schedule"]["received_at"] == "2026-03-01T20:00:05Z"
+
+
+def test_a_start_cron_signal_for_an_unregistered_workflow_writes_nothing(mesh: SquidMesh) -> None:
+    signal = Signal.model_validate_json(nightly(signal_id="s-1").model_dump_json())
+    before = written(mesh)
+
+    with pytest.raises(WorkflowNotRegistered) as refused:
+        mesh.apply_signal(signal)
+
+    assert (refused.value.code, refused.value.workflow) == ("invalid_workflow", DailyDigest.name)
+    assert written(mesh) == before
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"signal_id": 5}, InvalidScheduleSignalId),
+        ({"intended_window": {"start_at": 5, "end_at": "x"}}, InvalidScheduleIntendedWindow),
+        ({"intended_window": ["2026-03-01"]}, InvalidScheduleIntendedWindow),
+        ({"idempotency_key": " "}, InvalidScheduleIdentity),
+        ({"idempotency_key": 5}, InvalidScheduleIdentity),
+    ],
+)
+def test_a_malformed_schedule_field_is_refused_as_start_cron_refuses_it(
+    options: dict[str, object], error: type[SquidMeshError]
+) -> None:
+    with pytest.raises(error) as built:
+        nightly(**options)
+    text = json.dumps({"kind": "start_cron", "workflow": "w", "trigger": "t", **options})
+    with pytest.raises(error) as read:
+        Signal.model_validate_json(text)
+
+    assert built.value.code == read.value.code == error.code
+    assert isinstance(built.value, InvalidArgument)

@@ -546,8 +546,14 @@ class SquidMesh(Application[UUID]):
     def apply_signal(self, signal: Signal) -> RunSnapshot:
         """Deliver a command envelope; every control goes through here.
 
+        A signal read from JSON names its workflow: a start needs that workflow registered
+        here (``open(..., workflows=...)`` or ``register``); one built from the class does not.
+
         Raises:
-            InvalidArgument: the signal lacks what its type needs.
+            InvalidArgument: the signal lacks what its type needs, or sets a field its type
+                does not take.
+            WorkflowNotRegistered: a start names a workflow not registered here; nothing
+                was written.
             and the errors of the command it routes to.
         """
         return apply_signal(self, signal)
@@ -569,6 +575,7 @@ class SquidMesh(Application[UUID]):
         Raises:
             RunNotFound, InvalidRunId: no such run.
             RunTerminal: the run already ended.
+            InvalidSignal: metadata that is not JSON, a blank key or a naive ``now``.
         """
         return self.apply_signal(
             Signal.cancel_run(
@@ -596,6 +603,7 @@ class SquidMesh(Application[UUID]):
         Raises:
             ManualStepMismatch: the run is not paused at a pause step.
             RunTerminal: the run ended.
+            InvalidSignal: metadata that is not JSON, a blank key or a naive ``now``.
         """
         return self._decide_manual(
             Signal.resume_run, run_id, actor, comment, metadata, idempotency_key, now
@@ -616,6 +624,7 @@ class SquidMesh(Application[UUID]):
         Raises:
             ManualStepMismatch: the run is not paused at an approval step.
             RunTerminal: the run ended.
+            InvalidSignal: metadata that is not JSON, a blank key or a naive ``now``.
         """
         return self._decide_manual(
             Signal.approve_run, run_id, actor, comment, metadata, idempotency_key, now
@@ -636,6 +645,7 @@ class SquidMesh(Application[UUID]):
         Raises:
             ManualStepMismatch: the run is not paused at an approval step.
             RunTerminal: the run ended.
+            InvalidSignal: metadata that is not JSON, a blank key or a naive ``now``.
         """
         return self._decide_manual(
             Signal.reject_run, run_id, actor, comment, metadata, idempotency_key, now
@@ -684,6 +694,7 @@ class SquidMesh(Application[UUID]):
                 ``allow_irreversible=True`` to replay anyway).
             InvalidReplaySource: the source cannot be replayed here.
             DefinitionMismatch: the workflow changed since the source started.
+            InvalidSignal: metadata that is not JSON, a blank key or a naive ``now``.
         """
         return self.apply_signal(
             Signal.replay_run(

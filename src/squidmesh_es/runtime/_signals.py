@@ -3,23 +3,53 @@
 A signal carries its type, its target and its payload, plus metadata, the time it occurred
 and an optional idempotency key. The same key delivered twice is one command: the second
 delivery returns the first's result and writes no second receipt.
+
+A signal is a frozen pydantic model, so a host can carry it as JSON (a broker message, a
+web hook body): ``signal.model_dump_json()`` on one side, ``Signal.model_validate_json``
+on the other. It names its workflow; the runtime applying it finds the class by that name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import FrozenInstanceError
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Self
 from uuid import UUID
 
-from squidmesh_es.domain import JSONDict, ManualAction, parse_run_id
-from squidmesh_es.errors import InvalidArgument
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from squidmesh_es.domain import JSONDict, ManualAction
+from squidmesh_es.errors import (
+    InvalidArgument,
+    InvalidRunId,
+    InvalidScheduleIdentity,
+    InvalidScheduleIntendedWindow,
+    InvalidScheduleSignalId,
+    InvalidSignal,
+    Issue,
+    SquidMeshError,
+    WorkflowNotRegistered,
+)
 from squidmesh_es.runtime._controls import cancel_run, resolve_manual_run
 from squidmesh_es.runtime._cron import IntendedWindow
 from squidmesh_es.runtime._lineage import replay_run
-from squidmesh_es.workflow import JSONValue, Workflow
+from squidmesh_es.workflow import JSONValue, Workflow, is_json_value
 
 if TYPE_CHECKING:
     from squidmesh_es.read_model import RunSnapshot
@@ -63,32 +93,173 @@ _TAKES: dict[SignalType, frozenset[str]] = {
 """The fields each type uses besides the envelope; a signal setting another is refused
 rather than having it silently ignored."""
 
+_CONTROL_ATTRIBUTES = frozenset({"actor", "comment", "metadata", "occurred_at", "idempotency_key"})
+"""What the control constructors (approve, reject, resume, cancel) accept as keywords."""
 
-@dataclass(frozen=True)
-class Signal:
-    """One command for the runtime: build it with a constructor, deliver it with `apply_signal`."""
+
+class Signal(BaseModel):
+    """One command for the runtime: build it with a constructor, deliver it with `apply_signal`.
+
+    Each field's shape is checked when the signal is built or read from JSON: ``run_id`` a
+    UUID, ``occurred_at`` timezone-aware, ``payload`` and ``metadata`` JSON objects, text
+    fields strings, ``idempotency_key`` non-blank. Whether the fields fit the type (a start
+    names a workflow, a control a run, nothing the type ignores is set) is checked when the
+    signal is applied, so it is refused alike however it was made.
+
+    ``model_dump_json`` and ``model_validate_json`` round-trip every signal. The workflow
+    travels by name: a constructor given the class keeps it with the signal (it is not
+    serialized), so that signal needs no registration, as ``mesh.start(cls)`` needs none;
+    a signal read from JSON needs its workflow registered where it is applied.
+
+    Raises (when built or read):
+        InvalidRunId: ``run_id`` is not a UUID.
+        InvalidScheduleIdentity: on a ``start_cron`` signal, a malformed
+            ``idempotency_key``, ``signal_id`` (`InvalidScheduleSignalId`) or
+            ``intended_window`` (`InvalidScheduleIntendedWindow`), as ``start_cron`` says.
+        InvalidSignal: any other field has the wrong shape, an unknown field is set, or
+            the text given to ``model_validate_json`` is not JSON; ``issues`` names each.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: SignalType
+    """The command."""
     run_id: UUID | None = None
-    workflow: type[Workflow] | None = None
-    trigger: str | None = None
-    payload: Mapping[str, JSONValue] = field(default_factory=dict)
-    actor: str | None = None
-    comment: str | None = None
-    metadata: Mapping[str, JSONValue] = field(default_factory=dict)
-    occurred_at: datetime | None = None
-    idempotency_key: str | None = None
-    signal_id: str | None = None
+    """The run a control or replay is for; a start's own run id (default ``None``)."""
+    workflow: StrictStr | None = None
+    """Name of the workflow a start runs (default ``None``); constructors take the class too."""
+    trigger: StrictStr | None = None
+    """The trigger a start uses (default ``None``: the workflow's only trigger)."""
+    payload: dict[str, JsonValue] = Field(default_factory=dict)
+    """A start's input (default empty)."""
+    actor: StrictStr | None = None
+    """Who sent a control, for its receipt (default ``None``)."""
+    comment: StrictStr | None = None
+    """Free text for a control's receipt; a cancel's reason (default ``None``)."""
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    """Kept on the receipt, sensitive keys redacted (default empty)."""
+    occurred_at: AwareDatetime | None = None
+    """When the command happened (default ``None``: the runtime's clock when applied)."""
+    idempotency_key: StrictStr | None = None
+    """The same key delivered again is the same command (default ``None``)."""
+    signal_id: StrictStr | None = None
     """``start_cron``: the scheduler's id of the activation (default ``None``)."""
-    intended_window: IntendedWindow | None = None
-    """``start_cron``: the window the activation stands for (default ``None``)."""
-    allow_irreversible: bool = False
-    """``replay_run``: replay over irreversible completed steps (default ``False``)."""
+    intended_window: dict[StrictStr, StrictStr] | None = None
+    """``start_cron``: the window the activation stands for, bounds as ISO-8601 (default
+    ``None``); bounds given as datetimes are written as ISO-8601."""
+    allow_irreversible: StrictBool = False
+    """``replay_run``: replay over irreversible completed steps; only ``True`` itself lifts
+    the guard (default ``False``)."""
+
+    _workflow_class: type[Workflow] | None = PrivateAttr(default=None)
+    """The class a constructor was given, so applying needs no registry; never serialized."""
+
+    def __init__(self, kind: SignalType | str | None = None, /, **fields: object) -> None:
+        """Build a signal; the type may come first, as the constructors pass it.
+
+        Raises:
+            InvalidRunId, InvalidScheduleIdentity, InvalidSignal: as the class says.
+        """
+        if kind is not None:
+            if "kind" in fields:
+                raise TypeError("Signal() got multiple values for 'kind'")
+            fields["kind"] = kind
+        super().__init__(**fields)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _refuse_as_our_errors(
+        cls, data: object, handler: ModelWrapValidatorHandler[Signal]
+    ) -> Signal:
+        """Validate, keeping a given workflow class aside and turning refusals into ours.
+
+        Every way in (the constructors, ``Signal(...)``, ``model_validate`` and the JSON
+        reader) passes here, so pydantic's ``ValidationError`` never reaches a caller.
+        """
+        carried: type[Workflow] | None = None
+        if isinstance(data, Mapping) and _is_workflow_class(data.get("workflow")):
+            carried = data["workflow"]
+            data = {**data, "workflow": carried.name}
+        try:
+            signal = handler(data)
+        except ValidationError as exc:
+            # ``from None``: the library's error quotes the input, metadata values included.
+            raise _refusal(exc, data) from None
+        if carried is not None:
+            signal._workflow_class = carried
+        return signal
+
+    @field_validator("payload", "metadata", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        """Refuse what JSON would not bring back as it was: tuples, sets, bytes, NaN, times."""
+        if not isinstance(value, Mapping):
+            return value  # pydantic refuses it as ``dict_type``
+        copied = dict(value)
+        if not is_json_value(copied):
+            raise PydanticCustomError(
+                "json_value", "must be a JSON object: string keys, values that survive JSON"
+            )
+        return copied
+
+    @field_validator("intended_window", mode="before")
+    @classmethod
+    def _window_as_text(cls, value: object) -> object:
+        """Write datetime bounds as ISO-8601, as JSON carries them; ``start_cron`` checks them."""
+        if not isinstance(value, Mapping):
+            return value
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in value.items()}
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _non_blank(cls, value: str | None) -> str | None:
+        """Refuse a blank key: it would make unrelated commands one command."""
+        if value is not None and not value.strip():
+            raise PydanticCustomError("blank_string", "must be a non-blank string")
+        return value
+
+    @classmethod
+    def model_validate_json(
+        cls,
+        json_data: str | bytes | bytearray,
+        **options: Any,  # pydantic's keyword options, which vary across its versions
+    ) -> Self:
+        """Read a signal from its JSON form, as ``model_dump_json`` writes it.
+
+        Raises:
+            InvalidSignal: the text is not JSON, or a field is malformed.
+            InvalidRunId, InvalidScheduleIdentity: as the class says.
+        """
+        try:
+            return super().model_validate_json(json_data, **options)
+        except ValidationError as exc:  # not JSON at all: it never reached the fields
+            raise _refusal(exc, None) from None
+
+    def __eq__(self, other: object) -> bool:
+        """Whether both carry the same command.
+
+        The class a constructor was given is a convenience of this process, not part of
+        the command: a signal read back from its JSON equals the one that was sent.
+        """
+        if not isinstance(other, Signal):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def __setattr__(self, name: str, value: object) -> None:
+        """Refuse changing a field, as a frozen dataclass does: a signal is a value."""
+        if name in self.__private_attributes__:
+            super().__setattr__(name, value)
+            return
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        """Refuse deleting a field, as a frozen dataclass does."""
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
 
     @classmethod
     def start_run(
         cls,
-        workflow: type[Workflow],
+        workflow: type[Workflow] | str,
         payload: Mapping[str, JSONValue] | None = None,
         *,
         trigger: str | None = None,
@@ -97,14 +268,14 @@ class Signal:
         occurred_at: datetime | None = None,
         idempotency_key: str | None = None,
     ) -> Signal:
-        """Start a run of ``workflow``."""
+        """Start a run of ``workflow`` (its class, or its registered name)."""
         return cls(
             SignalType.START_RUN,
-            run_id=parse_run_id(run_id) if run_id is not None else None,
+            run_id=run_id,
             workflow=workflow,
             trigger=trigger,
-            payload=dict(payload or {}),
-            metadata=dict(metadata or {}),
+            payload=payload or {},
+            metadata=metadata or {},
             occurred_at=occurred_at,
             idempotency_key=idempotency_key,
         )
@@ -112,7 +283,7 @@ class Signal:
     @classmethod
     def start_cron(
         cls,
-        workflow: type[Workflow],
+        workflow: type[Workflow] | str,
         trigger: str,
         *,
         signal_id: str | None = None,
@@ -132,12 +303,12 @@ class Signal:
             SignalType.START_CRON,
             workflow=workflow,
             trigger=trigger,
-            payload=dict(payload or {}),
-            metadata=dict(metadata or {}),
+            payload=payload or {},
+            metadata=metadata or {},
             occurred_at=occurred_at,
             idempotency_key=idempotency_key,
             signal_id=signal_id,
-            intended_window=dict(intended_window) if intended_window is not None else None,
+            intended_window=intended_window,
         )
 
     @classmethod
@@ -180,10 +351,10 @@ class Signal:
         """
         return cls(
             SignalType.REPLAY_RUN,
-            run_id=parse_run_id(run_id),
+            run_id=run_id,
             actor=actor,
             comment=comment,
-            metadata=dict(metadata or {}),
+            metadata=metadata or {},
             occurred_at=occurred_at,
             idempotency_key=idempotency_key,
             allow_irreversible=allow_irreversible is True,
@@ -193,11 +364,15 @@ class Signal:
     def _control(
         cls, kind: SignalType, run_id: UUID | str, attributes: dict[str, object]
     ) -> Signal:
-        allowed = {"actor", "comment", "metadata", "occurred_at", "idempotency_key"}
-        unknown = sorted(set(attributes) - allowed)
+        unknown = sorted(set(attributes) - _CONTROL_ATTRIBUTES)
         if unknown:
-            raise InvalidArgument("signal", f"unknown attributes {unknown} for {kind.value}")
-        return cls(kind, run_id=parse_run_id(run_id), **attributes)  # type: ignore[arg-type]
+            raise InvalidSignal(
+                [
+                    Issue((name,), "extra_forbidden", f"{kind.value} does not take it")
+                    for name in unknown
+                ]
+            )
+        return cls(kind, run_id=run_id, **attributes)
 
 
 def apply_signal(mesh: SquidMesh, signal: Signal) -> RunSnapshot:
@@ -212,15 +387,15 @@ def apply_signal(mesh: SquidMesh, signal: Signal) -> RunSnapshot:
     Raises:
         InvalidArgument: the signal lacks what its type needs, or sets a field its type
             does not take.
+        WorkflowNotRegistered: a start names a workflow this runtime has not registered
+            (and the signal carries no class); nothing is written.
         and whatever the routed command raises.
     """
     _check_fields(signal)
     now = mesh.now(signal.occurred_at)
     if signal.kind is SignalType.START_RUN:
-        if signal.workflow is None:
-            raise InvalidArgument("signal", "start_run needs a workflow")
         return mesh.start(
-            signal.workflow,
+            _workflow_of(mesh, signal),
             signal.payload,
             trigger=signal.trigger,
             run_id=signal.run_id,
@@ -229,10 +404,10 @@ def apply_signal(mesh: SquidMesh, signal: Signal) -> RunSnapshot:
             now=now,
         )
     if signal.kind is SignalType.START_CRON:
-        if signal.workflow is None or signal.trigger is None:
+        if signal.trigger is None:
             raise InvalidArgument("signal", "start_cron needs a workflow and a trigger")
         return mesh.start_cron(
-            signal.workflow,
+            _workflow_of(mesh, signal),
             signal.trigger,
             signal_id=signal.signal_id,
             intended_window=signal.intended_window,
@@ -279,15 +454,57 @@ def apply_signal(mesh: SquidMesh, signal: Signal) -> RunSnapshot:
     return mesh.inspect_run(run.run_id, now=now)
 
 
+def _workflow_of(mesh: SquidMesh, signal: Signal) -> type[Workflow]:
+    """The class a start runs: the one the signal was built with, else the registered one.
+
+    Raises:
+        InvalidArgument: the signal names no workflow.
+        WorkflowNotRegistered: no class carried and none registered under the name.
+    """
+    if signal.workflow is None:
+        raise InvalidArgument("signal", f"{signal.kind.value} needs a workflow")
+    if signal._workflow_class is not None:
+        return signal._workflow_class
+    workflow = mesh.workflows.get(signal.workflow)
+    if workflow is None:
+        raise WorkflowNotRegistered(signal.workflow)
+    return workflow
+
+
 def _check_fields(signal: Signal) -> None:
-    """Refuse a hand-built signal that sets fields its type would silently ignore."""
+    """Refuse a signal that sets fields its type would silently ignore."""
     takes = _ENVELOPE | _TAKES[signal.kind]
-    ignored = []
-    for spec in fields(signal):
-        if spec.name in takes:
-            continue
-        default = spec.default if spec.default_factory is MISSING else spec.default_factory()
-        if getattr(signal, spec.name) != default:
-            ignored.append(spec.name)
+    ignored = [
+        name
+        for name, info in Signal.model_fields.items()
+        if name not in takes
+        and getattr(signal, name) != info.get_default(call_default_factory=True)
+    ]
     if ignored:
         raise InvalidArgument("signal", f"{signal.kind.value} does not take {sorted(ignored)}")
+
+
+def _is_workflow_class(value: object) -> bool:
+    return isinstance(value, type) and issubclass(value, Workflow) and "name" in vars(value)
+
+
+def _refusal(exc: ValidationError, data: object) -> SquidMeshError:
+    """Our error for pydantic's: the one a field has elsewhere in the API, else the issues.
+
+    A bad run id is ``InvalidRunId``, as in every call that takes one; on a ``start_cron``
+    signal the schedule fields raise what ``start_cron`` raises. Other problems are listed
+    in one ``InvalidSignal``.
+    """
+    errors = exc.errors(include_url=False, include_context=False, include_input=True)
+    by_field = {str(e["loc"][0]): e for e in reversed(errors) if e["loc"]}
+    if "run_id" in by_field:
+        return InvalidRunId(by_field["run_id"]["input"])
+    kind = data.get("kind") if isinstance(data, Mapping) else None
+    if kind == SignalType.START_CRON:
+        if "signal_id" in by_field:
+            return InvalidScheduleSignalId(by_field["signal_id"]["msg"])
+        if "intended_window" in by_field:
+            return InvalidScheduleIntendedWindow(by_field["intended_window"]["msg"])
+        if "idempotency_key" in by_field:
+            return InvalidScheduleIdentity("idempotency_key", by_field["idempotency_key"]["msg"])
+    return InvalidSignal([Issue(tuple(e["loc"]), e["type"], e["msg"]) for e in errors])

@@ -26,7 +26,7 @@ from squidmesh_es.workflow._elements import (
     TransitionSpec,
     TriggerSpec,
 )
-from squidmesh_es.workflow._json import JSONObject, JSONValue, canonical_json
+from squidmesh_es.workflow._json import JSONObject, JSONValue, canonical_json, is_json_value
 from squidmesh_es.workflow._mapping import ContextPath, InputBinding, run_state
 from squidmesh_es.workflow._payload import today_iso8601
 from squidmesh_es.workflow._registry import ActionEntry, ActionRegistry
@@ -121,6 +121,7 @@ __all__ = [
     "cron",
     "equals",
     "greater_than",
+    "is_json_value",
     "less_than",
     "log",
     "manual",

@@ -14,8 +14,8 @@ EXPECTED = [
     "StepDeclaration", "StepKind", "StepOutcome", "StepResult", "StepSpec",
     "TransitionDeclaration", "TransitionSpec", "TriggerSpec", "TriggerType", "Workflow",
     "WorkflowMode", "WorkflowSpec", "approval", "canonical_json", "cron", "equals",
-    "greater_than", "less_than", "log", "manual", "pause", "run_state", "run_step", "step",
-    "today_iso8601", "transition", "validate_spec", "wait",
+    "greater_than", "is_json_value", "less_than", "log", "manual", "pause", "run_state",
+    "run_step", "step", "today_iso8601", "transition", "validate_spec", "wait",
 ]  # fmt: skip
 
 
