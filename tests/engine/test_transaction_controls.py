@@ -10,7 +10,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from squidmesh_es import SquidMesh
-from squidmesh_es.errors import Conflict, ManualStepMismatch, RunNotFound
+from squidmesh_es.errors import Conflict, InvalidSignal, ManualStepMismatch, RunNotFound
 
 from engine_workflows import Approved, Paused
 
@@ -115,3 +115,15 @@ def test_a_duplicate_control_in_a_transaction_writes_nothing_for_the_run(mesh: S
 def test_a_control_on_an_unknown_run_raises_at_once(mesh: SquidMesh) -> None:
     with pytest.raises(RunNotFound), mesh.transaction() as tx:
         tx.cancel(uuid4())
+
+
+def test_a_transaction_checks_a_control_as_its_signal_would(mesh: SquidMesh) -> None:
+    run_id = paused(mesh, Paused)
+    before = mesh.recorder.max_notification_id()
+
+    with pytest.raises(InvalidSignal), mesh.transaction() as tx:
+        tx.resume(run_id, idempotency_key="   ")
+    with pytest.raises(InvalidSignal), mesh.transaction() as tx:
+        tx.cancel(run_id, metadata={"at": object()})
+
+    assert mesh.recorder.max_notification_id() == before

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from squidmesh_es.read_model import RunSnapshot
     from squidmesh_es.runtime._app import SquidMesh
 
-__all__ = ["Signal", "SignalType", "apply_signal"]
+__all__ = ["MANUAL_ACTION_OF", "Signal", "SignalType", "apply_signal"]
 
 
 class SignalType(StrEnum):
@@ -70,11 +70,12 @@ class SignalType(StrEnum):
     REPLAY_RUN = "replay_run"
 
 
-_ACTIONS = {
+MANUAL_ACTION_OF = {
     SignalType.APPROVE_RUN: ManualAction.APPROVED,
     SignalType.REJECT_RUN: ManualAction.REJECTED,
     SignalType.RESUME_RUN: ManualAction.RESUMED,
 }
+"""The manual resolution each manual-control signal asks for."""
 
 _ENVELOPE = frozenset({"kind", "metadata", "occurred_at", "idempotency_key"})
 """Fields every signal may carry."""
@@ -444,7 +445,7 @@ def apply_signal(mesh: SquidMesh, signal: Signal) -> RunSnapshot:
         run = resolve_manual_run(
             mesh,
             signal.run_id,
-            _ACTIONS[signal.kind],
+            MANUAL_ACTION_OF[signal.kind],
             actor=signal.actor,
             comment=signal.comment,
             metadata=metadata,

@@ -9,15 +9,16 @@ decide again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from squidmesh_es.domain import DispatchQueue, ManualAction, WorkflowRun, parse_run_id
+from squidmesh_es.domain import DispatchQueue, WorkflowRun, parse_run_id
 from squidmesh_es.runtime._controls import decide_cancel, decide_manual
 from squidmesh_es.runtime._execution import Settled, after_commit
+from squidmesh_es.runtime._signals import MANUAL_ACTION_OF, Signal, SignalType
 from squidmesh_es.runtime._starting import build_request, prepare_start
 from squidmesh_es.workflow import JSONValue, Workflow
 
@@ -84,62 +85,54 @@ class Transaction:
         ``idempotency_key``, ``now``) and applies the same checks at once: a refusal raises
         here, before anything is written.
         """
-        self._resolve(run_id, ManualAction.APPROVED, **control)
+        self._control(Signal.approve_run, run_id, control)
 
     def reject(self, run_id: UUID | str, **control: Any) -> None:
         """Reject the run's approval boundary as part of this transaction (see `approve`)."""
-        self._resolve(run_id, ManualAction.REJECTED, **control)
+        self._control(Signal.reject_run, run_id, control)
 
     def resume(self, run_id: UUID | str, **control: Any) -> None:
         """Resume the run's pause boundary as part of this transaction (see `approve`)."""
-        self._resolve(run_id, ManualAction.RESUMED, **control)
+        self._control(Signal.resume_run, run_id, control)
 
-    def cancel(
-        self,
-        run_id: UUID | str,
-        *,
-        actor: str | None = None,
-        reason: str | None = None,
-        metadata: Mapping[str, JSONValue] | None = None,
-        idempotency_key: str | None = None,
-        now: datetime | None = None,
-    ) -> None:
-        """Cancel the run as part of this transaction; a refusal raises here."""
-        run, queue = self._run_and_queue(run_id)
-        settled = decide_cancel(
-            run,
-            queue,
-            actor=actor,
-            reason=reason,
-            metadata=dict(metadata or {}),
-            idempotency_key=idempotency_key,
-            now=self.mesh.now(now),
-        )
-        self._include(run, queue, settled)
+    def cancel(self, run_id: UUID | str, **control: Any) -> None:
+        """Cancel the run as part of this transaction (keywords of `SquidMesh.cancel`)."""
+        if "reason" in control:
+            control["comment"] = control.pop("reason")
+        self._control(Signal.cancel_run, run_id, control)
 
-    def _resolve(
-        self,
-        run_id: UUID | str,
-        action: ManualAction,
-        *,
-        actor: str | None = None,
-        comment: str | None = None,
-        metadata: Mapping[str, JSONValue] | None = None,
-        idempotency_key: str | None = None,
-        now: datetime | None = None,
+    def _control(
+        self, build: Callable[..., Signal], run_id: UUID | str, control: dict[str, Any]
     ) -> None:
-        run, queue = self._run_and_queue(run_id)
-        settled = decide_manual(
-            self.mesh,
-            run,
-            queue,
-            action,
-            actor=actor,
-            comment=comment,
-            metadata=dict(metadata or {}),
-            idempotency_key=idempotency_key,
-            now=self.mesh.now(now),
-        )
+        """Check the control as its signal would be checked, then decide it on held state."""
+        if "now" in control:
+            control["occurred_at"] = control.pop("now")
+        signal = build(run_id, **control)
+        assert signal.run_id is not None
+        run, queue = self._run_and_queue(signal.run_id)
+        now = self.mesh.now(signal.occurred_at)
+        if signal.kind is SignalType.CANCEL_RUN:
+            settled = decide_cancel(
+                run,
+                queue,
+                actor=signal.actor,
+                reason=signal.comment,
+                metadata=dict(signal.metadata),
+                idempotency_key=signal.idempotency_key,
+                now=now,
+            )
+        else:
+            settled = decide_manual(
+                self.mesh,
+                run,
+                queue,
+                MANUAL_ACTION_OF[signal.kind],
+                actor=signal.actor,
+                comment=signal.comment,
+                metadata=dict(signal.metadata),
+                idempotency_key=signal.idempotency_key,
+                now=now,
+            )
         self._include(run, queue, settled)
 
     def _run_and_queue(self, run_id: UUID | str) -> tuple[WorkflowRun, DispatchQueue]:
