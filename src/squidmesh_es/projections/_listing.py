@@ -98,14 +98,18 @@ def list_runs(
     keys: list[tuple[str, str]] = []
     if idempotency_key is not None:
         keys.append(("idempotency_key", idempotency_key))
-    for name, value in (("schedule_key", schedule_key), ("schedule_signal_id", schedule_signal_id)):
-        if value is None:
+    schedule: tuple[tuple[str, object], ...] = (
+        ("schedule_key", schedule_key),
+        ("schedule_signal_id", schedule_signal_id),
+    )
+    for key, given in schedule:
+        if given is None:
             continue
-        if not isinstance(value, str):
-            # The index stores these as the strings start_cron recorded; a number would
-            # silently match nothing.
-            raise InvalidArgument(name, "must be a string")
-        keys.append((name, value))
+        if not isinstance(given, str):
+            # The index holds the strings start_cron recorded; a number would silently
+            # match nothing.
+            raise InvalidArgument(key, "must be a string")
+        keys.append((key, given))
     for name, value in sorted((index or {}).items()):
         text = index_value(value)
         if text is None:
