@@ -284,8 +284,10 @@ class ManualStepMismatch(SquidMeshError):
     code = "manual_step_mismatch"
 
     def __init__(self, run_id: object, *, expected: str, actual: str | None) -> None:
+        article = "an" if expected[:1] in "aeiou" else "a"
         super().__init__(
-            f"run {run_id} is not paused at a {expected} boundary (found {actual or 'none'})",
+            f"run {run_id} is not paused at {article} {expected} boundary "
+            f"(found {actual or 'none'})",
             run_id=str(run_id),
             expected=expected,
             actual=actual,

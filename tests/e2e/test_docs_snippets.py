@@ -1,6 +1,8 @@
 """The operating guides run as written: their blocks, in order, as one script per page.
 
-Python blocks share one namespace. In ``console`` blocks, each ``$ squidmesh ...`` command is
+Python blocks share one namespace, the module ``docs_<page>`` (``docs_operations``), which is
+importable while the page runs, so ``--import docs_operations`` registers the page's workflows
+in the commands it shows. In ``console`` blocks, each ``$ squidmesh ...`` command is
 run (in process, in the page's working directory) and the lines shown after it must be its
 output, where a line ``...`` stands for any number of lines left out. ``$ export NAME=value``
 sets a variable for the commands that follow. A block after ``<!-- not-run`` is skipped.
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -70,7 +74,9 @@ def test_page_runs_as_written(page: str, tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.chdir(tmp_path)
     found = blocks(page)
     assert any(kind == "python" for kind, _, _ in found)
-    namespace: dict[str, object] = {"__name__": f"docs_{page[:-3]}"}
+    module = types.ModuleType(f"docs_{page[:-3]}")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    namespace = module.__dict__
     env: dict[str, str] = {}
     for kind, offset, text in found:
         if kind == "python":

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import click
 
+from squidmesh_es.cli._controls import (
+    approve_command,
+    cancel_command,
+    recover_command,
+    reject_command,
+    replay_command,
+    resume_command,
+)
 from squidmesh_es.cli._graph import graph_command
 from squidmesh_es.cli._inspect import explain_command, inspect_command
 from squidmesh_es.cli._list import list_command
@@ -26,3 +34,9 @@ main.add_command(inspect_command)
 main.add_command(explain_command)
 main.add_command(graph_command)
 main.add_command(scheduler)
+main.add_command(approve_command)
+main.add_command(reject_command)
+main.add_command(resume_command)
+main.add_command(cancel_command)
+main.add_command(replay_command)
+main.add_command(recover_command)

@@ -27,6 +27,16 @@ __all__ = ["list_command"]
 @click.option("--trigger", default=None, help="Only runs started by this trigger.")
 @click.option("--parent", "parent_run_id", default=None, help="Only children of this run.")
 @click.option(
+    "--schedule-key",
+    default=None,
+    help="Only the cron run deduplicated by this key (the delivery's key, else its signal id).",
+)
+@click.option(
+    "--schedule-signal-id",
+    default=None,
+    help="Only runs of the cron activation with this signal id, replays included.",
+)
+@click.option(
     "--index",
     "index",
     multiple=True,
@@ -46,6 +56,8 @@ def list_command(
     queue: str | None,
     trigger: str | None,
     parent_run_id: str | None,
+    schedule_key: str | None,
+    schedule_signal_id: str | None,
     index: tuple[str, ...],
     limit: int,
     after: str | None,
@@ -74,6 +86,8 @@ def list_command(
                 queue=queue,
                 trigger=trigger,
                 parent_run_id=parent_run_id,
+                schedule_key=schedule_key,
+                schedule_signal_id=schedule_signal_id,
                 index=keys,
                 limit=limit,
                 after=after,

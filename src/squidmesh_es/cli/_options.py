@@ -7,7 +7,7 @@ import inspect
 import json
 from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import NoReturn, TypeVar
+from typing import IO, Any, NoReturn, TypeVar
 
 import click
 
@@ -105,13 +105,31 @@ def load_workflows(modules: Iterable[str]) -> list[type[Workflow]]:
     return found
 
 
-def fail(error: SquidMeshError, *, as_json: bool) -> NoReturn:
+def fail(error: SquidMeshError, *, as_json: bool, hint: str | None = None) -> NoReturn:
     """End the command on one of our errors: exit status 1, never a traceback.
 
     With ``as_json`` the error goes to stdout as ``{"error": {"code", "message", "details"}}``;
-    otherwise one line ``Error: <code>: <message>`` goes to stderr.
+    otherwise one line ``Error: <code>: <message>`` goes to stderr. A ``hint`` (what the
+    operator can do about it) follows on stderr as ``hint: ...``, after the error line so
+    that scripts reading the first line still get the code.
     """
     if as_json:
         click.echo(json.dumps({"error": error.to_dict()}))
+        if hint:
+            click.echo(f"hint: {hint}", err=True)
         click.get_current_context().exit(1)
-    raise click.ClickException(f"{error.code}: {error}") from error
+    raise _Refusal(f"{error.code}: {error}", hint=hint) from error
+
+
+class _Refusal(click.ClickException):
+    """A `click.ClickException` (exit 1, ``Error: ...`` on stderr) with an optional hint."""
+
+    def __init__(self, message: str, *, hint: str | None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print ``Error: <message>``, then the hint, on stderr (or ``file``)."""
+        super().show(file)
+        if self.hint:
+            click.echo(f"hint: {self.hint}", file=file, err=file is None)

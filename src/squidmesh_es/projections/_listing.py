@@ -60,6 +60,8 @@ def list_runs(
     trigger: str | None = None,
     parent_run_id: str | None = None,
     idempotency_key: str | None = None,
+    schedule_key: str | None = None,
+    schedule_signal_id: str | None = None,
     index: Mapping[str, str | int | bool] | None = None,
     limit: int = 50,
     after: str | None = None,
@@ -76,13 +78,18 @@ def list_runs(
         trigger: the trigger that started the run.
         parent_run_id: runs started as children of this run.
         idempotency_key: the run started with this key.
+        schedule_key: the cron run deduplicated by this key (``context["schedule"]
+            ["idempotency_key"]``: the delivery's ``idempotency_key``, else its signal id).
+            Only the activation's own run has it; its replays do not.
+        schedule_signal_id: runs of the cron activation with this signal id (given or
+            derived from the window): the activation's run and its replays.
         index: values of keys the workflow declared (``context["index"]`` at start).
         limit: page size, 1 to ``MAX_LIMIT``.
         after: ``next_cursor`` of the previous page.
         now: re-evaluate each row's deadline status at this time.
 
     Raises:
-        InvalidArgument: a bad limit, status, cursor or index value.
+        InvalidArgument: a bad limit, status, cursor, index or schedule value.
     """
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidArgument("limit", f"must be an integer from 1 to {MAX_LIMIT}")
@@ -91,6 +98,18 @@ def list_runs(
     keys: list[tuple[str, str]] = []
     if idempotency_key is not None:
         keys.append(("idempotency_key", idempotency_key))
+    schedule: tuple[tuple[str, object], ...] = (
+        ("schedule_key", schedule_key),
+        ("schedule_signal_id", schedule_signal_id),
+    )
+    for key, given in schedule:
+        if given is None:
+            continue
+        if not isinstance(given, str):
+            # The index holds the strings start_cron recorded; a number would silently
+            # match nothing.
+            raise InvalidArgument(key, "must be a string")
+        keys.append((key, given))
     for name, value in sorted((index or {}).items()):
         text = index_value(value)
         if text is None:

@@ -893,7 +893,10 @@ class SquidMesh(Application[UUID]):
         """Runs from the catalog projection, newest first, without scanning events.
 
         The projections catch up first, so a run this process just started is listed.
-        Filters and the ``after`` cursor are described in ``docs/projections.md``. Deadline
+        Filters besides ``workflow`` and ``status`` (``queue``, ``trigger``,
+        ``parent_run_id``, ``idempotency_key``, ``schedule_key``, ``schedule_signal_id``,
+        ``index``) and the ``after`` cursor are those of
+        ``squidmesh_es.projections.list_runs``, described in ``docs/projections.md``. Deadline
         statuses are evaluated at ``now`` (default: the runtime's clock), not when the row
         was written.
 
