@@ -307,7 +307,12 @@ class Projections:
         return list_runs(self.view, **filters)
 
     def close(self) -> None:
-        """Release the view's connections (the journal stays open)."""
+        """Detach from the runtime, then release the view's connections; the journal stays open.
+
+        Detaching first waits for a background catch-up in flight, which would otherwise
+        read a view while it closes.
+        """
+        self.journal.detach_projections(self)
         self.view.close()
 
     def __enter__(self) -> Projections:

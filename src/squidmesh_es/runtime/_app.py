@@ -120,6 +120,8 @@ class SquidMesh(Application[UUID]):
         self._projections: ProjectionsPort | None = None
         self._projections_due = threading.Event()
         self._projections_thread: threading.Thread | None = None
+        self._projections_busy = threading.Lock()
+        """Held while the background thread catches the projections up; detach waits on it."""
         self._closing = False
         self._loading = threading.Lock()
         self._extra_transcodings = tuple(transcodings)
@@ -926,12 +928,23 @@ class SquidMesh(Application[UUID]):
             self._projections_thread.start()
         self._projections_due.set()
 
+    def detach_projections(self, projections: ProjectionsPort) -> None:
+        """Stop nudging ``projections``; returns once no catch-up of theirs is running.
+
+        ``Projections.close()`` calls it before closing its views, so the background thread
+        never reads a view that is being closed.
+        """
+        with self._projections_busy:
+            if self._projections is projections:
+                self._projections = None
+
     def _follow_commits(self) -> None:
         while not self._closing:
             self._projections_due.wait()
             self._projections_due.clear()
-            if self._projections is not None and not self._closing:
-                self._projections.after_command()
+            with self._projections_busy:
+                if self._projections is not None and not self._closing:
+                    self._projections.after_command()
 
     def close(self) -> None:
         """Stop the projections thread, then close the journal's connections."""
