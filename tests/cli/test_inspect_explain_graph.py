@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from uuid import uuid4
 
@@ -372,3 +373,52 @@ def test_inspect_says_the_definition_is_the_stored_runtime_spec(
     assert code == 0, out
     assert "runtime spec stored with the run" in out
     assert "matches code" not in out
+
+
+def test_the_installed_command_imports_modules_from_its_working_directory(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "local_flows.py").write_text(
+        textwrap.dedent(
+            """
+            from squidmesh_es import Ok, Step, Workflow
+            from squidmesh_es.workflow import COMPLETE, manual, step, transition
+
+
+            class Hello(Step):
+                def run(self, input, ctx):
+                    return Ok({"hello": True})
+
+
+            class LocalFlow(Workflow):
+                triggers = [manual("go")]
+                hello = step(Hello)
+                transitions = [transition(hello, to=COMPLETE)]
+            """
+        )
+    )
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    start = "import local_flows; from squidmesh_es import SquidMesh\n"
+    start += f"print(SquidMesh.open({url!r}).start(local_flows.LocalFlow).run_id)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run_id = subprocess.run(
+        [sys.executable, "-c", start],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    squidmesh = Path(sys.executable).with_name("squidmesh")
+
+    graph = subprocess.run(
+        [str(squidmesh), "graph", run_id, "--import", "local_flows", "--database-url", url],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert graph.returncode == 0, graph.stderr
+    assert "hello" in graph.stdout

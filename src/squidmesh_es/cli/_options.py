@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
+import sys
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import IO, Any, NoReturn, TypeVar
@@ -87,10 +89,16 @@ def workflows_of(module: ModuleType) -> list[type[Workflow]]:
 def load_workflows(modules: Iterable[str]) -> list[type[Workflow]]:
     """The Workflow classes defined in each of ``modules``, imported by name.
 
+    Modules are found on ``sys.path`` plus the working directory, as with ``python -m``.
+
     Raises:
         click.BadParameter: a module cannot be imported or defines no workflow (exit 2).
     """
     found: list[type[Workflow]] = []
+    modules = list(modules)
+    if modules and "" not in sys.path and os.getcwd() not in sys.path:
+        # As ``python -m`` does: the installed script would not see the project it runs in.
+        sys.path.insert(0, os.getcwd())
     for name in modules:
         try:
             module = importlib.import_module(name)
