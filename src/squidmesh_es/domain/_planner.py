@@ -8,6 +8,11 @@ stands, and whether the run ended (so the queue can fence its leftover attempts)
 Built-in steps need no worker. A wait step is applied as soon as it is planned and makes its
 successors visible ``duration`` later; a log step is applied at once and its record is
 written after the commit; pause and approval steps stop the run at a manual boundary.
+
+A step that fails for good with no error route fails the run, unless completed steps
+declare compensations: then the run rolls back first (`squidmesh_es.domain._compensation`).
+Scheduled dynamic nodes and compensation callbacks are runnables outside the definition;
+a run completes only once nothing it planned is pending.
 """
 
 from __future__ import annotations
