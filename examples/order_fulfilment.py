@@ -25,7 +25,7 @@ from eventsourcing.domain import Aggregate, event
 from pydantic import BaseModel
 
 from squidmesh_es import SquidMesh
-from squidmesh_es.errors import Conflict
+from squidmesh_es.errors import Conflict, RunIdTaken
 from squidmesh_es.workflow import (
     COMPLETE,
     JSONObject,
@@ -167,6 +167,7 @@ class Shop(SquidMesh):
 
         Raises:
             OrderNumberTaken: ``number`` already names a different order.
+            RunIdTaken: the order's run key already started a different run.
             Conflict: the journal kept moving for `DECISION_ATTEMPTS` decisions.
         """
         wanted = (sku, quantity, amount_cents)
@@ -198,6 +199,8 @@ class Shop(SquidMesh):
                         placed_at=self.now(),
                     )
                     tx.add(order)
+            except RunIdTaken:
+                raise  # another request owns this order's run key: deciding again cannot help
             except Conflict:
                 continue  # nothing was written; the objects of this attempt are discarded
             return order

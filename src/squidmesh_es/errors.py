@@ -12,6 +12,7 @@ Hierarchy::
     ├── RunNotFound                      not_found
     ├── InvalidRunId                     invalid_run_id
     ├── Conflict                         conflict
+    │   └── RunIdTaken                   run_id_taken
     ├── StaleClaim                       stale_claim
     │   └── ExpiredClaim                 expired_claim
     ├── AttemptNotClaimable              attempt_not_claimable
@@ -76,6 +77,7 @@ __all__ = [
     "MissingScheduleIdempotencyKey",
     "PayloadValidationError",
     "ResultNotCompleted",
+    "RunIdTaken",
     "RunNotFound",
     "RunTerminal",
     "SquidMeshError",
@@ -170,12 +172,28 @@ class InvalidRunId(SquidMeshError):
 
 
 class Conflict(SquidMeshError):
-    """The journal moved on since it was read (a stale fence). Reload and retry."""
+    """The journal moved on since it was read (a stale fence). Reload and retry.
+
+    Its subclass `RunIdTaken` is the one conflict a retry cannot fix.
+    """
 
     code = "conflict"
 
     def __init__(self, message: str = "stale journal version", **details: object) -> None:
         super().__init__(message, **details)
+
+
+class RunIdTaken(Conflict):
+    """The run id (given, or derived from an idempotency key) belongs to a different request.
+
+    Retrying the same request meets the same run, so do not retry: use another key or id.
+    """
+
+    code = "run_id_taken"
+
+    def __init__(self, run_id: object, reason: str) -> None:
+        super().__init__(f"run id {run_id} is taken: {reason}", run_id=str(run_id))
+        self.run_id = str(run_id)
 
 
 class StaleClaim(SquidMeshError):

@@ -24,7 +24,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from squidmesh_es import SquidMesh, SystemClock
-from squidmesh_es.errors import Conflict, RunNotFound
+from squidmesh_es.errors import Conflict, RunIdTaken, RunNotFound
 from squidmesh_es.runtime import Clock, Transaction
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,7 +210,7 @@ def test_place_order_gives_up_when_its_run_key_belongs_to_a_different_request(
     shop = open_shop()
     other = shop.start(Fulfilment, payload(uuid4(), sku="coffee"), idempotency_key="order:A-1")
 
-    with pytest.raises(Conflict):
+    with pytest.raises(RunIdTaken):
         shop.place_order("A-1", **TEA)
 
     assert open_shop().find_order("A-1") is None

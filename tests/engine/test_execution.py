@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from squidmesh_es import SquidMesh
-from squidmesh_es.errors import Conflict, InvalidArgument, PayloadValidationError
+from squidmesh_es.errors import Conflict, InvalidArgument, PayloadValidationError, RunIdTaken
 from squidmesh_es.testing import ManualClock
 
 from conftest import T0, OpenMesh
@@ -72,8 +72,9 @@ def test_start_with_the_same_run_id_is_idempotent_and_a_different_request_confli
 
     assert again.run_id == first.run_id
     assert len(mesh.get_run(run_id).command_history) == 1
-    with pytest.raises(Conflict):
+    with pytest.raises(RunIdTaken) as taken:
         mesh.start(Sequential, {"order_id": "other"}, run_id=run_id)
+    assert isinstance(taken.value, Conflict) and taken.value.code == "run_id_taken"
 
 
 def test_idempotency_key_finds_the_first_run(mesh: SquidMesh) -> None:

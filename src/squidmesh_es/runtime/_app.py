@@ -319,7 +319,7 @@ class SquidMesh(Application[UUID]):
             PayloadValidationError: the payload breaks the workflow's contract.
             InvalidTrigger: unknown trigger, or none named while the workflow has several.
             InvalidRunId: ``run_id`` is not a UUID.
-            Conflict: the run id belongs to a different request.
+            RunIdTaken: the run id belongs to a different request.
         """
         at = self.now(now)
         request = build_request(
@@ -364,7 +364,7 @@ class SquidMesh(Application[UUID]):
             PayloadValidationError: the payload breaks the spec's contract.
             InvalidTrigger: unknown trigger, or none named while the spec has several.
             InvalidRunId: ``run_id`` is not a UUID.
-            Conflict: the run id belongs to a different request.
+            RunIdTaken: the run id belongs to a different request.
         """
         at = self.now(now)
         request = build_spec_request(

@@ -28,6 +28,7 @@ from squidmesh_es.errors import (
     InvalidScheduleSignalId,
     InvalidTrigger,
     MissingScheduleIdempotencyKey,
+    RunIdTaken,
 )
 from squidmesh_es.read_model import RunSnapshot
 from squidmesh_es.runtime._clock import ensure_aware
@@ -228,8 +229,8 @@ def start_cron(
         InvalidScheduleIdentity: a malformed ``idempotency_key``.
         InvalidArgument: an unusable queue.
         PayloadValidationError: the payload (after defaults) breaks the workflow's contract.
-        Conflict: the derived run id belongs to another workflow or trigger, or the journal
-            kept moving.
+        RunIdTaken: the derived run id belongs to another workflow or trigger.
+        Conflict: the journal kept moving.
     """
     at = ensure_aware(now)
     spec = workflow.resolve_trigger(trigger)
@@ -285,10 +286,7 @@ def start_cron(
         existing = find_run(mesh, request.run_id)
         if existing is not None:
             if existing.workflow != workflow.name or existing.trigger != spec.name:
-                raise Conflict(
-                    "schedule run id belongs to another workflow or trigger",
-                    run_id=str(request.run_id),
-                )
+                raise RunIdTaken(request.run_id, "it belongs to another workflow or trigger")
             return _result(mesh, duplicate, existing, sid, key, at)
         prepared = prepare_start(mesh, request, now=at)
         if prepared.settled is None:  # started between our read and prepare_start's

@@ -17,7 +17,7 @@ from squidmesh_es.domain import (
     parse_run_id,
 )
 from squidmesh_es.domain._planner import plan_entry
-from squidmesh_es.errors import Conflict, InvalidArgument, RunNotFound
+from squidmesh_es.errors import Conflict, InvalidArgument, RunIdTaken, RunNotFound
 from squidmesh_es.runtime._execution import CONFLICT_RETRIES, Settled, after_commit, carry_out
 from squidmesh_es.workflow import (
     ActionRegistry,
@@ -196,7 +196,7 @@ def start_run(mesh: SquidMesh, request: StartRequest, *, now: datetime) -> Prepa
     same request started it; otherwise the committed run comes with its saved queue.
 
     Raises:
-        Conflict: the run id belongs to a different request.
+        RunIdTaken: the run id belongs to a different request.
     """
     for _ in range(CONFLICT_RETRIES):
         prepared = prepare_start(mesh, request, now=now)
@@ -240,15 +240,13 @@ def prepare_start(
     Pass the ``queue`` object when several decisions of one transaction share it.
 
     Raises:
-        Conflict: the run id belongs to a different request.
+        RunIdTaken: the run id belongs to a different request.
     """
     existing = find_run(mesh, request.run_id)
     if existing is not None:
         if request.matches(existing):
             return PreparedStart(existing)
-        raise Conflict(
-            "run id already used by a different start request", run_id=str(request.run_id)
-        )
+        raise RunIdTaken(request.run_id, "a different start request started it")
     spec = request.spec
     run = WorkflowRun.start(
         run_id=request.run_id,
