@@ -177,3 +177,32 @@ def test_a_retried_parent_step_gets_the_same_child(mesh: SquidMesh) -> None:
     assert parent.context["child_run_id"] == link["child_run_id"]
     assert link["origin"]["attempt"] == 1  # recorded once, by the attempt that started it
     assert mesh.get_run(link["child_run_id"]).terminal_status == "completed"
+
+
+class SpawnOnItsOwnQueue(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        child = ctx.start_child_run(
+            Sequential, {"order_id": "bulk"}, child_key="bulk-1", queue="children"
+        )
+        return Ok({"child_run_id": str(child.run_id)})
+
+
+class ParentOfBulkWork(Workflow):
+    triggers = [manual("go")]
+
+    spawn = step(SpawnOnItsOwnQueue)
+    transitions = [transition(spawn, to=COMPLETE)]
+
+
+def test_a_child_may_run_on_its_own_queue(mesh: SquidMesh) -> None:
+    parent_id = mesh.start(ParentOfBulkWork).run_id
+    mesh.drain(owner_id="w")
+
+    [link] = mesh.get_run(parent_id).child_runs
+    child = mesh.inspect_run(link["child_run_id"])
+    assert child.queue == "children"
+    assert [a.step for a in child.visible_attempts] == ["reserve"]
+    assert mesh.drain(owner_id="w") == 0  # the default queue's workers never see it
+
+    assert mesh.drain(owner_id="bulk", queue="children") == 3
+    assert mesh.inspect_run(child.run_id).terminal_status == "completed"
