@@ -16,13 +16,15 @@ import click
 from squidmesh_es.errors import SquidMeshError
 from squidmesh_es.read_model import VisibilityScope
 from squidmesh_es.runtime import DEFAULT_DATABASE_URL
-from squidmesh_es.workflow import Workflow
+from squidmesh_es.workflow import ActionRegistry, Workflow
 
 __all__ = [
     "database_url_option",
     "fail",
     "import_option",
     "json_option",
+    "import_modules",
+    "load_worker_code",
     "load_workflows",
     "scope_option",
     "workflows_of",
@@ -95,22 +97,87 @@ def load_workflows(modules: Iterable[str]) -> list[type[Workflow]]:
         click.BadParameter: a module cannot be imported or defines no workflow (exit 2).
     """
     found: list[type[Workflow]] = []
-    modules = list(modules)
-    if modules and "" not in sys.path and os.getcwd() not in sys.path:
-        # As ``python -m`` does: the installed script would not see the project it runs in.
-        sys.path.insert(0, os.getcwd())
-    for name in modules:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as exc:
-            raise click.BadParameter(
-                f"cannot import {name!r}: {exc}", param_hint="--import"
-            ) from exc
+    for name, module in import_modules(modules):
         workflows = workflows_of(module)
         if not workflows:
             raise click.BadParameter(f"no Workflow classes in {name!r}", param_hint="--import")
         found.extend(workflows)
     return found
+
+
+def load_worker_code(
+    modules: Iterable[str], actions: str | None
+) -> tuple[list[type[Workflow]], ActionRegistry | None]:
+    """The workflows of ``modules`` and the action registry a worker executes with.
+
+    The registry is ``actions`` (``MODULE:NAME``) when given, else the one `ActionRegistry`
+    defined at the top level of the imported modules, if any: runs of runtime-authored specs
+    and dynamic nodes need it.
+
+    Raises:
+        click.BadParameter: an import fails, ``actions`` does not name a registry, several
+            registries leave the choice open, or there is neither a workflow nor a registry.
+    """
+    workflows: list[type[Workflow]] = []
+    registries: list[tuple[str, ActionRegistry]] = []
+    for name, module in import_modules(modules):
+        workflows.extend(workflows_of(module))
+        registries += [
+            (f"{name}:{attribute}", value)
+            for attribute, value in vars(module).items()
+            if isinstance(value, ActionRegistry)
+        ]
+    registry: ActionRegistry | None = None
+    if actions is not None:
+        registry = _registry_named(actions)
+    elif len(registries) > 1:
+        names = ", ".join(where for where, _ in registries)
+        raise click.BadParameter(
+            f"several action registries ({names}); choose one with --actions",
+            param_hint="--import",
+        )
+    elif registries:
+        registry = registries[0][1]
+    if not workflows and registry is None:
+        raise click.BadParameter(
+            "no Workflow classes and no ActionRegistry in the imported modules",
+            param_hint="--import",
+        )
+    return workflows, registry
+
+
+def _registry_named(reference: str) -> ActionRegistry:
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise click.BadParameter("expected MODULE:NAME", param_hint="--actions")
+    [(_, module)] = import_modules([module_name], param_hint="--actions")
+    value = getattr(module, attribute, None)
+    if not isinstance(value, ActionRegistry):
+        raise click.BadParameter(f"{reference!r} is not an ActionRegistry", param_hint="--actions")
+    return value
+
+
+def import_modules(
+    modules: Iterable[str], *, param_hint: str = "--import"
+) -> list[tuple[str, ModuleType]]:
+    """Import ``modules`` by name, from ``sys.path`` and the working directory.
+
+    Raises:
+        click.BadParameter: a module cannot be imported (exit 2).
+    """
+    names = list(modules)
+    if names and "" not in sys.path and os.getcwd() not in sys.path:
+        # As ``python -m`` does: the installed script would not see the project it runs in.
+        sys.path.insert(0, os.getcwd())
+    imported = []
+    for name in names:
+        try:
+            imported.append((name, importlib.import_module(name)))
+        except ImportError as exc:
+            raise click.BadParameter(
+                f"cannot import {name!r}: {exc}", param_hint=param_hint
+            ) from exc
+    return imported
 
 
 def fail(error: SquidMeshError, *, as_json: bool, hint: str | None = None) -> NoReturn:

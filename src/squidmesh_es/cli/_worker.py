@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import signal
 from datetime import timedelta
@@ -10,7 +9,7 @@ from types import FrameType
 
 import click
 
-from squidmesh_es.cli._options import workflows_of
+from squidmesh_es.cli._options import load_worker_code
 from squidmesh_es.runtime import DEFAULT_DATABASE_URL, SquidMesh
 
 __all__ = ["worker"]
@@ -29,7 +28,15 @@ __all__ = ["worker"]
     "modules",
     multiple=True,
     required=True,
-    help="Module whose Workflow classes this worker runs; repeat for several.",
+    help="Module whose Workflow classes (and ActionRegistry, if it defines one) this worker "
+    "runs; repeat for several.",
+)
+@click.option(
+    "--actions",
+    default=None,
+    metavar="MODULE:NAME",
+    help="The ActionRegistry for runtime-spec runs and dynamic nodes, when the imported "
+    "modules define none or several.",
 )
 @click.option("--queue", "queues", multiple=True, help="Queue to pull from; repeat for several.")
 @click.option("--concurrency", default=1, show_default=True, help="Steps run at once.")
@@ -39,6 +46,7 @@ __all__ = ["worker"]
 def worker(
     database_url: str,
     modules: tuple[str, ...],
+    actions: str | None,
     queues: tuple[str, ...],
     concurrency: int,
     owner_id: str | None,
@@ -50,10 +58,8 @@ def worker(
     SIGTERM or Ctrl-C stops claiming; the steps in hand finish and are committed first.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    workflows = [w for name in modules for w in workflows_of(importlib.import_module(name))]
-    if not workflows:
-        raise click.UsageError(f"no Workflow classes found in {', '.join(modules)}")
-    with SquidMesh.open(database_url, workflows=workflows) as mesh:
+    workflows, registry = load_worker_code(modules, actions)
+    with SquidMesh.open(database_url, workflows=workflows, action_registry=registry) as mesh:
         running = mesh.worker(
             queues=list(queues) or None,
             concurrency=concurrency,
@@ -70,7 +76,9 @@ def worker(
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        names = ", ".join(sorted(w.name for w in workflows))
+        names = ", ".join(sorted(w.name for w in workflows)) or "no workflow classes"
+        if registry is not None:
+            names += f" and {len(registry)} actions"
         click.echo(
             f"worker {running.owner_id} runs {names} on {', '.join(running.queues)}", err=True
         )
