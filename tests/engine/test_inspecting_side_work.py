@@ -16,6 +16,7 @@ from squidmesh_es.read_model import EdgeStatus, NodeStatus, RunGraph, redact
 from squidmesh_es.testing import ManualClock
 
 from conftest import OpenMesh
+from engine_workflows import Deferring
 from saga_workflows import (
     UNDONE,
     SagaCheckout,
@@ -217,3 +218,15 @@ def test_a_runtime_spec_run_is_explained_from_its_stored_definition(open_mesh: O
     assert mesh.inspect_run(run_id).definition_source == "runtime_spec"
     assert statuses(graph)["compensate:load"] is NodeStatus.COMPLETED
     assert "load:compensation:compensate:load" in {e.id for e in graph.edges}
+
+
+def test_a_step_deferred_when_the_run_was_cancelled_reads_deferred_not_failed(
+    mesh: SquidMesh,
+) -> None:
+    run_id = mesh.start(Deferring).run_id
+    mesh.drain(owner_id="w")  # the step defers for a minute
+    mesh.cancel(run_id, actor="ops")
+
+    nodes = {n["id"]: n for n in mesh.inspect_run_graph(run_id).to_map()["nodes"]}
+
+    assert nodes["settle"]["status"] == "deferred"

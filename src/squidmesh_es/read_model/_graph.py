@@ -254,6 +254,8 @@ def _step_status(name: str, facts: _StepFacts, snapshot: RunSnapshot, closed: bo
         latest = applied[-1]
         if latest.outcome == "ok":
             return NodeStatus.COMPLETED
+        if latest.outcome == "deferred":
+            return NodeStatus.DEFERRED  # the run ended while the step waited to go again
         if _is_retry(latest.transition) and not snapshot.terminal:
             return NodeStatus.RETRYING
         return NodeStatus.FAILED
