@@ -206,3 +206,19 @@ def test_a_child_may_run_on_its_own_queue(mesh: SquidMesh) -> None:
 
     assert mesh.drain(owner_id="bulk", queue="children") == 3
     assert mesh.inspect_run(child.run_id).terminal_status == "completed"
+
+
+def test_operators_see_lineage_both_ways_without_the_child_key(mesh: SquidMesh) -> None:
+    from squidmesh_es import redact
+
+    parent_id = mesh.start(Parent).run_id
+    mesh.execute_next(owner_id="w")
+    [link] = mesh.get_run(parent_id).child_runs
+
+    parent = redact(mesh.inspect_run(parent_id), "operator")
+    child = redact(mesh.inspect_run(link["child_run_id"]), "operator")
+
+    assert parent.child_runs[0]["child_run_id"] == link["child_run_id"]
+    assert child.parent_run is not None and child.parent_run["run_id"] == parent_id
+    assert parent.child_runs[0]["child_key"] == "[REDACTED]"
+    assert child.parent_run["child_key"] == "[REDACTED]"

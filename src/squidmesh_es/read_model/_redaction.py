@@ -39,7 +39,7 @@ HIDDEN_KEYS = frozenset(
         "payload_digest",
         "metadata",
         "context",
-        "parent_run",
+        "child_key",
         "comment",
         "command_history",
         "latest_command",
