@@ -422,3 +422,24 @@ def test_the_installed_command_imports_modules_from_its_working_directory(
 
     assert graph.returncode == 0, graph.stderr
     assert "hello" in graph.stdout
+
+
+def test_inspect_leads_the_deadline_line_with_its_status() -> None:
+    from datetime import UTC, datetime
+
+    from squidmesh_es.cli._inspect import _deadline
+    from squidmesh_es.read_model import DeadlineStatus, DeadlineView
+
+    view = DeadlineView(
+        step="review",
+        runnable_key=None,
+        scheduled_at=None,
+        due_at=datetime(2026, 3, 2, 13, tzinfo=UTC),
+        due_soon_at=None,
+        escalation="operator_action",
+        status=DeadlineStatus.ESCALATED,
+    )
+
+    assert _deadline(view) == (
+        "escalated (review): due 2026-03-02T13:00:00+00:00, escalation operator_action"
+    )

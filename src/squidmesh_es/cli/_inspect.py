@@ -16,7 +16,13 @@ from squidmesh_es.cli._options import (
     scope_option,
 )
 from squidmesh_es.errors import SquidMeshError
-from squidmesh_es.read_model import Explanation, RunSnapshot, explain_run_snapshot, redact
+from squidmesh_es.read_model import (
+    DeadlineView,
+    Explanation,
+    RunSnapshot,
+    explain_run_snapshot,
+    redact,
+)
 from squidmesh_es.runtime import SquidMesh
 
 __all__ = ["explain_command", "inspect_command"]
@@ -132,7 +138,7 @@ def render_snapshot(snapshot: RunSnapshot, explanation: Explanation, *, scope: s
         manual = s.manual_state
         lines.append(_row("manual", _cut(json.dumps(manual.model_dump(mode="json")))))
     if s.deadline:
-        lines.append(_row("deadline", _cut(json.dumps(s.deadline.model_dump(mode="json")))))
+        lines.append(_row("deadline", _deadline(s.deadline)))
     if s.parent_run:
         lines.append(_row("parent", _cut(json.dumps(s.parent_run))))
     for child in s.child_runs:
@@ -218,3 +224,11 @@ def _keys(data: Mapping[str, object], scope: str) -> str:
 
 def _cut(text: str) -> str:
     return text if len(text) <= _WIDTH else text[: _WIDTH - 3] + "..."
+
+
+def _deadline(deadline: DeadlineView) -> str:
+    """Status first, so the line says what matters even in a narrow terminal."""
+    escalation = f", escalation {deadline.escalation}" if deadline.escalation else ""
+    return (
+        f"{deadline.status.value} ({deadline.step}): due {deadline.due_at.isoformat()}{escalation}"
+    )
