@@ -177,3 +177,15 @@ def test_the_list_command_filters_by_schedule_signal_id(database_url: str, runs:
     lines = out.splitlines()
     assert lines[0].startswith("RUN ")
     assert [line.split()[0] for line in lines[1:]] == [runs.replay.run_id, runs.windowed.run_id]
+
+
+@pytest.mark.shared_journal
+def test_the_list_command_filters_by_idempotency_key(
+    database_url: str, runs: Runs, mesh: SquidMesh
+) -> None:
+    started = mesh.start(Nightly, trigger="now", idempotency_key="by-hand-1")
+
+    code, out = invoke("--database-url", database_url, "--idempotency-key", "by-hand-1", "--json")
+
+    assert code == 0, out
+    assert [r["run_id"] for r in json.loads(out)["runs"]] == [started.run_id]

@@ -27,6 +27,11 @@ __all__ = ["list_command"]
 @click.option("--trigger", default=None, help="Only runs started by this trigger.")
 @click.option("--parent", "parent_run_id", default=None, help="Only children of this run.")
 @click.option(
+    "--idempotency-key",
+    default=None,
+    help="Only the run started with this idempotency key (of its start command).",
+)
+@click.option(
     "--schedule-key",
     default=None,
     help="Only the cron run deduplicated by this key (the delivery's key, else its signal id).",
@@ -56,6 +61,7 @@ def list_command(
     queue: str | None,
     trigger: str | None,
     parent_run_id: str | None,
+    idempotency_key: str | None,
     schedule_key: str | None,
     schedule_signal_id: str | None,
     index: tuple[str, ...],
@@ -86,6 +92,7 @@ def list_command(
                 queue=queue,
                 trigger=trigger,
                 parent_run_id=parent_run_id,
+                idempotency_key=idempotency_key,
                 schedule_key=schedule_key,
                 schedule_signal_id=schedule_signal_id,
                 index=keys,
