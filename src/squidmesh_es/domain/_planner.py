@@ -404,6 +404,7 @@ def carry_out_builtin(spec: WorkflowSpec, run: WorkflowRun, key: str, *, now: da
         queue=run.queue,
     )
     _carry_out_builtin(spec, run, step, runnable, now=now, progress=progress)
+    _complete_if_done(spec, run, now=now, progress=progress)
     return progress
 
 
