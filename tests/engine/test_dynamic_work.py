@@ -284,6 +284,41 @@ def test_recorded_nodes_cannot_be_scheduled_afterwards(digest: SquidMesh) -> Non
     )
 
 
+@pytest.mark.parametrize(
+    "node_id",
+    ["compensate:schedule_digest", "compensate:later", "deliver:1:deferred", "a:b:12:deferred"],
+)
+def test_node_ids_the_runtime_derives_for_its_own_runnables_are_refused(
+    digest: SquidMesh, node_id: str
+) -> None:
+    # A node ``compensate:<step>`` would take the key of that step's compensation callback,
+    # and ``<name>:<n>:deferred`` the key of a continuation of ``<name>``: the later plan
+    # would conflict, its outcome be refused at every delivery, and the run never end.
+    run_id = origin_applied(digest)
+    proposal = fanout(run_id, {**deliver("chat_1"), "id": node_id})
+
+    refused(digest, lambda: digest.preview_dynamic_work(run_id, proposal), "invalid_dynamic_node")
+    refused(digest, lambda: digest.record_dynamic_work(run_id, proposal), "invalid_dynamic_node")
+    refused(
+        digest,
+        lambda: digest.schedule_dynamic_work(run_id, proposal, action_registry=digest_registry()),
+        "invalid_dynamic_node",
+    )
+
+
+def test_a_node_id_merely_mentioning_the_reserved_words_is_allowed(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+    nodes = [
+        {**deliver("a"), "id": "deferred"},
+        {**deliver("b"), "id": "recompensate:b"},
+        {**deliver("c"), "id": "c:deferred:2"},
+    ]
+
+    digest.schedule_dynamic_work(run_id, fanout(run_id, *nodes), action_registry=digest_registry())
+
+    assert digest.drain() == 3
+
+
 def test_a_node_retries_within_its_own_max_attempts(digest: SquidMesh) -> None:
     run_id = origin_applied(digest)
     node = deliver("chat_1", action="digest.flaky", retry={"max_attempts": 2})

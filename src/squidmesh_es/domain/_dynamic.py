@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from squidmesh_es.domain._compensation import COMPENSATE_PREFIX
 from squidmesh_es.domain._journal import JSONDict
 from squidmesh_es.domain._keys import runnable_key
 from squidmesh_es.domain._redaction import redact_metadata
@@ -32,6 +33,7 @@ __all__ = [
 ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 """Dynamic keys, node ids and edge ids: stable names, safe in runnable keys and URLs."""
 
+_CONTINUATION_SUFFIX: Final = re.compile(r":[0-9]+:deferred$")
 _PROPOSAL_KEYS: Final = {"dynamic_key", "origin", "nodes", "edges", "reason", "metadata"}
 _NODE_KEYS: Final = {"id", "action", "input", "retry", "metadata"}
 _EDGE_KEYS: Final = {"id", "from", "to", "metadata"}
@@ -211,6 +213,13 @@ def _node(raw: object, index: int) -> JSONDict:
     node_id = raw.get("id")
     if not isinstance(node_id, str) or not ID_PATTERN.match(node_id):
         raise InvalidDynamicWork("invalid_dynamic_node", f"node {index} needs a stable id")
+    if _reserved(node_id):
+        raise InvalidDynamicWork(
+            "invalid_dynamic_node",
+            f"node id {node_id!r} is reserved: compensation callbacks are named "
+            f"'{COMPENSATE_PREFIX}<step>', continuations '<step>:<attempt>:deferred:<n>'",
+            node_id=node_id,
+        )
     action = raw.get("action")
     if action is not None and not isinstance(action, str):
         raise InvalidDynamicWork("invalid_dynamic_node", f"node {node_id!r}: bad action key")
@@ -225,6 +234,17 @@ def _node(raw: object, index: int) -> JSONDict:
         node["retry"] = {"max_attempts": attempts}
     node["metadata"] = redact_metadata(_mapping(raw.get("metadata"), "metadata"))
     return node
+
+
+def _reserved(node_id: str) -> bool:
+    """Whether a node named ``node_id`` could take a runnable key the runtime derives itself.
+
+    A node's keys are ``<run>:<id>:<attempt>`` and ``<run>:<id>:<attempt>:deferred:<n>``: an
+    id starting with ``compensate:`` names a callback, and an id ending ``:<n>:deferred``
+    would give its first attempt another runnable's continuation key. Either would make a
+    later plan conflict.
+    """
+    return node_id.startswith(COMPENSATE_PREFIX) or _CONTINUATION_SUFFIX.search(node_id) is not None
 
 
 def _edge(raw: object, index: int) -> JSONDict:
