@@ -319,6 +319,42 @@ def test_a_node_id_merely_mentioning_the_reserved_words_is_allowed(digest: Squid
     assert digest.drain() == 3
 
 
+@pytest.mark.parametrize("value", [("chat_1", "chat_2"), {"chat_1"}, float("nan"), b"chat"])
+@pytest.mark.parametrize("where", ["input", "node metadata", "metadata"])
+def test_input_and_metadata_that_json_would_not_bring_back_are_refused(
+    digest: SquidMesh, value: object, where: str
+) -> None:
+    # A tuple came back as a list, so repeating the same proposal from another process
+    # conflicted with its own record; a set failed the save with a serializer error.
+    run_id = origin_applied(digest)
+    if where == "metadata":
+        proposal = {**fanout(run_id, deliver("chat_1")), "metadata": {"chats": value}}
+    else:
+        field = "input" if where == "input" else "metadata"
+        proposal = fanout(run_id, {**deliver("chat_1"), field: {"chats": value}})
+
+    refused(digest, lambda: digest.record_dynamic_work(run_id, proposal), "invalid_dynamic_work")
+    refused(
+        digest,
+        lambda: digest.schedule_dynamic_work(run_id, proposal, action_registry=digest_registry()),
+        "invalid_dynamic_work",
+    )
+
+
+@pytest.mark.shared_journal
+def test_the_same_proposal_from_another_runtime_is_a_duplicate(open_mesh: OpenMesh) -> None:
+    first = open_mesh(action_registry=digest_registry())
+    run_id = origin_applied(first)
+    proposal = fanout(run_id, {**deliver("chat_1"), "input": {"chat": "chat_1", "ids": [1, 2]}})
+    first.schedule_dynamic_work(run_id, proposal, action_registry=digest_registry())
+    version = first.get_run(run_id).version
+
+    second = open_mesh(workflows=[DigestFanout], action_registry=digest_registry())
+    second.schedule_dynamic_work(run_id, proposal, action_registry=digest_registry())
+
+    assert second.get_run(run_id).version == version
+
+
 def test_a_node_retries_within_its_own_max_attempts(digest: SquidMesh) -> None:
     run_id = origin_applied(digest)
     node = deliver("chat_1", action="digest.flaky", retry={"max_attempts": 2})

@@ -21,7 +21,7 @@ from squidmesh_es.domain._keys import runnable_key
 from squidmesh_es.domain._redaction import redact_metadata
 from squidmesh_es.domain._run import Runnable, WorkflowRun
 from squidmesh_es.errors import InvalidDynamicWork, RunTerminal
-from squidmesh_es.workflow import ActionRegistry, WorkflowSpec
+from squidmesh_es.workflow import ActionRegistry, WorkflowSpec, is_json_value
 
 __all__ = [
     "DynamicCheck",
@@ -266,11 +266,21 @@ def _edge(raw: object, index: int) -> JSONDict:
 
 
 def _mapping(raw: object, what: str) -> JSONDict:
+    """``raw`` as a JSON object, refused unless it reads back from the journal unchanged.
+
+    Otherwise an identical proposal would conflict with its own record once reloaded.
+    """
     if raw is None:
         return {}
     if not isinstance(raw, Mapping) or not all(isinstance(k, str) for k in raw):
         raise InvalidDynamicWork("invalid_dynamic_work", f"{what} must be a mapping")
-    return dict(raw)
+    copied = dict(raw)
+    if not is_json_value(copied):
+        raise InvalidDynamicWork(
+            "invalid_dynamic_work",
+            f"{what} must be JSON: string keys, values that survive JSON (no tuples, sets, ...)",
+        )
+    return copied
 
 
 def _no_unknown(raw: Mapping[str, object], allowed: set[str], what: str, reason: str) -> None:
