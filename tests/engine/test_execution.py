@@ -301,3 +301,14 @@ def test_a_blank_idempotency_key_is_refused_before_anything_is_written(
 
     assert raised.value.option == "idempotency_key"
     assert not list(mesh.recorder.select_notifications(start=1, limit=10))
+
+
+@pytest.mark.parametrize("value", [{"a"}, ("a", "b"), b"a", float("inf")])
+def test_metadata_that_json_would_not_bring_back_is_refused_before_anything_is_written(
+    mesh: SquidMesh, value: object
+) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        mesh.start(Sequential, {"order_id": "o1"}, metadata={"ticket": value})  # type: ignore[dict-item]
+
+    assert raised.value.option == "metadata"
+    assert not list(mesh.recorder.select_notifications(start=1, limit=10))
