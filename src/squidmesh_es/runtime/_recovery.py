@@ -150,11 +150,13 @@ def _apply_finished(
     """Apply results the queue recorded but the run never applied, in claim order."""
     applied = []
     for attempt in queue.attempts_of(run.run_id):
+        if run.is_terminal:
+            break  # an earlier result ended the run: its end closed the run on the queue
         if attempt.status not in (AttemptStatus.COMPLETED, AttemptStatus.FAILED):
             continue
         key = attempt.runnable_key
         progress = Progress()
-        if key not in run.applied and not run.is_terminal:
+        if key not in run.applied:
             if attempt.status is AttemptStatus.COMPLETED:
                 progress = apply_outcome(
                     spec, run, key, outcome=Outcome.OK, output=attempt.result or {}, now=now
