@@ -3,13 +3,16 @@ makes nodes runnable in one commit."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 
 from squidmesh_es import SquidMesh
 from squidmesh_es.errors import InvalidDynamicWork, RunTerminal, UnsafeReplay
+from squidmesh_es.runtime._execution import Finished, Settled, claim_attempts, run_claimed, settle
 from squidmesh_es.testing import ManualClock
 
 from conftest import OpenMesh
@@ -425,3 +428,46 @@ def test_only_workers_holding_the_action_claim_dynamic_nodes(open_mesh: OpenMesh
     worker = open_mesh(workflows=[DigestFanout], action_registry=digest_registry())
     assert worker.drain() == 1
     assert RAN == ["schedule_digest", "deliver:chat_1"]
+
+
+@pytest.mark.shared_journal
+def test_the_last_node_and_the_last_step_settled_at_once_end_the_run_once(
+    open_mesh: OpenMesh, clock: ManualClock
+) -> None:
+    # Two runtimes settle at the same moment; the loser's save conflicts, and it decides
+    # again on the winner's facts: exactly one of them completes the run.
+    first = open_mesh(workflows=[DigestFanout], action_registry=digest_registry())
+    second = open_mesh(workflows=[DigestFanout], action_registry=digest_registry())
+    run_id = origin_applied(first)
+    first.schedule_dynamic_work(
+        run_id, fanout(run_id, deliver("chat_1")), action_registry=digest_registry()
+    )
+    clock.advance(timedelta(minutes=1))
+    claims = claim_attempts(
+        first, "default", owner_id="w", limit=2, lease_for=timedelta(minutes=5), now=clock.now()
+    )
+    assert sorted(c.attempt.step for c in claims) == ["deliver_digest:chat_1", "summarize"]
+    finished = [run_claimed(first, claim) for claim in claims]
+    barrier = threading.Barrier(2)
+    results: list[Settled] = []
+
+    def settle_in(mesh: SquidMesh, item: Finished) -> None:
+        barrier.wait()
+        results.append(settle(mesh, "default", [item], now=clock.now())[0])
+
+    threads = [
+        threading.Thread(target=settle_in, args=(mesh, item))
+        for mesh, item in zip((first, second), finished, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [r.committed and not r.refused for r in results] == [True, True]
+    run = second.get_run(run_id)
+    assert run.terminal_status == "completed"
+    ended = [e for e in second.events.get(UUID(run_id)) if type(e).__name__ == "RunEnded"]
+    assert len(ended) == 1
+    assert run.context["delivered_chat_1"] is True and run.context["summarized"] is True
+    assert not second.get_queue().attempts_of(run_id)
