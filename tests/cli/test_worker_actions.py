@@ -93,6 +93,16 @@ def test_several_registries_need_a_choice(project: Path) -> None:
     assert workflows == [] and registry is more_actions.ACTIONS
 
 
+def test_one_registry_imported_by_another_module_is_not_a_second_one(project: Path) -> None:
+    (project / "demo_flows.py").write_text("from demo_actions import ACTIONS\n")
+
+    workflows, registry = load_worker_code(["demo_flows", "demo_actions"], None)
+
+    import demo_actions  # type: ignore[import-not-found]
+
+    assert workflows == [] and registry is demo_actions.ACTIONS
+
+
 @pytest.mark.parametrize(
     ("actions", "message"),
     [("demo_actions", "expected MODULE:NAME"), ("demo_actions:Greet", "not an ActionRegistry")],

@@ -282,6 +282,17 @@ class Waiting(Workflow):
     ]
 
 
+class FanOutEndingInALog(Workflow):
+    """Dependency mode whose last step is a log, due five minutes after the reservation."""
+
+    payload = Order
+    triggers = [manual("go")]
+
+    reserve = step(Reserve)
+    cool_off = wait(timedelta(minutes=5), after=[reserve])
+    note = log("cooled off", after=[cool_off])
+
+
 class Slow(Step):
     """Sleeps for ``seconds`` of real time: for heartbeats and processes, where time is the
     subject."""

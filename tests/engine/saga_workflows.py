@@ -19,6 +19,8 @@ from squidmesh_es.workflow import (
     Step,
     StepContext,
     Workflow,
+    approval,
+    log,
     manual,
     step,
     transition,
@@ -27,6 +29,9 @@ from squidmesh_es.workflow import (
 
 UNDONE: list[tuple[str, JSONObject]] = []
 """(callback class, input) of every compensation run in this process, in order."""
+
+FORWARD: list[str] = []
+"""Forward steps that must not run once a rollback began, as they ran in this process."""
 
 
 class Checkout(BaseModel):
@@ -75,6 +80,12 @@ class DeferringRelease(Step):
 class CapturePayment(Step):
     def run(self, input: JSONObject, ctx: StepContext) -> Retry:
         return Retry({"message": "capture declined"})
+
+
+class ShipOrder(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        FORWARD.append(ctx.step)
+        return Ok({"shipped": True})
 
 
 class SendReceipt(Step):
@@ -176,3 +187,47 @@ class SagaFanOut(Workflow):
     reserve_inventory = step(ReserveInventory, compensate=ReleaseInventory, after=[warehouse_opens])
     authorize_payment = step(AuthorizePayment, compensate=VoidPaymentAuthorization)
     capture_payment = step(CapturePayment, after=[authorize_payment])
+
+
+class SagaAwaitingApproval(Workflow):
+    """A reservation, then an approval: work scheduled beside it may fail while it waits."""
+
+    payload = Checkout
+    triggers = [manual("checkout")]
+
+    reserve_inventory = step(ReserveInventory, compensate=DeferringRelease)
+    review = approval()
+    ship = step(ShipOrder)
+
+    transitions = [
+        transition(reserve_inventory, to=review),
+        transition(review, to=ship),
+        transition(review, on=Outcome.ERROR, to=COMPLETE),
+        transition(ship, to=COMPLETE),
+    ]
+
+
+class SagaWithLaterAudit(Workflow):
+    """Dependency mode: a log step comes due a minute in, then the audit after it."""
+
+    payload = Checkout
+    triggers = [manual("checkout")]
+
+    reserve_inventory = step(ReserveInventory, compensate=DeferringRelease)
+    capture_payment = step(CapturePayment, after=[reserve_inventory])
+    hold = wait(timedelta(minutes=1))
+    note = log("a minute passed", after=[hold])
+    audit = step(ShipOrder, after=[note])
+
+
+class SagaWithAuditAnHourAway(Workflow):
+    """Dependency mode: nothing but built-ins stand before the audit, an hour away."""
+
+    payload = Checkout
+    triggers = [manual("checkout")]
+
+    reserve_inventory = step(ReserveInventory, compensate=ReleaseInventory)
+    capture_payment = step(CapturePayment, after=[reserve_inventory])
+    hold = wait(timedelta(hours=1))
+    note = log("an hour passed", after=[hold])
+    audit = step(ShipOrder, after=[note])

@@ -7,24 +7,31 @@ from datetime import timedelta
 import pytest
 
 from squidmesh_es import SquidMesh
+from squidmesh_es.errors import RunTerminal
 from squidmesh_es.runtime._execution import claim_attempts, run_claimed, settle
 from squidmesh_es.testing import ManualClock
 
 from conftest import OpenMesh
 from saga_workflows import (
+    FORWARD,
     UNDONE,
+    SagaAwaitingApproval,
     SagaCheckout,
     SagaFanOut,
+    SagaWithAuditAnHourAway,
     SagaWithDeferringRelease,
     SagaWithErrorRoute,
     SagaWithFailingVoid,
+    SagaWithLaterAudit,
     SagaWithUncompensatableStep,
 )
+from spec_actions import digest_registry
 
 
 @pytest.fixture(autouse=True)
 def _fresh_undone() -> None:
     UNDONE.clear()
+    FORWARD.clear()
 
 
 def short_keys(keys: list[str]) -> list[str]:
@@ -229,3 +236,96 @@ def test_a_callback_settled_twice_is_applied_once(mesh: SquidMesh, clock: Manual
     assert mesh.get_run(started.run_id).version == version
     keys = short_keys(mesh.inspect_run(started.run_id).planned_runnable_keys)
     assert keys.count("compensate:reserve_inventory:1") == 1  # the next callback, planned once
+
+
+# -- a rollback beside manual boundaries and built-ins ----------------------------------------
+
+
+def failing_node_beside_the_approval(mesh: SquidMesh) -> str:
+    """Reserve, stop at the approval, and fail a node scheduled from the reservation."""
+    run_id = mesh.start(SagaAwaitingApproval, {"order_id": "o12"}).run_id
+    mesh.execute_next(owner_id="w")
+    assert mesh.inspect_run(run_id).status == "paused"
+    origin = {"runnable_key": f"{run_id}:reserve_inventory:1", "step": "reserve_inventory"}
+    mesh.schedule_dynamic_work(
+        run_id,
+        {
+            "dynamic_key": "notify",
+            "origin": {**origin, "attempt": 1},
+            "nodes": [{"id": "notify_warehouse", "action": "digest.broken"}],
+        },
+        action_registry=digest_registry(),
+    )
+    mesh.drain()  # the node fails for good; the release defers for five minutes
+    return run_id
+
+
+def test_a_rollback_at_an_approval_ends_the_run_once_the_callbacks_are_done(
+    open_mesh: OpenMesh, clock: ManualClock
+) -> None:
+    mesh = open_mesh(action_registry=digest_registry())
+    run_id = failing_node_beside_the_approval(mesh)
+
+    clock.advance(timedelta(minutes=5))
+    mesh.drain()
+
+    snap = mesh.inspect_run(run_id)
+    assert snap.terminal_status == "failed"  # not left paused at an approval that leads on
+    assert snap.manual_state is None
+    assert snap.error is not None
+    assert snap.error["compensation"] == {"compensated": ["reserve_inventory"], "failed": []}
+    with pytest.raises(RunTerminal):
+        mesh.approve(run_id, actor="ops")
+    assert FORWARD == []
+
+
+def test_an_approval_given_during_a_rollback_is_recorded_and_leads_nowhere(
+    open_mesh: OpenMesh, clock: ManualClock
+) -> None:
+    mesh = open_mesh(action_registry=digest_registry())
+    run_id = failing_node_beside_the_approval(mesh)
+
+    approved = mesh.approve(run_id, actor="ops")
+
+    assert [r.step for r in approved.planned_runnables if not r.applied] == [
+        "compensate:reserve_inventory"
+    ]
+    clock.advance(timedelta(minutes=5))
+    mesh.drain()
+    snap = mesh.inspect_run(run_id)
+    assert FORWARD == []  # ship never ran after its reservation was released
+    assert snap.terminal_status == "failed"
+    assert snap.error is not None
+    assert snap.error["compensation"] == {"compensated": ["reserve_inventory"], "failed": []}
+
+
+def test_a_built_in_that_comes_due_during_a_rollback_plans_nothing(
+    mesh: SquidMesh, clock: ManualClock
+) -> None:
+    started = mesh.start(SagaWithLaterAudit, {"order_id": "o13"})
+    mesh.drain()  # the capture fails; the release defers for five minutes
+
+    clock.advance(timedelta(minutes=1))
+    mesh.drain()  # the log step comes due in the middle of the rollback
+    clock.advance(timedelta(minutes=5))
+    mesh.drain()
+
+    snap = mesh.inspect_run(started.run_id)
+    assert FORWARD == []
+    assert "audit" not in {r.step for r in snap.planned_runnables}
+    assert snap.terminal_status == "failed"
+
+
+def test_built_ins_still_ahead_do_not_hold_a_finished_rollback_open(
+    mesh: SquidMesh, clock: ManualClock
+) -> None:
+    started = mesh.start(SagaWithAuditAnHourAway, {"order_id": "o14"})
+    mesh.drain()
+
+    snap = mesh.inspect_run(started.run_id)
+    assert snap.terminal_status == "failed"  # not an hour later, when the log comes due
+    assert snap.error is not None
+    assert snap.error["compensation"] == {"compensated": ["reserve_inventory"], "failed": []}
+    clock.advance(timedelta(hours=2))
+    assert mesh.drain() == 0
+    assert FORWARD == []

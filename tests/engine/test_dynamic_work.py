@@ -3,13 +3,16 @@ makes nodes runnable in one commit."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 
 from squidmesh_es import SquidMesh
 from squidmesh_es.errors import InvalidDynamicWork, RunTerminal, UnsafeReplay
+from squidmesh_es.runtime._execution import Finished, Settled, claim_attempts, run_claimed, settle
 from squidmesh_es.testing import ManualClock
 
 from conftest import OpenMesh
@@ -284,6 +287,77 @@ def test_recorded_nodes_cannot_be_scheduled_afterwards(digest: SquidMesh) -> Non
     )
 
 
+@pytest.mark.parametrize(
+    "node_id",
+    ["compensate:schedule_digest", "compensate:later", "deliver:1:deferred", "a:b:12:deferred"],
+)
+def test_node_ids_the_runtime_derives_for_its_own_runnables_are_refused(
+    digest: SquidMesh, node_id: str
+) -> None:
+    # A node ``compensate:<step>`` would take the key of that step's compensation callback,
+    # and ``<name>:<n>:deferred`` the key of a continuation of ``<name>``: the later plan
+    # would conflict, its outcome be refused at every delivery, and the run never end.
+    run_id = origin_applied(digest)
+    proposal = fanout(run_id, {**deliver("chat_1"), "id": node_id})
+
+    refused(digest, lambda: digest.preview_dynamic_work(run_id, proposal), "invalid_dynamic_node")
+    refused(digest, lambda: digest.record_dynamic_work(run_id, proposal), "invalid_dynamic_node")
+    refused(
+        digest,
+        lambda: digest.schedule_dynamic_work(run_id, proposal, action_registry=digest_registry()),
+        "invalid_dynamic_node",
+    )
+
+
+def test_a_node_id_merely_mentioning_the_reserved_words_is_allowed(digest: SquidMesh) -> None:
+    run_id = origin_applied(digest)
+    nodes = [
+        {**deliver("a"), "id": "deferred"},
+        {**deliver("b"), "id": "recompensate:b"},
+        {**deliver("c"), "id": "c:deferred:2"},
+    ]
+
+    digest.schedule_dynamic_work(run_id, fanout(run_id, *nodes), action_registry=digest_registry())
+
+    assert digest.drain() == 3
+
+
+@pytest.mark.parametrize("value", [("chat_1", "chat_2"), {"chat_1"}, float("nan"), b"chat"])
+@pytest.mark.parametrize("where", ["input", "node metadata", "metadata"])
+def test_input_and_metadata_that_json_would_not_bring_back_are_refused(
+    digest: SquidMesh, value: object, where: str
+) -> None:
+    # A tuple came back as a list, so repeating the same proposal from another process
+    # conflicted with its own record; a set failed the save with a serializer error.
+    run_id = origin_applied(digest)
+    if where == "metadata":
+        proposal = {**fanout(run_id, deliver("chat_1")), "metadata": {"chats": value}}
+    else:
+        field = "input" if where == "input" else "metadata"
+        proposal = fanout(run_id, {**deliver("chat_1"), field: {"chats": value}})
+
+    refused(digest, lambda: digest.record_dynamic_work(run_id, proposal), "invalid_dynamic_work")
+    refused(
+        digest,
+        lambda: digest.schedule_dynamic_work(run_id, proposal, action_registry=digest_registry()),
+        "invalid_dynamic_work",
+    )
+
+
+@pytest.mark.shared_journal
+def test_the_same_proposal_from_another_runtime_is_a_duplicate(open_mesh: OpenMesh) -> None:
+    first = open_mesh(action_registry=digest_registry())
+    run_id = origin_applied(first)
+    proposal = fanout(run_id, {**deliver("chat_1"), "input": {"chat": "chat_1", "ids": [1, 2]}})
+    first.schedule_dynamic_work(run_id, proposal, action_registry=digest_registry())
+    version = first.get_run(run_id).version
+
+    second = open_mesh(workflows=[DigestFanout], action_registry=digest_registry())
+    second.schedule_dynamic_work(run_id, proposal, action_registry=digest_registry())
+
+    assert second.get_run(run_id).version == version
+
+
 def test_a_node_retries_within_its_own_max_attempts(digest: SquidMesh) -> None:
     run_id = origin_applied(digest)
     node = deliver("chat_1", action="digest.flaky", retry={"max_attempts": 2})
@@ -354,3 +428,46 @@ def test_only_workers_holding_the_action_claim_dynamic_nodes(open_mesh: OpenMesh
     worker = open_mesh(workflows=[DigestFanout], action_registry=digest_registry())
     assert worker.drain() == 1
     assert RAN == ["schedule_digest", "deliver:chat_1"]
+
+
+@pytest.mark.shared_journal
+def test_the_last_node_and_the_last_step_settled_at_once_end_the_run_once(
+    open_mesh: OpenMesh, clock: ManualClock
+) -> None:
+    # Two runtimes settle at the same moment; the loser's save conflicts, and it decides
+    # again on the winner's facts: exactly one of them completes the run.
+    first = open_mesh(workflows=[DigestFanout], action_registry=digest_registry())
+    second = open_mesh(workflows=[DigestFanout], action_registry=digest_registry())
+    run_id = origin_applied(first)
+    first.schedule_dynamic_work(
+        run_id, fanout(run_id, deliver("chat_1")), action_registry=digest_registry()
+    )
+    clock.advance(timedelta(minutes=1))
+    claims = claim_attempts(
+        first, "default", owner_id="w", limit=2, lease_for=timedelta(minutes=5), now=clock.now()
+    )
+    assert sorted(c.attempt.step for c in claims) == ["deliver_digest:chat_1", "summarize"]
+    finished = [run_claimed(first, claim) for claim in claims]
+    barrier = threading.Barrier(2)
+    results: list[Settled] = []
+
+    def settle_in(mesh: SquidMesh, item: Finished) -> None:
+        barrier.wait()
+        results.append(settle(mesh, "default", [item], now=clock.now())[0])
+
+    threads = [
+        threading.Thread(target=settle_in, args=(mesh, item))
+        for mesh, item in zip((first, second), finished, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [r.committed and not r.refused for r in results] == [True, True]
+    run = second.get_run(run_id)
+    assert run.terminal_status == "completed"
+    ended = [e for e in second.events.get(UUID(run_id)) if type(e).__name__ == "RunEnded"]
+    assert len(ended) == 1
+    assert run.context["delivered_chat_1"] is True and run.context["summarized"] is True
+    assert not second.get_queue().attempts_of(run_id)

@@ -19,6 +19,7 @@ from engine_workflows import (
     ErrorUnrouted,
     FanOut,
     FanOutBroken,
+    FanOutEndingInALog,
     OnlyConditional,
     RaisingNoRoute,
     Retrying,
@@ -141,6 +142,21 @@ def test_join_never_runs_after_a_failed_dependency(mesh: SquidMesh) -> None:
 
     assert mesh.inspect_run(started.run_id).terminal_status == "failed"
     assert "Join" not in [name for name, _ in CALLS]
+    assert not mesh.get_queue().attempts_of(started.run_id)
+
+
+def test_a_dependency_run_ending_in_a_built_in_that_comes_due_later_completes(
+    mesh: SquidMesh, clock: ManualClock
+) -> None:
+    started = mesh.start(FanOutEndingInALog, {"order_id": "o1"})
+    drain(mesh)
+    assert not mesh.inspect_run(started.run_id).terminal  # the log is five minutes away
+
+    clock.advance(timedelta(minutes=5))
+    assert drain(mesh) == 1
+
+    snap = mesh.inspect_run(started.run_id)
+    assert snap.terminal_status == "completed"
     assert not mesh.get_queue().attempts_of(started.run_id)
 
 
@@ -284,4 +300,15 @@ def test_a_blank_idempotency_key_is_refused_before_anything_is_written(
         mesh.start(Sequential, {"order_id": "o1"}, idempotency_key=key)
 
     assert raised.value.option == "idempotency_key"
+    assert not list(mesh.recorder.select_notifications(start=1, limit=10))
+
+
+@pytest.mark.parametrize("value", [{"a"}, ("a", "b"), b"a", float("inf")])
+def test_metadata_that_json_would_not_bring_back_is_refused_before_anything_is_written(
+    mesh: SquidMesh, value: object
+) -> None:
+    with pytest.raises(InvalidArgument) as raised:
+        mesh.start(Sequential, {"order_id": "o1"}, metadata={"ticket": value})  # type: ignore[dict-item]
+
+    assert raised.value.option == "metadata"
     assert not list(mesh.recorder.select_notifications(start=1, limit=10))

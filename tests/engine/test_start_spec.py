@@ -163,6 +163,16 @@ def test_an_invalid_spec_or_payload_writes_nothing(open_mesh: OpenMesh) -> None:
     assert nothing_written(mesh)
 
 
+def test_metadata_that_json_would_not_bring_back_writes_nothing(open_mesh: OpenMesh) -> None:
+    mesh = open_mesh(action_registry=registry())
+
+    with pytest.raises(InvalidArgument) as raised:
+        mesh.start_spec(reminder_spec(), {"invoice_id": "inv-8"}, metadata={"t": {"x"}})  # type: ignore[dict-item]
+
+    assert raised.value.option == "metadata"
+    assert nothing_written(mesh)
+
+
 def test_a_spec_run_cannot_be_replayed(open_mesh: OpenMesh) -> None:
     mesh = open_mesh(action_registry=registry())
     started = mesh.start_spec(reminder_spec(), {"invoice_id": "inv-9"})

@@ -10,9 +10,27 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from squidmesh_es import SquidMesh
-from squidmesh_es.errors import Conflict, InvalidSignal, ManualStepMismatch, RunNotFound
+from squidmesh_es.errors import (
+    Conflict,
+    InvalidSignal,
+    ManualStepMismatch,
+    RunIdTaken,
+    RunNotFound,
+)
+from squidmesh_es.workflow import COMPLETE, Workflow, manual, step, transition
 
-from engine_workflows import Approved, Paused
+from engine_workflows import Approved, Charge, Order, Paused
+
+
+class ChargeOnly(Workflow):
+    """Its first step reads only the amount: two orders of one amount plan the same work."""
+
+    payload = Order
+    triggers = [manual("go")]
+
+    charge = step(Charge, input=["amount"])
+
+    transitions = [transition(charge, to=COMPLETE)]
 
 
 class RefundCase(Aggregate):
@@ -127,3 +145,26 @@ def test_a_transaction_checks_a_control_as_its_signal_would(mesh: SquidMesh) -> 
         tx.cancel(run_id, metadata={"at": object()})
 
     assert mesh.recorder.max_notification_id() == before
+
+
+def test_a_start_repeated_in_one_transaction_is_one_run(mesh: SquidMesh) -> None:
+    with mesh.transaction() as tx:
+        first = tx.start(ChargeOnly, {"order_id": "o1", "amount": 5}, idempotency_key="k")
+        again = tx.start(ChargeOnly, {"order_id": "o1", "amount": 5}, idempotency_key="k")
+
+    assert again == first
+    snap = mesh.inspect_run(first)
+    assert [c.signal_type for c in snap.command_history] == ["start_run"]
+    assert len(snap.visible_attempts) == 1
+
+
+def test_another_start_under_a_key_used_in_the_same_transaction_is_refused(
+    mesh: SquidMesh,
+) -> None:
+    with mesh.transaction() as tx:
+        first = tx.start(ChargeOnly, {"order_id": "o1", "amount": 5}, idempotency_key="k")
+        with pytest.raises(RunIdTaken):
+            tx.start(ChargeOnly, {"order_id": "o2", "amount": 5}, idempotency_key="k")
+
+    # The first request keeps its run; the second did not silently replace it.
+    assert mesh.get_run(first).input["order_id"] == "o1"

@@ -122,11 +122,10 @@ def load_worker_code(
     registries: list[tuple[str, ActionRegistry]] = []
     for name, module in import_modules(modules):
         workflows.extend(workflows_of(module))
-        registries += [
-            (f"{name}:{attribute}", value)
-            for attribute, value in vars(module).items()
-            if isinstance(value, ActionRegistry)
-        ]
+        for attribute, value in vars(module).items():
+            # One registry imported by several modules (or named twice) is still one.
+            if isinstance(value, ActionRegistry) and all(value is not r for _, r in registries):
+                registries.append((f"{name}:{attribute}", value))
     registry: ActionRegistry | None = None
     if actions is not None:
         registry = _registry_named(actions)

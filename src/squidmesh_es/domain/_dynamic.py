@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from squidmesh_es.domain._compensation import COMPENSATE_PREFIX
 from squidmesh_es.domain._journal import JSONDict
 from squidmesh_es.domain._keys import runnable_key
 from squidmesh_es.domain._redaction import redact_metadata
 from squidmesh_es.domain._run import Runnable, WorkflowRun
 from squidmesh_es.errors import InvalidDynamicWork, RunTerminal
-from squidmesh_es.workflow import ActionRegistry, WorkflowSpec
+from squidmesh_es.workflow import ActionRegistry, WorkflowSpec, is_json_value
 
 __all__ = [
     "DynamicCheck",
@@ -32,6 +33,7 @@ __all__ = [
 ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 """Dynamic keys, node ids and edge ids: stable names, safe in runnable keys and URLs."""
 
+_CONTINUATION_SUFFIX: Final = re.compile(r":[0-9]+:deferred$")
 _PROPOSAL_KEYS: Final = {"dynamic_key", "origin", "nodes", "edges", "reason", "metadata"}
 _NODE_KEYS: Final = {"id", "action", "input", "retry", "metadata"}
 _EDGE_KEYS: Final = {"id", "from", "to", "metadata"}
@@ -211,6 +213,13 @@ def _node(raw: object, index: int) -> JSONDict:
     node_id = raw.get("id")
     if not isinstance(node_id, str) or not ID_PATTERN.match(node_id):
         raise InvalidDynamicWork("invalid_dynamic_node", f"node {index} needs a stable id")
+    if _reserved(node_id):
+        raise InvalidDynamicWork(
+            "invalid_dynamic_node",
+            f"node id {node_id!r} is reserved: compensation callbacks are named "
+            f"'{COMPENSATE_PREFIX}<step>', continuations '<step>:<attempt>:deferred:<n>'",
+            node_id=node_id,
+        )
     action = raw.get("action")
     if action is not None and not isinstance(action, str):
         raise InvalidDynamicWork("invalid_dynamic_node", f"node {node_id!r}: bad action key")
@@ -225,6 +234,17 @@ def _node(raw: object, index: int) -> JSONDict:
         node["retry"] = {"max_attempts": attempts}
     node["metadata"] = redact_metadata(_mapping(raw.get("metadata"), "metadata"))
     return node
+
+
+def _reserved(node_id: str) -> bool:
+    """Whether a node named ``node_id`` could take a runnable key the runtime derives itself.
+
+    A node's keys are ``<run>:<id>:<attempt>`` and ``<run>:<id>:<attempt>:deferred:<n>``: an
+    id starting with ``compensate:`` names a callback, and an id ending ``:<n>:deferred``
+    would give its first attempt another runnable's continuation key. Either would make a
+    later plan conflict.
+    """
+    return node_id.startswith(COMPENSATE_PREFIX) or _CONTINUATION_SUFFIX.search(node_id) is not None
 
 
 def _edge(raw: object, index: int) -> JSONDict:
@@ -246,11 +266,21 @@ def _edge(raw: object, index: int) -> JSONDict:
 
 
 def _mapping(raw: object, what: str) -> JSONDict:
+    """``raw`` as a JSON object, refused unless it reads back from the journal unchanged.
+
+    Otherwise an identical proposal would conflict with its own record once reloaded.
+    """
     if raw is None:
         return {}
     if not isinstance(raw, Mapping) or not all(isinstance(k, str) for k in raw):
         raise InvalidDynamicWork("invalid_dynamic_work", f"{what} must be a mapping")
-    return dict(raw)
+    copied = dict(raw)
+    if not is_json_value(copied):
+        raise InvalidDynamicWork(
+            "invalid_dynamic_work",
+            f"{what} must be JSON: string keys, values that survive JSON (no tuples, sets, ...)",
+        )
+    return copied
 
 
 def _no_unknown(raw: Mapping[str, object], allowed: set[str], what: str, reason: str) -> None:

@@ -223,6 +223,12 @@ def resolve_boundary(
     delta = step.place_output({}, output or {}) if outcome is Outcome.OK else {}
     routes = metadata.get("routes") or {}
     persisted = routes.get(outcome.value)
+    if is_compensating(run):
+        # The rollback began while the run waited here: the decision is kept, and leads
+        # nowhere, as for a branch that completes during a rollback.
+        run.apply_result(key, outcome=outcome.value, result=delta, error=error, now=now)
+        _continue_compensation(spec, run, now=now, progress=progress)
+        return progress
     run.apply_result(
         key, outcome=outcome.value, result=delta, error=error, transition=persisted, now=now
     )
@@ -383,6 +389,11 @@ def carry_out_builtin(spec: WorkflowSpec, run: WorkflowRun, key: str, *, now: da
     planned = _planned(run, key)
     if key in run.applied:
         return progress
+    if is_compensating(run):
+        # A wait, log or manual step that came due during a rollback: nothing follows it.
+        run.apply_result(key, outcome=Outcome.OK.value, result={}, now=now)
+        _continue_compensation(spec, run, now=now, progress=progress)
+        return progress
     step = spec.step(str(planned["step"]))
     runnable = Runnable(
         runnable_key=key,
@@ -393,6 +404,7 @@ def carry_out_builtin(spec: WorkflowSpec, run: WorkflowRun, key: str, *, now: da
         queue=run.queue,
     )
     _carry_out_builtin(spec, run, step, runnable, now=now, progress=progress)
+    _complete_if_done(spec, run, now=now, progress=progress)
     return progress
 
 
@@ -539,7 +551,12 @@ def _fail(
 def _continue_compensation(
     spec: WorkflowSpec, run: WorkflowRun, *, now: datetime, progress: Progress
 ) -> None:
-    """Plan the next callback, or fail the run once nothing is left to undo or wait for."""
+    """Plan the next callback, or fail the run once nothing is left to undo or wait for.
+
+    Worker steps still pending may be running on another worker: the rollback waits for
+    them and undoes them in turn. Built-ins still ahead (a wait, log, pause or approval) run
+    nothing, so they do not hold the run open; the run's end fences them.
+    """
     if run.is_terminal or compensation_pending(run):
         return
     failure = compensation_failure(run) or {"code": "step_failed"}
@@ -547,9 +564,19 @@ def _continue_compensation(
     if following is not None:
         run.plan([following], now=now)
         progress.to_schedule.append(following)
-    elif not run.pending_runnables():
+    elif not _worker_steps_pending(spec, run):
         error = {**failure, "compensation": compensation_summary(run)}
         _end(run, TerminalStatus.FAILED, error, now=now, progress=progress)
+
+
+def _worker_steps_pending(spec: WorkflowSpec, run: WorkflowRun) -> bool:
+    """Whether a planned runnable a worker executes has no result yet."""
+    for planned in run.pending_runnables():
+        if planned.get("compensation") is not None or planned.get("dynamic") is not None:
+            return True
+        if spec.step(str(planned["step"])).kind is StepKind.CUSTOM:
+            return True
+    return False
 
 
 def _apply_side_work(

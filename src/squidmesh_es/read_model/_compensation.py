@@ -48,8 +48,9 @@ class CompensationView(ReadModel):
     abandoned: list[str]
     """Steps a terminal run ended without undoing (a rollback cut short, e.g. by a cancel)."""
     in_flight: list[str]
-    """Other work planned before the rollback began and not applied yet. The rollback ends
-    only after it; a step among it that completes and declares a callback is undone too."""
+    """Other worker steps planned before the rollback began and not applied yet. The rollback
+    ends only after them; one that completes and declares a callback is undone too. Built-ins
+    still ahead (a wait, log, pause or approval) run nothing and are left out."""
 
 
 def is_final(applied: AppliedRunnable) -> bool:
@@ -86,6 +87,15 @@ def _compensatable(runnable: RunnableView) -> bool:
         and recovery.get("compensate") is True
         and recovery.get("compensatable") is not False
     )
+
+
+def _worker_step(runnable: RunnableView) -> bool:
+    """Whether a worker runs the runnable.
+
+    The planner persists a recovery policy with every worker step and dynamic node, and
+    never with a built-in.
+    """
+    return runnable.recovery is not None or runnable.dynamic is not None
 
 
 def _unique(names: Iterable[str]) -> list[str]:
@@ -129,7 +139,11 @@ def build_compensation_view(
         in_flight=(
             []
             if terminal
-            else _unique(r.step for r in planned if not r.applied and r.compensation is None)
+            else _unique(
+                r.step
+                for r in planned
+                if not r.applied and r.compensation is None and _worker_step(r)
+            )
         ),
     )
 

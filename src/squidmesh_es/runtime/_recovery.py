@@ -125,13 +125,19 @@ class _Written:
 def _schedule_missing(
     definition: RunDefinition, queue: DispatchQueue, run: WorkflowRun, *, now: datetime
 ) -> list[str]:
-    """Schedule planned worker steps that the queue has never seen."""
+    """Schedule planned work that the queue has never seen.
+
+    Worker steps, and built-ins planned for later (a wait's successor): a built-in due at
+    once was carried out when planned, so the only other pending one is the manual boundary
+    the run is paused at, which waits for an operator, not a worker.
+    """
     scheduled = []
+    boundary = (run.manual_state or {}).get("metadata") or {}
     for planned in run.pending_runnables():
         key = str(planned["runnable_key"])
         if key in queue.attempts or key in queue.finished:
             continue
-        if not definition.is_custom(planned):
+        if not definition.is_custom(planned) and key == boundary.get("runnable_key"):
             continue
         schedule(queue, run, Runnable.from_state(planned), now=now)
         scheduled.append(key)
@@ -150,11 +156,13 @@ def _apply_finished(
     """Apply results the queue recorded but the run never applied, in claim order."""
     applied = []
     for attempt in queue.attempts_of(run.run_id):
+        if run.is_terminal:
+            break  # an earlier result ended the run: its end closed the run on the queue
         if attempt.status not in (AttemptStatus.COMPLETED, AttemptStatus.FAILED):
             continue
         key = attempt.runnable_key
         progress = Progress()
-        if key not in run.applied and not run.is_terminal:
+        if key not in run.applied:
             if attempt.status is AttemptStatus.COMPLETED:
                 progress = apply_outcome(
                     spec, run, key, outcome=Outcome.OK, output=attempt.result or {}, now=now

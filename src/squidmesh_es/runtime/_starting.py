@@ -24,6 +24,7 @@ from squidmesh_es.workflow import (
     JSONValue,
     Workflow,
     WorkflowSpec,
+    is_json_value,
     validate_spec,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "build_request",
     "build_spec_request",
     "check_idempotency_key",
+    "check_metadata",
     "find_run",
     "prepare_start",
     "start_run",
@@ -112,6 +114,7 @@ def build_request(
         InvalidRunId: ``run_id`` is not a UUID.
     """
     check_idempotency_key(idempotency_key)
+    start_metadata = check_metadata(metadata)
     mesh.workflows.register(workflow)
     trigger_name = workflow.resolve_trigger(trigger).name
     run_input = workflow.validate_payload(payload, trigger_name, now=now)
@@ -126,7 +129,7 @@ def build_request(
         run_id=rid,
         queue=queue_name,
         idempotency_key=idempotency_key,
-        metadata=dict(metadata or {}),
+        metadata=start_metadata,
         context={**(context or {}), **({"index": index} if index else {})},
         signal_type=signal_type,
         replayed_from_run_id=replayed_from_run_id,
@@ -163,6 +166,7 @@ def build_spec_request(
         InvalidRunId: ``run_id`` is not a UUID.
     """
     check_idempotency_key(idempotency_key)
+    start_metadata = check_metadata(metadata)
     registry = action_registry if action_registry is not None else mesh.action_registry
     if registry is None:
         raise InvalidArgument(
@@ -182,7 +186,7 @@ def build_spec_request(
         run_id=rid,
         queue=queue_name,
         idempotency_key=idempotency_key,
-        metadata=dict(metadata or {}),
+        metadata=start_metadata,
         context={},
         signal_type="start_spec",
         runtime_spec=True,
@@ -300,6 +304,21 @@ def check_idempotency_key(key: object) -> None:
     """
     if key is not None and (not isinstance(key, str) or not key.strip()):
         raise InvalidArgument("idempotency_key", "must be a non-blank string")
+
+
+def check_metadata(metadata: Mapping[str, JSONValue] | None) -> JSONDict:
+    """The receipt's metadata as a JSON object.
+
+    Raises:
+        InvalidArgument: a key is not a string, or a value would not survive JSON (a tuple,
+            a set, bytes, NaN): the receipt could not be stored as given.
+    """
+    copied = dict(metadata or {})
+    if not is_json_value(copied):
+        raise InvalidArgument(
+            "metadata", "must be a JSON object: string keys, values that survive JSON"
+        )
+    return copied
 
 
 def find_run(mesh: SquidMesh, run_id: UUID) -> WorkflowRun | None:

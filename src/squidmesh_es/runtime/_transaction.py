@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from squidmesh_es.domain import DispatchQueue, WorkflowRun, parse_run_id
+from squidmesh_es.errors import RunIdTaken
 from squidmesh_es.runtime._controls import decide_cancel, decide_manual
 from squidmesh_es.runtime._execution import Settled, after_commit
 from squidmesh_es.runtime._signals import MANUAL_ACTION_OF, Signal, SignalType
@@ -57,7 +58,11 @@ class Transaction:
     ) -> UUID:
         """Start a run as part of this transaction; returns its id (nothing is written yet).
 
-        The same checks as `SquidMesh.start` apply, before anything is decided.
+        The same checks as `SquidMesh.start` apply, before anything is decided. A start
+        repeated in the same transaction returns the same id.
+
+        Raises:
+            RunIdTaken: the run id belongs to a different request, here or in the journal.
         """
         at = self.mesh.now(now)
         request = build_request(
@@ -71,6 +76,12 @@ class Transaction:
             metadata=metadata,
             now=at,
         )
+        held = self._aggregates.get(request.run_id)
+        if isinstance(held, WorkflowRun):
+            # Started earlier in this transaction: the journal does not know it yet.
+            if request.matches(held):
+                return held.run_id
+            raise RunIdTaken(request.run_id, "a different start request started it")
         prepared = prepare_start(self.mesh, request, now=at, queue=self._queues.get(request.queue))
         if prepared.queue is not None and prepared.settled is not None:
             self._queues[request.queue] = prepared.queue

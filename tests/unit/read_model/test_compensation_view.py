@@ -105,6 +105,20 @@ def test_work_planned_before_the_rollback_is_in_flight_until_applied() -> None:
     assert view is not None and view.in_flight == ["notify"]
 
 
+def test_a_built_in_still_ahead_is_not_work_the_rollback_waits_for() -> None:
+    # A wait, log, pause or approval step carries no recovery policy: it runs nothing, so
+    # the engine ends the rollback without it (a worker step carries one).
+    h = Harness(saga_spec())
+    h.saga_forward("reserve", "authorize")
+    h.plan("review", at=LATER)  # e.g. an approval the run would have stopped at
+    h.step_failed("capture", recovery=SAGA_POLICY["capture"])
+    h.compensate("authorize", "capture")
+
+    view = h.snapshot().compensation
+
+    assert view is not None and view.in_flight == []
+
+
 def test_a_step_that_completed_twice_is_undone_once() -> None:
     h = Harness(saga_spec())
     h.saga_forward("reserve", "authorize")
