@@ -394,8 +394,9 @@ class InvalidDynamicWork(SquidMeshError):
 
     Reasons: ``invalid_dynamic_key``, ``invalid_dynamic_origin``,
     ``dynamic_origin_not_applied``, ``invalid_dynamic_node``, ``duplicate_dynamic_node``,
-    ``invalid_dynamic_edge``, ``conflicting_dynamic_work``, ``missing_action_registry``, and
-    the registry's refusals (``unknown_action_key``, ``disabled_action_key``, ...).
+    ``invalid_dynamic_edge``, ``conflicting_dynamic_work``, ``missing_action_registry``,
+    ``run_compensating`` (scheduling during a rollback), and the registry's refusals
+    (``unknown_action_key``, ``disabled_action_key``, ...).
     """
 
     code = "invalid_dynamic_work"

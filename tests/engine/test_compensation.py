@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from squidmesh_es import SquidMesh
-from squidmesh_es.errors import RunTerminal
+from squidmesh_es.errors import InvalidDynamicWork, RunTerminal
 from squidmesh_es.runtime._execution import claim_attempts, run_claimed, settle
 from squidmesh_es.testing import ManualClock
 
@@ -329,3 +329,27 @@ def test_built_ins_still_ahead_do_not_hold_a_finished_rollback_open(
     clock.advance(timedelta(hours=2))
     assert mesh.drain() == 0
     assert FORWARD == []
+
+
+def test_a_rolling_back_run_takes_no_new_executable_work(mesh: SquidMesh) -> None:
+    started = mesh.start(SagaCheckout, {"order_id": "o12"})
+    for _ in range(4):  # forward steps; the rollback has begun
+        mesh.execute_next(owner_id="w")
+    proposal = {
+        "dynamic_key": "late_fanout",
+        "origin": {
+            "runnable_key": f"{started.run_id}:reserve_inventory:1",
+            "step": "reserve_inventory",
+            "attempt": 1,
+        },
+        "nodes": [{"id": "late", "action": "digest.deliver", "input": {"chat": "c"}}],
+    }
+    before = mesh.recorder.max_notification_id()
+
+    with pytest.raises(InvalidDynamicWork) as refused:
+        mesh.schedule_dynamic_work(started.run_id, proposal, action_registry=digest_registry())
+
+    assert refused.value.reason == "run_compensating"
+    assert mesh.recorder.max_notification_id() == before
+    # Recording it for inspection stays possible: it runs nothing.
+    assert mesh.record_dynamic_work(started.run_id, proposal).dynamic_work

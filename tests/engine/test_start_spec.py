@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from pydantic import BaseModel
 
@@ -13,11 +15,14 @@ from squidmesh_es.errors import (
     PayloadValidationError,
     WorkflowValidationError,
 )
+from squidmesh_es.runtime._execution import claim_attempts, run_claimed
+from squidmesh_es.testing import ManualClock
 from squidmesh_es.workflow import ActionRegistry, Ok, Step, StepContext, Workflow, manual, step
 
 from conftest import OpenMesh
 from spec_actions import (
     RAN,
+    LoadInvoice,
     SendReminder,
     charge_spec,
     disabled,
@@ -213,12 +218,34 @@ def test_only_workers_holding_the_actions_claim_spec_work(open_mesh: OpenMesh) -
     assert worker.inspect_run(started.run_id).terminal_status == "completed"
 
 
-def test_an_action_disabled_after_the_start_fails_its_step_visibly(open_mesh: OpenMesh) -> None:
+def test_work_of_a_disabled_action_waits_unclaimed_until_it_is_enabled_again(
+    open_mesh: OpenMesh,
+) -> None:
     mesh = open_mesh(action_registry=registry())
     started = mesh.start_spec(reminder_spec(), {"invoice_id": "inv-12"})
-    mesh.action_registry = registry(**{"billing.load_invoice": disabled(SendReminder)})
+    mesh.action_registry = registry(**{"billing.load_invoice": disabled(LoadInvoice)})
 
-    mesh.drain()
+    assert mesh.drain() == 0
+    waiting = mesh.inspect_run(started.run_id)
+    assert waiting.status == "running" and [a.step for a in waiting.visible_attempts] == ["load"]
+    assert RAN == []
+
+    mesh.action_registry = registry()
+    assert mesh.drain() == 2
+    assert mesh.inspect_run(started.run_id).terminal_status == "completed"
+
+
+def test_an_action_removed_between_claim_and_run_fails_its_step_visibly(
+    open_mesh: OpenMesh, clock: ManualClock
+) -> None:
+    mesh = open_mesh(action_registry=registry())
+    started = mesh.start_spec(reminder_spec(), {"invoice_id": "inv-13"})
+    [claim] = claim_attempts(
+        mesh, "default", owner_id="w", limit=1, lease_for=timedelta(minutes=1), now=clock.now()
+    )
+    mesh.action_registry = registry(**{"billing.load_invoice": disabled(LoadInvoice)})
+
+    mesh.settle([run_claimed(mesh, claim)], queue="default")
 
     snap = mesh.inspect_run(started.run_id)
     assert snap.terminal_status == "failed"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from squidmesh_es.domain._compensation import COMPENSATE_PREFIX
+from squidmesh_es.domain._compensation import COMPENSATE_PREFIX, is_compensating
 from squidmesh_es.domain._journal import JSONDict
 from squidmesh_es.domain._keys import runnable_key
 from squidmesh_es.domain._redaction import redact_metadata
@@ -131,6 +131,10 @@ def check_proposal(
     if run.is_terminal:
         raise RunTerminal(run.run_id, run.terminal_status)
     scheduling = status == "scheduled"
+    if scheduling and is_compensating(run):
+        raise InvalidDynamicWork(
+            "run_compensating", "the run is rolling back; it takes no new executable work"
+        )
     origin = proposal.origin
     planned = run.planned.get(str(origin["runnable_key"]))
     if (

@@ -277,7 +277,7 @@ class SquidMesh(Application[UUID]):
         """Whether this runtime has the code for ``attempt``: its workflow and its action.
 
         A run started from a runtime spec carries its definition, so only the action key
-        (if any) must be in this process's action registry.
+        (if any) must be allowed by this process's action registry (known and enabled).
         """
         metadata = attempt.metadata or {}
         workflow = metadata.get("workflow")
@@ -286,7 +286,9 @@ class SquidMesh(Application[UUID]):
         action = metadata.get("action")
         if action is None:
             return True
-        return self.action_registry is not None and action in self.action_registry
+        # A disabled action is a kill switch: its work waits, unclaimed, until a worker that
+        # allows it (or this one, re-enabled) takes it.
+        return self.action_registry is not None and self.action_registry.refusal(action) is None
 
     def definition(self, run: WorkflowRun) -> RunDefinition | None:
         """The definition ``run`` executes under; ``None`` when this process lacks its code."""
