@@ -85,106 +85,61 @@ def _receipt_options(*, reason: bool = False) -> Callable[[F], F]:
     return decorate
 
 
-@click.command("approve")
-@click.argument("run_id")
-@_journal_options
-@import_option(help=_IMPORT_HELP)
-@_receipt_options()
-@scope_option
-@json_option
-def approve_command(
-    run_id: str,
-    database_url: str,
-    modules: tuple[str, ...],
-    actor: str | None,
-    comment: str | None,
-    metadata: tuple[str, ...],
-    idempotency_key: str | None,
-    scope: str,
-    as_json: bool,
-) -> None:
-    """Approve the approval step RUN_ID is paused at; the run takes the step's ok route."""
-    _decide(
-        SquidMesh.approve,
-        "approve_run",
-        run_id,
-        database_url=database_url,
-        modules=modules,
-        actor=actor,
-        comment=comment,
-        metadata=metadata,
-        idempotency_key=idempotency_key,
-        scope=scope,
-        as_json=as_json,
-    )
+def _manual_command(
+    name: str, method: Callable[..., RunSnapshot], signal_type: str, doc: str
+) -> click.Command:
+    """One of ``approve``, ``reject`` and ``resume``: they differ only in what they call."""
+
+    def command(
+        run_id: str,
+        database_url: str,
+        modules: tuple[str, ...],
+        actor: str | None,
+        comment: str | None,
+        metadata: tuple[str, ...],
+        idempotency_key: str | None,
+        scope: str,
+        as_json: bool,
+    ) -> None:
+        _decide(
+            method,
+            signal_type,
+            run_id,
+            database_url=database_url,
+            modules=modules,
+            actor=actor,
+            comment=comment,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            scope=scope,
+            as_json=as_json,
+        )
+
+    command.__doc__ = doc
+    # Applied innermost first, so --help lists the options as the other commands do.
+    decorated = _receipt_options()(scope_option(json_option(command)))
+    decorated = _journal_options(import_option(help=_IMPORT_HELP)(decorated))
+    return click.command(name)(click.argument("run_id")(decorated))
 
 
-@click.command("reject")
-@click.argument("run_id")
-@_journal_options
-@import_option(help=_IMPORT_HELP)
-@_receipt_options()
-@scope_option
-@json_option
-def reject_command(
-    run_id: str,
-    database_url: str,
-    modules: tuple[str, ...],
-    actor: str | None,
-    comment: str | None,
-    metadata: tuple[str, ...],
-    idempotency_key: str | None,
-    scope: str,
-    as_json: bool,
-) -> None:
-    """Reject the approval step RUN_ID is paused at; the run takes the step's error route."""
-    _decide(
-        SquidMesh.reject,
-        "reject_run",
-        run_id,
-        database_url=database_url,
-        modules=modules,
-        actor=actor,
-        comment=comment,
-        metadata=metadata,
-        idempotency_key=idempotency_key,
-        scope=scope,
-        as_json=as_json,
-    )
-
-
-@click.command("resume")
-@click.argument("run_id")
-@_journal_options
-@import_option(help=_IMPORT_HELP)
-@_receipt_options()
-@scope_option
-@json_option
-def resume_command(
-    run_id: str,
-    database_url: str,
-    modules: tuple[str, ...],
-    actor: str | None,
-    comment: str | None,
-    metadata: tuple[str, ...],
-    idempotency_key: str | None,
-    scope: str,
-    as_json: bool,
-) -> None:
-    """Resume the pause step RUN_ID is paused at; the run takes the step's ok route."""
-    _decide(
-        SquidMesh.resume,
-        "resume_run",
-        run_id,
-        database_url=database_url,
-        modules=modules,
-        actor=actor,
-        comment=comment,
-        metadata=metadata,
-        idempotency_key=idempotency_key,
-        scope=scope,
-        as_json=as_json,
-    )
+approve_command = _manual_command(
+    "approve",
+    SquidMesh.approve,
+    "approve_run",
+    "Approve the approval step RUN_ID is paused at; the run takes the step's ok route.",
+)
+reject_command = _manual_command(
+    "reject",
+    SquidMesh.reject,
+    "reject_run",
+    "Reject the approval step RUN_ID is paused at; the run takes the step's error route.",
+)
+resume_command = _manual_command(
+    "resume",
+    SquidMesh.resume,
+    "resume_run",
+    "Resume the pause step RUN_ID is paused at; the run takes the step's ok route.",
+)
 
 
 @click.command("cancel")
