@@ -15,7 +15,7 @@ from squidmesh_es.domain._keys import (
 )
 from squidmesh_es.domain._queue import Attempt, DispatchQueue
 from squidmesh_es.domain._redaction import REDACTED, SENSITIVE_KEYS, redact_metadata
-from squidmesh_es.domain._run import Runnable, WorkflowRun
+from squidmesh_es.domain._run import Runnable, WorkflowRun, is_side_work
 from squidmesh_es.domain._vocab import (
     AnomalyReason,
     AttemptStatus,
@@ -43,6 +43,7 @@ __all__ = [
     "WorkflowRun",
     "check_queue_name",
     "hash_claim_token",
+    "is_side_work",
     "parse_run_id",
     "queue_id",
     "redact_metadata",

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from squidmesh_es.domain._journal import JSONDict
 from squidmesh_es.domain._keys import runnable_key
-from squidmesh_es.domain._run import Runnable, WorkflowRun
+from squidmesh_es.domain._run import Runnable, WorkflowRun, is_side_work
 from squidmesh_es.workflow import WorkflowSpec
 
 __all__ = [
@@ -68,7 +68,7 @@ def next_compensation(
     latest: dict[str, JSONDict] = {}
     for applied in run.applied.values():  # application order
         planned = run.planned.get(str(applied["runnable_key"]), {})
-        if applied["outcome"] != "ok" or planned.get("compensation") or planned.get("dynamic"):
+        if applied["outcome"] != "ok" or is_side_work(planned):
             continue
         name = str(applied["step"])
         if name not in spec.step_names:

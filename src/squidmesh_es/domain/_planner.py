@@ -29,7 +29,7 @@ from squidmesh_es.domain._compensation import (
 )
 from squidmesh_es.domain._journal import JSONDict
 from squidmesh_es.domain._keys import runnable_key
-from squidmesh_es.domain._run import Runnable, WorkflowRun
+from squidmesh_es.domain._run import Runnable, WorkflowRun, is_side_work
 from squidmesh_es.domain._vocab import ManualKind, TerminalStatus
 from squidmesh_es.errors import MissingInputPath, RunTerminal, UnknownAttempt
 from squidmesh_es.workflow import (
@@ -121,7 +121,7 @@ def apply_outcome(
         return progress
     planned = _planned(run, key)
     step_name = str(planned["step"])
-    if planned.get("compensation") is not None or planned.get("dynamic") is not None:
+    if is_side_work(planned):
         _apply_side_work(spec, run, key, step_name, outcome, output, error, now, progress)
         return progress
     step = spec.step(step_name)
@@ -176,7 +176,7 @@ def plan_retry(
     """
     failed = _planned(run, key)
     attempt = int(failed["attempt_number"]) + 1
-    if failed.get("dynamic") is not None or failed.get("compensation") is not None:
+    if is_side_work(failed):
         retry = replace(
             Runnable.from_state(failed),
             runnable_key=runnable_key(run.run_id, str(failed["step"]), attempt),
@@ -260,7 +260,7 @@ def plan_deferral(
     base = runnable_key(run.run_id, str(deferred["step"]), int(deferred["attempt_number"]))
     count = sum(1 for k in run.planned if k.startswith(f"{base}:deferred:"))
     visible_at = now + delay
-    if deferred.get("dynamic") is not None or deferred.get("compensation") is not None:
+    if is_side_work(deferred):
         again = replace(Runnable.from_state(deferred), visible_at=visible_at)
     else:
         again = _runnable(
@@ -572,7 +572,7 @@ def _continue_compensation(
 def _worker_steps_pending(spec: WorkflowSpec, run: WorkflowRun) -> bool:
     """Whether a planned runnable a worker executes has no result yet."""
     for planned in run.pending_runnables():
-        if planned.get("compensation") is not None or planned.get("dynamic") is not None:
+        if is_side_work(planned):
             return True
         if spec.step(str(planned["step"])).kind is StepKind.CUSTOM:
             return True

@@ -43,7 +43,7 @@ from squidmesh_es.errors import (
     UnknownAttempt,
 )
 
-__all__ = ["Runnable", "WorkflowRun"]
+__all__ = ["Runnable", "WorkflowRun", "is_side_work"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,14 @@ class Runnable:
             if value is not None:
                 state[name] = value
         return state
+
+
+def is_side_work(planned: JSONDict) -> bool:
+    """Whether a planned runnable lies outside the definition (a callback or a dynamic node).
+
+    Such runnables carry their own code reference and retry rules.
+    """
+    return planned.get("compensation") is not None or planned.get("dynamic") is not None
 
 
 @final

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from squidmesh_es.domain import JSONDict, WorkflowRun
+from squidmesh_es.domain import JSONDict, WorkflowRun, is_side_work
 from squidmesh_es.errors import ActionNotAllowed, UnknownStep
 from squidmesh_es.workflow import ActionRegistry, Step, StepKind, Workflow, WorkflowSpec
 
@@ -34,7 +34,7 @@ class RunDefinition:
 
     def is_custom(self, planned: JSONDict) -> bool:
         """Whether a worker runs ``planned`` (custom steps, dynamic nodes, compensations)."""
-        if planned.get("compensation") is not None or planned.get("dynamic") is not None:
+        if is_side_work(planned):
             return True
         return self.spec.step(str(planned["step"])).kind is StepKind.CUSTOM
 
