@@ -296,6 +296,17 @@ class SquidMesh(Application[UUID]):
             run, self.workflows.get(run.workflow), self.action_registry, self._runtime_specs
         )
 
+    def require_definition(self, run: WorkflowRun) -> RunDefinition:
+        """The definition ``run`` executes under, for decisions that plan its next work.
+
+        Raises:
+            InvalidArgument: this process has not registered the run's workflow.
+        """
+        definition = self.definition(run)
+        if definition is None:
+            raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
+        return definition
+
     # -- starting and executing -----------------------------------------------------------
 
     def start(

@@ -19,7 +19,7 @@ from squidmesh_es.domain import (
     redact_metadata,
 )
 from squidmesh_es.domain._planner import resolve_boundary
-from squidmesh_es.errors import Conflict, InvalidArgument, ManualStepMismatch, RunTerminal
+from squidmesh_es.errors import Conflict, ManualStepMismatch, RunTerminal
 from squidmesh_es.runtime._execution import CONFLICT_RETRIES, Settled, after_commit, carry_out
 from squidmesh_es.workflow import Outcome
 
@@ -192,9 +192,7 @@ def decide_manual(
     if boundary is None or boundary["kind"] != action.kind.value:
         actual = None if boundary is None else str(boundary["kind"])
         raise ManualStepMismatch(run.run_id, expected=action.kind.value, actual=actual)
-    definition = mesh.definition(run)
-    if definition is None:
-        raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
+    definition = mesh.require_definition(run)
     # The decision is stored as the boundary's result and flows into the context and
     # the successors' inputs: redact it as the receipt is redacted.
     decision: JSONDict = {

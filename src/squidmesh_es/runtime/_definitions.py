@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 
 from squidmesh_es.domain import JSONDict, WorkflowRun, is_side_work
-from squidmesh_es.errors import ActionNotAllowed, UnknownStep
+from squidmesh_es.errors import ActionNotAllowed, DefinitionMismatch, UnknownStep
 from squidmesh_es.workflow import ActionRegistry, Step, StepKind, Workflow, WorkflowSpec
 
 __all__ = ["RunDefinition", "SpecCache", "definition_of"]
@@ -27,10 +27,17 @@ class RunDefinition:
     workflow: type[Workflow] | None = None
     actions: ActionRegistry | None = None
 
-    @property
-    def runtime_spec(self) -> bool:
-        """Whether the run was started from a runtime-authored spec (``start_spec``)."""
-        return self.workflow is None
+    def mismatch(self, run: WorkflowRun) -> DefinitionMismatch | None:
+        """The refusal for ``run`` when it was started under another definition, else None."""
+        if run.definition_fingerprint == self.spec.fingerprint:
+            return None
+        return DefinitionMismatch(
+            run.run_id,
+            persisted_fingerprint=run.definition_fingerprint,
+            current_fingerprint=self.spec.fingerprint,
+            persisted_version=run.definition_version,
+            current_version=self.spec.version,
+        )
 
     def is_custom(self, planned: JSONDict) -> bool:
         """Whether a worker runs ``planned`` (custom steps, dynamic nodes, compensations)."""

@@ -21,7 +21,7 @@ from squidmesh_es.domain._dynamic import (
     dynamic_runnables,
 )
 from squidmesh_es.domain._planner import Progress
-from squidmesh_es.errors import Conflict, DefinitionMismatch, InvalidArgument
+from squidmesh_es.errors import Conflict
 from squidmesh_es.read_model import DynamicWorkPreview, build_run_graph
 from squidmesh_es.runtime._definitions import RunDefinition
 from squidmesh_es.runtime._execution import CONFLICT_RETRIES, Settled, after_commit, carry_out
@@ -145,17 +145,10 @@ def _record(run: WorkflowRun, proposal: DynamicProposal, status: str, *, now: da
 
 def _current_definition(mesh: SquidMesh, run: WorkflowRun) -> RunDefinition:
     """The run's definition, refused when this process lacks it or holds another version."""
-    definition = mesh.definition(run)
-    if definition is None:
-        raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
-    if definition.spec.fingerprint != run.definition_fingerprint:
-        raise DefinitionMismatch(
-            run.run_id,
-            persisted_fingerprint=run.definition_fingerprint,
-            current_fingerprint=definition.spec.fingerprint,
-            persisted_version=run.definition_version,
-            current_version=definition.spec.version,
-        )
+    definition = mesh.require_definition(run)
+    mismatch = definition.mismatch(run)
+    if mismatch is not None:
+        raise mismatch
     return definition
 
 

@@ -51,7 +51,6 @@ from squidmesh_es.errors import (
     SquidMeshError,
     UnknownAttempt,
 )
-from squidmesh_es.runtime._definitions import RunDefinition
 from squidmesh_es.runtime._notifier import ScheduledAttempt
 from squidmesh_es.workflow import (
     Outcome,
@@ -216,21 +215,10 @@ def run_claimed(
     as the journal says the claim is no longer current.
     """
     run = mesh.get_run(claim.attempt.run_id)
-    definition = mesh.definition(run)
-    if definition is None:  # claim_from only takes work whose code this process has
-        raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
-    spec = definition.spec
-    if run.definition_fingerprint != spec.fingerprint:
-        return Finished(
-            claim,
-            mismatch=DefinitionMismatch(
-                run.run_id,
-                persisted_fingerprint=run.definition_fingerprint,
-                current_fingerprint=spec.fingerprint,
-                persisted_version=run.definition_version,
-                current_version=spec.version,
-            ),
-        )
+    definition = mesh.require_definition(run)  # claim_from only takes work it has code for
+    mismatch = definition.mismatch(run)
+    if mismatch is not None:
+        return Finished(claim, mismatch=mismatch)
     planned = run.planned.get(claim.key)
     if planned is None:  # settle refuses it as an unknown attempt
         return Finished(claim, outcome=StepOutcome(OutcomeStatus.OK))
@@ -421,7 +409,7 @@ def _decide(
         return Progress(ended=TerminalStatus.FAILED)
     outcome = item.outcome
     assert outcome is not None
-    definition = _definition_of(mesh, run)
+    definition = mesh.require_definition(run)
     spec = definition.spec
     planned = run.planned[key]
     if not definition.is_custom(planned):
@@ -483,13 +471,6 @@ def _error(outcome: StepOutcome, attempt: int, *, retryable: bool) -> JSONDict:
         "attempt": attempt,
         "retryable": retryable,
     }
-
-
-def _definition_of(mesh: SquidMesh, run: WorkflowRun) -> RunDefinition:
-    definition = mesh.definition(run)
-    if definition is None:
-        raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
-    return definition
 
 
 def carry_out(

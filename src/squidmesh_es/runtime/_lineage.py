@@ -10,7 +10,6 @@ from uuid import UUID, uuid5
 from squidmesh_es.domain import JOURNAL_NAMESPACE, JSONDict, WorkflowRun
 from squidmesh_es.errors import (
     Conflict,
-    DefinitionMismatch,
     InvalidReplaySource,
     StaleClaim,
     UnsafeReplay,
@@ -82,18 +81,13 @@ def replay_run(
         return earlier  # a repeated delivery: the first one's result, no second receipt
     if source.spec is not None:
         raise InvalidReplaySource(source.run_id, "runtime_spec")
-    workflow = mesh.workflows.get(source.workflow)
-    if workflow is None:
+    definition = mesh.definition(source)
+    if definition is None or definition.workflow is None:
         raise InvalidReplaySource(source.run_id, "workflow")
-    spec = workflow.to_spec()
-    if source.definition_fingerprint != spec.fingerprint:
-        raise DefinitionMismatch(
-            source.run_id,
-            persisted_fingerprint=source.definition_fingerprint,
-            current_fingerprint=spec.fingerprint,
-            persisted_version=source.definition_version,
-            current_version=spec.version,
-        )
+    workflow = definition.workflow
+    mismatch = definition.mismatch(source)
+    if mismatch is not None:
+        raise mismatch
     blocking = replay_blockers(source)
     if blocking and allow_irreversible is not True:
         raise UnsafeReplay(source.run_id, blocking)
