@@ -29,6 +29,7 @@ from squidmesh_es.errors import (
     RunNotFound,
     StaleClaim,
 )
+from squidmesh_es.runtime._app import queue_snapshot_interval
 from squidmesh_es.testing import delete_snapshots, freezegun_transcodings
 
 from conftest import T0, OpenMesh
@@ -70,6 +71,8 @@ def start_run(mesh: SquidMesh, *, steps: tuple[str, ...] = ("charge",)) -> tuple
 
 
 def state(aggregate: Any) -> dict[str, Any]:
+    if isinstance(aggregate, DispatchQueue):  # indexes are derived: compare what is stored
+        return {"version": aggregate.version, "state": aggregate.stored_state()}
     return {k: v for k, v in vars(aggregate).items() if k != "_pending_events"}
 
 
@@ -188,7 +191,7 @@ def test_several_claims_and_completions_commit_in_one_save(open_mesh: OpenMesh) 
 
     assert len(recordings) == 3 * 3 + 3
     reloaded = open_mesh()
-    assert reloaded.get_queue().attempts == {}
+    assert len(reloaded.get_queue()) == 0
     assert reloaded.get_run(run_id).context == {"a": 0, "b": 1, "c": 2}
 
 
@@ -292,9 +295,12 @@ def test_thousands_of_events_load_from_their_snapshot(open_mesh: OpenMesh) -> No
     loaded_run = fresh.repository.get(run_id, version=run.version)
 
     assert queue.version > 3000 and run.version > 1500
+    # a queue is snapshotted more rarely as its live state grows (1,500 live attempts here)
+    bounds = (queue_snapshot_interval(len(queue)), 100)
+    assert bounds[0] == 1600
     assert all(
-        gt is not None and gt >= v - 200
-        for gt, v in zip(replayed_from, (queue.version, run.version), strict=True)
+        gt is not None and gt >= v - bound
+        for gt, v, bound in zip(replayed_from, (queue.version, run.version), bounds, strict=True)
     )
     assert state(loaded_queue) == state(queue) and state(loaded_run) == state(run)
 

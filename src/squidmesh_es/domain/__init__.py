@@ -13,7 +13,7 @@ from squidmesh_es.domain._keys import (
     queue_id,
     runnable_key,
 )
-from squidmesh_es.domain._queue import Attempt, DispatchQueue
+from squidmesh_es.domain._queue import Attempt, DispatchOrder, DispatchQueue
 from squidmesh_es.domain._redaction import REDACTED, SENSITIVE_KEYS, redact_metadata
 from squidmesh_es.domain._run import Runnable, WorkflowRun, is_side_work
 from squidmesh_es.domain._vocab import (
@@ -33,6 +33,7 @@ __all__ = [
     "AnomalyReason",
     "Attempt",
     "AttemptStatus",
+    "DispatchOrder",
     "DispatchQueue",
     "JSONDict",
     "ManualAction",

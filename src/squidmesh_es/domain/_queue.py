@@ -5,17 +5,29 @@ anomaly a fact would cause, or ``None``; command methods raise on it before anyt
 written, and event application records it as an anomaly when an externally written
 history breaks it.
 
-State stays bounded: an attempt leaves the state once its result is applied to the run or
-its run ends, so snapshots stay small and claiming costs O(live attempts), not O(history).
-A short memory of recently finished attempts keeps duplicate completions idempotent.
+Every step costs the same whatever the backlog:
+
+- claimable work is found through persistent heaps ordered by visible time (and by lease
+  end for expired claims), so a claim and `next_visible_at` cost O(log n), never a scan;
+- the large maps are copy-on-write (`CowMap`), so the copy the repository hands each
+  command costs O(1) in the backlog;
+- state stays bounded by live work: an attempt leaves it once its result is applied to the
+  run or its run ends, and a short memory of recently finished attempts keeps duplicate
+  completions idempotent.
+
+Runs already under way go first: an attempt scheduled by a run's start is *fresh* and waits
+behind the successors, retries and continuations of running runs (`DispatchOrder`), so a
+backlog of new runs does not hold back every next step of the runs in flight.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
-from itertools import islice
+from enum import StrEnum
+from heapq import merge
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Any, final
 from uuid import UUID
 
@@ -23,6 +35,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.domain import Snapshot as LibrarySnapshot
 from eventsourcing.utils import register_topic
 
+from squidmesh_es.domain._cow import CowMap, RecentMemory
+from squidmesh_es.domain._heap import Entry, Heap, iter_sorted, pop, push
 from squidmesh_es.domain._journal import (
     ALREADY_RECORDED,
     AnomalyLog,
@@ -46,18 +60,27 @@ from squidmesh_es.errors import (
     UnknownAttempt,
 )
 
-__all__ = ["Attempt", "DispatchQueue"]
+__all__ = ["Attempt", "DispatchOrder", "DispatchQueue"]
 
 RECENT_LIMIT = 1000
 """How many finished attempts and closed runs the queue remembers for precise refusals."""
 
-_WAITING = (AttemptStatus.AVAILABLE.value, AttemptStatus.RETRY_SCHEDULED.value)
+_WAITING = (AttemptStatus.AVAILABLE, AttemptStatus.RETRY_SCHEDULED)
 _INTENT_FIELDS = ("run_id", "idempotency_key", "attempt_number", "step", "input", "visible_at")
+
+
+class DispatchOrder(StrEnum):
+    """Which visible attempt a claimer gets first (expired claims always come first)."""
+
+    RUNS_UNDER_WAY_FIRST = "runs_under_way_first"
+    """Successors, retries and continuations before the first steps of new runs."""
+    FIFO = "fifo"
+    """Strictly by visible time, then scheduling order."""
 
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """A read-only view of one live attempt, as the queue holds it."""
+    """One live attempt, as the queue holds it (records are replaced, never changed)."""
 
     runnable_key: str
     run_id: str
@@ -76,10 +99,15 @@ class Attempt:
     wakeup_emitted: bool = False
     retry_of: str | None = None
     metadata: JSONDict | None = None
+    claim_token_hash: str | None = field(default=None, repr=False, compare=False)
+    seq: int = field(default=0, repr=False, compare=False)
+    """Scheduling order in this queue: breaks ties between equal visible times."""
+    fresh: bool = field(default=False, compare=False)
+    """Scheduled by its run's start: waits behind runs under way (`DispatchOrder`)."""
 
     @classmethod
     def from_state(cls, state: JSONDict) -> Attempt:
-        """Build the view from the queue's stored attempt record."""
+        """Build the record from its stored (snapshot) form."""
         return cls(
             runnable_key=state["runnable_key"],
             run_id=state["run_id"],
@@ -98,16 +126,28 @@ class Attempt:
             wakeup_emitted=state.get("wakeup_emitted", False),
             retry_of=state.get("retry_of"),
             metadata=state.get("metadata"),
+            claim_token_hash=state.get("claim_token_hash"),
+            seq=state.get("seq", 0),
+            fresh=state.get("fresh", False),
         )
 
+    def to_state(self) -> JSONDict:
+        """The stored (snapshot) form: JSON-shaped, as earlier versions wrote it."""
+        state = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        state["status"] = self.status.value
+        return state
 
-def _order(attempt: JSONDict) -> tuple[datetime, str, int, str]:
-    return (
-        attempt["visible_at"],
-        attempt["run_id"],
-        attempt["attempt_number"],
-        attempt["runnable_key"],
-    )
+    @property
+    def intent(self) -> JSONDict:
+        """What scheduling promised: a repeat of the same intent is a duplicate."""
+        return {name: getattr(self, name) for name in _INTENT_FIELDS}
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(Attempt))
+
+
+def _order(attempt: Attempt) -> tuple[datetime, str, int, str]:
+    return (attempt.visible_at, attempt.run_id, attempt.attempt_number, attempt.runnable_key)
 
 
 @final
@@ -115,15 +155,22 @@ class DispatchQueue(AnomalyLog, Aggregate):
     """Attempts of one queue, and who holds each of them until when."""
 
     TOPIC = "squidmesh.DispatchQueue"
-    MUTABLE_RECORDS = ("attempts",)
 
     if TYPE_CHECKING:  # state set by events; annotations here would become __init__ args
         queue: str
-        attempts: dict[str, JSONDict]
-        queued_runs: dict[str, int]
-        closed_runs: dict[str, str]
-        finished: dict[str, JSONDict]
+        attempts: CowMap[str, Attempt]
+        runs: CowMap[str, tuple[str, ...]]
+        """Live attempt keys of each run."""
+        queued_runs: CowMap[str, int]
+        closed_runs: RecentMemory[str, str]
+        finished: RecentMemory[str, JSONDict]
         counters: dict[str, int]
+        fresh_ready: Heap
+        """Waiting attempts scheduled by their run's start, by visible time."""
+        continuing_ready: Heap
+        """Every other waiting attempt, by visible time."""
+        leases: Heap
+        """Claimed attempts, by lease end: expired ones may be taken over."""
 
     class Event(Aggregate.Event):
         """Base of the queue's events."""
@@ -136,10 +183,11 @@ class DispatchQueue(AnomalyLog, Aggregate):
 
         def apply(self, q: DispatchQueue) -> None:
             q.queue = self.queue
-            q.attempts = {}
-            q.queued_runs = {}
-            q.closed_runs = {}
-            q.finished = {}
+            q.attempts = CowMap()
+            q.runs = CowMap()
+            q.queued_runs = CowMap()
+            q.closed_runs = RecentMemory(RECENT_LIMIT)
+            q.finished = RecentMemory(RECENT_LIMIT)
             q.counters = {
                 "scheduled": 0,
                 "claimed": 0,
@@ -152,6 +200,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
             }
             q.anomalies = []
             q.anomaly_count = 0
+            q.fresh_ready = q.continuing_ready = q.leases = None
 
     class RunQueued(ToleratedEvent, Event):
         """A run will put attempts on this queue; recovery finds started runs through it."""
@@ -170,6 +219,16 @@ class DispatchQueue(AnomalyLog, Aggregate):
         """A runnable became an attempt that workers may claim from ``visible_at`` on."""
 
         TOPIC = "squidmesh.DispatchQueue.AttemptScheduled"
+        REQUIRED = (
+            "run_id",
+            "runnable_key",
+            "idempotency_key",
+            "attempt_number",
+            "step",
+            "input",
+            "visible_at",
+            "metadata",
+        )
         run_id: str
         runnable_key: str
         idempotency_key: str
@@ -178,6 +237,8 @@ class DispatchQueue(AnomalyLog, Aggregate):
         input: JSONDict
         visible_at: datetime
         metadata: JSONDict | None
+        fresh: bool = False
+        """Scheduled by the run's start (absent in histories written before 0.2: False)."""
 
         def evolve(self, q: DispatchQueue) -> None:
             anomaly = q.schedule_rule(self.run_id, self.runnable_key, self._intent())
@@ -187,13 +248,17 @@ class DispatchQueue(AnomalyLog, Aggregate):
                         anomaly, self, run_id=self.run_id, runnable_key=self.runnable_key
                     )
                 return
-            q.attempts[self.runnable_key] = {
-                "runnable_key": self.runnable_key,
-                "status": AttemptStatus.AVAILABLE.value,
-                "metadata": self.metadata,
-                **self._intent(),
-            }
             q.counters["scheduled"] += 1
+            q.add_live(
+                Attempt(
+                    runnable_key=self.runnable_key,
+                    status=AttemptStatus.AVAILABLE,
+                    metadata=self.metadata,
+                    seq=q.counters["scheduled"],
+                    fresh=bool(getattr(self, "fresh", False)),
+                    **self._intent(),
+                )
+            )
 
         def _intent(self) -> JSONDict:
             return {
@@ -222,9 +287,9 @@ class DispatchQueue(AnomalyLog, Aggregate):
                     anomaly, self, runnable_key=self.runnable_key, claim_id=self.claim_id
                 )
                 return
-            attempt = q.attempts[self.runnable_key]
-            attempt.update(
-                status=AttemptStatus.CLAIMED.value,
+            q.replace_live(
+                q.attempts[self.runnable_key],
+                status=AttemptStatus.CLAIMED,
                 claim_id=self.claim_id,
                 claim_token_hash=self.claim_token_hash,
                 owner_id=self.owner_id,
@@ -250,7 +315,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
                     anomaly, self, runnable_key=self.runnable_key, claim_id=self.claim_id
                 )
                 return
-            q.attempts[self.runnable_key]["lease_until"] = self.lease_until
+            q.replace_live(q.attempts[self.runnable_key], lease_until=self.lease_until)
 
     class AttemptCompleted(ToleratedEvent, Event):
         """The current claim finished the attempt with ``result``."""
@@ -275,8 +340,9 @@ class DispatchQueue(AnomalyLog, Aggregate):
                         anomaly, self, runnable_key=self.runnable_key, claim_id=self.claim_id
                     )
                 return
-            q.attempts[self.runnable_key].update(
-                status=AttemptStatus.COMPLETED.value,
+            q.replace_live(
+                q.attempts[self.runnable_key],
+                status=AttemptStatus.COMPLETED,
                 result=self.result,
                 error=None,
                 completed_at=self.timestamp,
@@ -309,10 +375,10 @@ class DispatchQueue(AnomalyLog, Aggregate):
             retry_key = getattr(self, "retry_runnable_key", None)
             retry_at = getattr(self, "retry_visible_at", None)
             if retry_key is None or retry_at is None:
-                failed.update(status=AttemptStatus.FAILED.value, error=self.error)
+                q.replace_live(failed, status=AttemptStatus.FAILED, error=self.error)
                 return
             intent = q.retry_intent(failed, retry_at)
-            retry_anomaly = q.schedule_rule(failed["run_id"], retry_key, intent)
+            retry_anomaly = q.schedule_rule(failed.run_id, retry_key, intent)
             if retry_anomaly is not None:
                 # An existing key is never overwritten, not even by the same intent: the
                 # command refuses it too, so only an externally written history gets here.
@@ -322,20 +388,23 @@ class DispatchQueue(AnomalyLog, Aggregate):
                     else retry_anomaly
                 )
                 q.note_anomaly(reason, self, runnable_key=retry_key)
-                failed.update(status=AttemptStatus.FAILED.value, error=self.error)
+                q.replace_live(failed, status=AttemptStatus.FAILED, error=self.error)
                 return
             # The failed try is superseded by its retry: it leaves the live state and the
             # retry carries its error for inspection.
-            q.forget(self.runnable_key, failed, status=AttemptStatus.FAILED.value, applied=False)
-            q.attempts[retry_key] = {
-                "runnable_key": retry_key,
-                "status": AttemptStatus.RETRY_SCHEDULED.value,
-                "retry_of": self.runnable_key,
-                "error": self.error,
-                "metadata": failed.get("metadata"),
-                **intent,
-            }
+            q.forget(failed, status=AttemptStatus.FAILED, applied=False)
             q.counters["scheduled"] += 1
+            q.add_live(
+                Attempt(
+                    runnable_key=retry_key,
+                    status=AttemptStatus.RETRY_SCHEDULED,
+                    retry_of=self.runnable_key,
+                    error=self.error,
+                    metadata=failed.metadata,
+                    seq=q.counters["scheduled"],
+                    **intent,
+                )
+            )
 
     class LiveWakeupEmitted(ToleratedEvent, Event):
         """A notifier hint for the attempt went out after its scheduling committed."""
@@ -348,7 +417,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
             if anomaly is not None:
                 q.note_anomaly(anomaly, self, runnable_key=self.runnable_key)
                 return
-            q.attempts[self.runnable_key]["wakeup_emitted"] = True
+            q.replace_live(q.attempts[self.runnable_key], wakeup_emitted=True)
 
     class ResultApplied(ToleratedEvent, Event):
         """The run journal applied the attempt's result; the attempt leaves the live state."""
@@ -363,7 +432,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
                     q.note_anomaly(anomaly, self, runnable_key=self.runnable_key)
                 return
             attempt = q.attempts[self.runnable_key]
-            q.forget(self.runnable_key, attempt, status=attempt["status"], applied=True)
+            q.forget(attempt, status=attempt.status, applied=True)
             q.counters["applied"] += 1
 
     class RunClosed(ToleratedEvent, Event):
@@ -376,21 +445,43 @@ class DispatchQueue(AnomalyLog, Aggregate):
         def evolve(self, q: DispatchQueue) -> None:
             if self.run_id in q.closed_runs:
                 return
-            for key in [k for k, a in q.attempts.items() if a["run_id"] == self.run_id]:
-                q.forget(key, q.attempts[key], status=q.attempts[key]["status"], applied=False)
+            for key in q.runs.get(self.run_id) or ():
+                attempt = q.attempts[key]
+                q.forget(attempt, status=attempt.status, applied=False)
                 q.counters["dropped_for_terminal_run"] += 1
-            q.queued_runs.pop(self.run_id, None)
+            q.queued_runs.pop(self.run_id)
             q.closed_runs[self.run_id] = self.status
-            _trim(q.closed_runs)
             q.counters["runs_closed"] += 1
 
     Created = Opened
     """The library looks for ``Created``; ours has the spec's name."""
 
     class Snapshot(LibrarySnapshot):
-        """Checkpoint of the queue's state; disposable."""
+        """Checkpoint of the queue's live state; disposable, and O(live attempts) in size.
+
+        The stored form is plain JSON (the same shape earlier versions wrote); the indexes
+        are not stored but rebuilt from the live attempts when a snapshot is loaded.
+        """
 
         TOPIC = "squidmesh.DispatchQueue.Snapshot"
+
+        @classmethod
+        def take(cls, aggregate: Any) -> Any:
+            """Store the queue's state in its plain JSON form."""
+            return cls(
+                originator_id=aggregate.id,
+                originator_version=aggregate.version,
+                timestamp=cls.create_timestamp(),
+                topic="squidmesh.DispatchQueue",
+                state=aggregate.stored_state(),
+            )
+
+        def mutate(self, _: Any) -> Any:
+            """Rebuild the queue, its copy-on-write maps and its indexes."""
+            queue = super().mutate(None)
+            assert isinstance(queue, DispatchQueue)
+            queue.restore_state()
+            return queue
 
     # -- creation -------------------------------------------------------------------------
 
@@ -400,19 +491,142 @@ class DispatchQueue(AnomalyLog, Aggregate):
         check_queue_name(queue)
         return cls._create(cls.Opened, id=queue_id(queue), queue=queue, timestamp=now)
 
+    # -- copies and snapshots -------------------------------------------------------------
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> DispatchQueue:
+        """A copy for one command: O(1) in the backlog, independent of the original."""
+        clone = object.__new__(type(self))
+        for name, value in self.__dict__.items():
+            if isinstance(value, CowMap | RecentMemory):
+                value = value.fork()
+            elif isinstance(value, dict | list):
+                value = type(value)(value)
+            clone.__dict__[name] = value
+        memo[id(self)] = clone
+        return clone
+
+    def stored_state(self) -> JSONDict:
+        """The snapshot form of the state: plain JSON, without the derived indexes."""
+        return {
+            "queue": self.queue,
+            "attempts": {key: a.to_state() for key, a in self.attempts.items()},
+            "queued_runs": self.queued_runs.to_dict(),
+            "closed_runs": self.closed_runs.to_dict(),
+            "finished": self.finished.to_dict(),
+            "counters": dict(self.counters),
+            "anomalies": list(self.anomalies),
+            "anomaly_count": self.anomaly_count,
+        }
+
+    def restore_state(self) -> None:
+        """Turn the snapshot form back into the working state (any earlier version's)."""
+        state = self.__dict__
+        records = [Attempt.from_state(a) for a in state.pop("attempts").values()]
+        if any(a.seq == 0 for a in records):  # written before scheduling order was kept
+            records.sort(key=_order)
+            records = [replace(a, seq=n) for n, a in enumerate(records, start=1)]
+        closed: RecentMemory[str, str] = RecentMemory(RECENT_LIMIT)
+        for run_id, status in state.pop("closed_runs").items():
+            closed[run_id] = status
+        finished: RecentMemory[str, JSONDict] = RecentMemory(RECENT_LIMIT)
+        for key, record in state.pop("finished").items():
+            finished[key] = record
+        self.queued_runs = CowMap(state.pop("queued_runs"))
+        self.closed_runs = closed
+        self.finished = finished
+        self.attempts = CowMap()
+        self.runs = CowMap()
+        self.fresh_ready = self.continuing_ready = self.leases = None
+        for record in records:
+            self.add_live(record)
+
+    # -- state helpers used by event application -------------------------------------------
+
+    def add_live(self, attempt: Attempt) -> None:
+        """Make ``attempt`` live and index it where claimers will look."""
+        key = attempt.runnable_key
+        self.attempts[key] = attempt
+        self.runs[attempt.run_id] = (*(self.runs.get(attempt.run_id) or ()), key)
+        self._index(attempt)
+
+    def replace_live(self, attempt: Attempt, **changes: Any) -> None:
+        """Record a live attempt's new state; the indexes follow, stale entries fall out."""
+        updated = replace(attempt, **changes)
+        self.attempts[attempt.runnable_key] = updated
+        if updated.status != attempt.status or updated.lease_until != attempt.lease_until:
+            self._index(updated)
+            self._drop_stale()
+
+    def forget(self, attempt: Attempt, *, status: AttemptStatus, applied: bool) -> None:
+        """Move ``attempt`` out of the live state into the bounded memory of finished ones."""
+        key = attempt.runnable_key
+        self.attempts.pop(key)
+        remaining = tuple(k for k in self.runs.get(attempt.run_id) or () if k != key)
+        if remaining:
+            self.runs[attempt.run_id] = remaining
+        else:
+            self.runs.pop(attempt.run_id)
+        record = _finished_record(attempt)
+        record["status"] = status.value
+        record["applied"] = applied
+        self.finished[key] = record
+        self._drop_stale()
+
+    def retry_intent(self, failed: Attempt, visible_at: datetime) -> JSONDict:
+        """The intent of the next try of ``failed``: same step and input, one attempt later."""
+        return {
+            "run_id": failed.run_id,
+            "idempotency_key": failed.idempotency_key,
+            "attempt_number": failed.attempt_number + 1,
+            "step": failed.step,
+            "input": failed.input,
+            "visible_at": visible_at,
+        }
+
+    def _index(self, attempt: Attempt) -> None:
+        if attempt.status in _WAITING:
+            entry = Entry(attempt.visible_at, attempt.seq, attempt.runnable_key)
+            if attempt.fresh:
+                self.fresh_ready = push(self.fresh_ready, entry)
+            else:
+                self.continuing_ready = push(self.continuing_ready, entry)
+        elif attempt.status is AttemptStatus.CLAIMED and attempt.lease_until is not None:
+            entry = Entry(attempt.lease_until, attempt.seq, attempt.runnable_key)
+            self.leases = push(self.leases, entry)
+
+    def _drop_stale(self) -> None:
+        """Pop index entries that no longer describe their attempt from the heaps' tops."""
+        while self.fresh_ready is not None and not self._waits(self.fresh_ready.entry):
+            self.fresh_ready = pop(self.fresh_ready)
+        while self.continuing_ready is not None and not self._waits(self.continuing_ready.entry):
+            self.continuing_ready = pop(self.continuing_ready)
+        while self.leases is not None and not self._holds(self.leases.entry):
+            self.leases = pop(self.leases)
+
+    def _waits(self, entry: Entry) -> bool:
+        attempt = self.attempts.get(entry.key)
+        return attempt is not None and attempt.status in _WAITING
+
+    def _holds(self, entry: Entry) -> bool:
+        attempt = self.attempts.get(entry.key)
+        return (
+            attempt is not None
+            and attempt.status is AttemptStatus.CLAIMED
+            and attempt.lease_until == entry.due_at
+        )
+
     # -- rules (pure: state in, anomaly out) ----------------------------------------------
 
     def known_rule(self, key: str) -> AnomalyReason | None:
         """The attempt must be live and its run open."""
-        attempt = self.attempts.get(key)
-        if attempt is None:
-            finished = self.finished.get(key)
-            if finished is not None and finished["run_id"] in self.closed_runs:
-                return AnomalyReason.TERMINAL_RUN
-            if finished is not None:
-                return AnomalyReason.TERMINAL_ATTEMPT
-            return AnomalyReason.UNKNOWN_RUNNABLE_INTENT
-        return None
+        if key in self.attempts:
+            return None
+        finished = self.finished.get(key)
+        if finished is not None and finished["run_id"] in self.closed_runs:
+            return AnomalyReason.TERMINAL_RUN
+        if finished is not None:
+            return AnomalyReason.TERMINAL_ATTEMPT
+        return AnomalyReason.UNKNOWN_RUNNABLE_INTENT
 
     def schedule_rule(self, run_id: str, key: str, intent: JSONDict) -> Verdict:
         """A key is scheduled once; the same intent again is a duplicate, another a conflict."""
@@ -420,11 +634,12 @@ class DispatchQueue(AnomalyLog, Aggregate):
             return AnomalyReason.TERMINAL_RUN
         existing = self.attempts.get(key)
         if existing is None:
-            if key in self.finished:
-                same = self.finished[key].get("intent_digest") == digest(intent)
+            finished = self.finished.get(key)
+            if finished is not None:
+                same = finished.get("intent_digest") == digest(intent)
                 return ALREADY_RECORDED if same else AnomalyReason.CONFLICTING_RUNNABLE_INTENT
             return None
-        if all(existing.get(f) == intent[f] for f in _INTENT_FIELDS):
+        if existing.intent == intent:
             return ALREADY_RECORDED
         return AnomalyReason.CONFLICTING_RUNNABLE_INTENT
 
@@ -438,12 +653,13 @@ class DispatchQueue(AnomalyLog, Aggregate):
         if unknown is not None:
             return unknown
         attempt = self.attempts[key]
-        status = attempt["status"]
-        if status in (AttemptStatus.COMPLETED.value, AttemptStatus.FAILED.value):
+        if attempt.status in (AttemptStatus.COMPLETED, AttemptStatus.FAILED):
             return AnomalyReason.TERMINAL_ATTEMPT
-        if status == AttemptStatus.CLAIMED.value and attempt["lease_until"] > at:
-            return AnomalyReason.ACTIVE_CLAIM
-        if attempt["visible_at"] > at:
+        if attempt.status is AttemptStatus.CLAIMED:
+            assert attempt.lease_until is not None
+            if attempt.lease_until > at:
+                return AnomalyReason.ACTIVE_CLAIM
+        if attempt.visible_at > at:
             return AnomalyReason.ATTEMPT_NOT_VISIBLE
         return None
 
@@ -457,11 +673,12 @@ class DispatchQueue(AnomalyLog, Aggregate):
                 return AnomalyReason.STALE_CLAIM
             return unknown
         attempt = self.attempts[key]
-        if attempt["status"] != AttemptStatus.CLAIMED.value:
+        if attempt.status is not AttemptStatus.CLAIMED:
             return AnomalyReason.STALE_CLAIM
-        if attempt["claim_id"] != claim_id or attempt["claim_token_hash"] != token_hash:
+        if attempt.claim_id != claim_id or attempt.claim_token_hash != token_hash:
             return AnomalyReason.STALE_CLAIM
-        if attempt["lease_until"] <= at:
+        assert attempt.lease_until is not None
+        if attempt.lease_until <= at:
             return AnomalyReason.EXPIRED_CLAIM
         return None
 
@@ -470,7 +687,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
     ) -> Verdict:
         """A repeated identical completion by the same claim is a duplicate, not an error."""
         done = self.attempts.get(key)
-        if done is None or done["status"] != AttemptStatus.CLAIMED.value:
+        if done is None or done.status is not AttemptStatus.CLAIMED:
             record = self.finished.get(key) if done is None else _finished_record(done)
             if record is not None and record.get("status") == AttemptStatus.COMPLETED.value:
                 if record["run_id"] in self.closed_runs:
@@ -493,60 +710,67 @@ class DispatchQueue(AnomalyLog, Aggregate):
             if finished is not None and finished.get("applied"):
                 return ALREADY_RECORDED
             return self.known_rule(key)
-        if attempt["status"] not in (AttemptStatus.COMPLETED.value, AttemptStatus.FAILED.value):
+        if attempt.status not in (AttemptStatus.COMPLETED, AttemptStatus.FAILED):
             return AnomalyReason.RESULT_NOT_COMPLETED
         return None
 
-    # -- state helpers used by event application -------------------------------------------
-
-    def retry_intent(self, failed: JSONDict, visible_at: datetime) -> JSONDict:
-        """The intent of the next try of ``failed``: same step and input, one attempt later."""
-        return {
-            "run_id": failed["run_id"],
-            "idempotency_key": failed["idempotency_key"],
-            "attempt_number": failed["attempt_number"] + 1,
-            "step": failed["step"],
-            "input": failed["input"],
-            "visible_at": visible_at,
-        }
-
-    def forget(self, key: str, attempt: JSONDict, *, status: str, applied: bool) -> None:
-        """Move ``attempt`` out of the live state into the bounded memory of finished ones."""
-        self.attempts.pop(key, None)
-        record = _finished_record(attempt)
-        record["status"] = status
-        record["applied"] = applied
-        self.finished[key] = record
-        _trim(self.finished)
-
     # -- queries --------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        """How many attempts are live (waiting, claimed, or finished but not yet applied)."""
+        return len(self.attempts)
 
     def attempt(self, key: str) -> Attempt | None:
         """The live attempt with ``key``, or ``None`` once it finished or was never here."""
-        state = self.attempts.get(key)
-        return Attempt.from_state(state) if state is not None else None
+        return self.attempts.get(key)
 
     def attempts_of(self, run_id: UUID | str) -> list[Attempt]:
         """Live attempts of one run, in claim order."""
-        rid = str(run_id)
-        found = [a for a in self.attempts.values() if a["run_id"] == rid]
-        return [Attempt.from_state(a) for a in sorted(found, key=_order)]
+        keys = self.runs.get(str(run_id)) or ()
+        return sorted((self.attempts[key] for key in keys), key=_order)
 
-    def claimable(self, now: datetime, *, limit: int | None = None) -> list[Attempt]:
+    def claimable(
+        self,
+        now: datetime,
+        *,
+        limit: int | None = None,
+        order: DispatchOrder = DispatchOrder.RUNS_UNDER_WAY_FIRST,
+    ) -> list[Attempt]:
         """Visible attempts and expired claims at ``now``, in the order workers get them."""
-        return list(islice(self.iter_claimable(now), limit))
+        return list(islice(self.iter_claimable(now, order=order), limit))
 
-    def iter_claimable(self, now: datetime) -> Iterator[Attempt]:
-        """`claimable`, lazily: views are built only for the attempts a caller looks at."""
-        ready = [
-            a for a in self.attempts.values() if self.claim_rule(a["runnable_key"], now) is None
-        ]
-        ready.sort(key=_order)
-        return (Attempt.from_state(a) for a in ready)
+    def iter_claimable(
+        self, now: datetime, *, order: DispatchOrder = DispatchOrder.RUNS_UNDER_WAY_FIRST
+    ) -> Iterator[Attempt]:
+        """`claimable`, lazily: each attempt looked at costs O(log n), never a scan.
+
+        Expired claims come first (their work is overdue), then waiting attempts by
+        ``order``.
+        """
+        expired = self._due(self.leases, now, self._holds)
+        continuing = self._due(self.continuing_ready, now, self._waits)
+        fresh = self._due(self.fresh_ready, now, self._waits)
+        if order is DispatchOrder.FIFO:
+            waiting: Iterator[Entry] = merge(continuing, fresh)
+        else:
+            waiting = chain(continuing, fresh)
+        for entry in chain(expired, waiting):
+            yield self.attempts[entry.key]
+
+    def _due(self, heap: Heap, now: datetime, valid: Any) -> Iterator[Entry]:
+        for entry in iter_sorted(heap):
+            if entry.due_at > now:
+                return
+            if valid(entry):
+                yield entry
 
     def next_visible_at(self) -> datetime | None:
         """When the earliest waiting attempt becomes visible; a worker may sleep until then."""
-        times = [a["visible_at"] for a in self.attempts.values() if a["status"] in _WAITING]
+        times = [
+            entry.due_at
+            for heap in (self.fresh_ready, self.continuing_ready)
+            for entry in islice((e for e in iter_sorted(heap) if self._waits(e)), 1)
+        ]
         return min(times, default=None)
 
     def is_closed(self, run_id: UUID | str) -> bool:
@@ -563,7 +787,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
         """
         rid = str(run_id)
         if rid in self.closed_runs:
-            raise RunTerminal(rid, self.closed_runs[rid])
+            raise RunTerminal(rid, self.closed_runs.get(rid))
         if rid in self.queued_runs:
             return False
         self.trigger_event(self.RunQueued, run_id=rid, timestamp=now)
@@ -581,10 +805,12 @@ class DispatchQueue(AnomalyLog, Aggregate):
         now: datetime,
         idempotency_key: str | None = None,
         metadata: JSONDict | None = None,
+        fresh: bool = False,
     ) -> bool:
         """Make a runnable claimable from ``visible_at`` on; returns whether it was written.
 
         Scheduling the same intent again writes nothing. The run is marked queued first.
+        ``fresh`` marks the first work of a new run, which waits behind runs under way.
 
         Raises:
             RunTerminal: the run already ended.
@@ -613,6 +839,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
             self.AttemptScheduled,
             runnable_key=runnable_key,
             metadata=redact_metadata(metadata) if metadata is not None else None,
+            fresh=fresh,
             timestamp=now,
             **intent,
         )
@@ -652,7 +879,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
             lease_until=now + lease_for,
             timestamp=now,
         )
-        return Attempt.from_state(self.attempts[runnable_key])
+        return self.attempts[runnable_key]
 
     def heartbeat(
         self,
@@ -745,7 +972,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
         if retry_runnable_key is not None and retry_visible_at is not None:
             failed = self.attempts[runnable_key]
             intent = self.retry_intent(failed, retry_visible_at)
-            retry_anomaly = self.schedule_rule(failed["run_id"], retry_runnable_key, intent)
+            retry_anomaly = self.schedule_rule(failed.run_id, retry_runnable_key, intent)
             if retry_anomaly is not None:
                 raise ConflictingIntent(runnable_key=retry_runnable_key)
         self.trigger_event(
@@ -760,7 +987,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
         )
         if retry_runnable_key is None:
             return None
-        return Attempt.from_state(self.attempts[retry_runnable_key])
+        return self.attempts[retry_runnable_key]
 
     def record_wakeup(self, runnable_key: str, *, now: datetime) -> None:
         """Note that a live hint for the attempt went out.
@@ -821,26 +1048,22 @@ class DispatchQueue(AnomalyLog, Aggregate):
         return StaleClaim(runnable_key=key, reason=reason.value)
 
     def _run_of(self, key: str) -> str:
-        record = self.attempts.get(key) or self.finished.get(key) or {}
-        return str(record.get("run_id", "unknown"))
+        attempt = self.attempts.get(key)
+        if attempt is not None:
+            return attempt.run_id
+        return str((self.finished.get(key) or {}).get("run_id", "unknown"))
 
 
-def _finished_record(attempt: JSONDict) -> JSONDict:
-    intent = {f: attempt.get(f) for f in _INTENT_FIELDS}
+def _finished_record(attempt: Attempt) -> JSONDict:
     return {
-        "run_id": attempt["run_id"],
-        "status": attempt["status"],
-        "claim_id": attempt.get("claim_id"),
-        "claim_token_hash": attempt.get("claim_token_hash"),
-        "result_digest": digest(attempt.get("result")),
-        "intent_digest": digest(intent),
+        "run_id": attempt.run_id,
+        "status": attempt.status.value,
+        "claim_id": attempt.claim_id,
+        "claim_token_hash": attempt.claim_token_hash,
+        "result_digest": digest(attempt.result),
+        "intent_digest": digest(attempt.intent),
         "applied": False,
     }
-
-
-def _trim(memory: dict[str, Any]) -> None:
-    while len(memory) > RECENT_LIMIT:
-        del memory[next(iter(memory))]
 
 
 def _check_hash(value: str) -> None:

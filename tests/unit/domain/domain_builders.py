@@ -33,6 +33,7 @@ def schedule(
     attempt: int = 1,
     visible_at: datetime = T0,
     input: dict[str, object] | None = None,
+    fresh: bool = False,
 ) -> str:
     run_id = run_id or uuid4()
     key = runnable_key(run_id, step, attempt)
@@ -44,6 +45,7 @@ def schedule(
         input=input or {"amount": 10},
         visible_at=visible_at,
         now=T0,
+        fresh=fresh,
     )
     return key
 

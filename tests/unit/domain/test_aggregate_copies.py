@@ -11,15 +11,17 @@ def test_a_queue_copy_is_independent_of_the_original() -> None:
     queue = new_queue()
     key = schedule(queue)
     queue.collect_events()
-    before = copy.deepcopy(queue.__dict__)
+    before = queue.stored_state()
 
     clone = copy.deepcopy(queue)
     claim(clone, key)
     schedule(clone, step="ship")
 
-    assert queue.__dict__ == before
-    assert clone.attempts[key]["status"] == "claimed"
-    assert queue.attempts[key]["status"] == "available"
+    assert queue.stored_state() == before
+    assert clone.attempt(key).status == "claimed"  # type: ignore[union-attr]
+    assert queue.attempt(key).status == "available"  # type: ignore[union-attr]
+    assert [a.runnable_key for a in queue.claimable(T0)] == [key]
+    assert clone.claimable(T0) != queue.claimable(T0)
     assert clone.version == queue.version + 3  # claim, then RunQueued and AttemptScheduled
 
 

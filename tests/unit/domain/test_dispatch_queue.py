@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 from uuid import uuid4
 
 import pytest
 
-from squidmesh_es.domain import AttemptStatus, DispatchQueue, runnable_key
+from squidmesh_es.domain import AttemptStatus, DispatchOrder, DispatchQueue, runnable_key
 from squidmesh_es.errors import (
     AttemptNotClaimable,
     ConflictingCompletion,
@@ -423,7 +424,7 @@ def test_finished_work_leaves_the_state_and_is_counted() -> None:
         queue.complete(key, claim_id="c1", claim_token_hash=sha("t1"), result={}, now=T0)
         queue.mark_applied(key, now=T0)
 
-    assert queue.attempts == {}
+    assert len(queue) == 0 and queue.stored_state()["attempts"] == {}
     assert queue.counters["applied"] == 50 and queue.counters["completed"] == 50
 
 
@@ -436,5 +437,70 @@ def test_no_raw_claim_token_is_kept_in_state_or_events() -> None:
     )
     queue.complete(key, claim_id="c1", claim_token_hash=sha(token), result={}, now=T0)
 
-    assert token not in repr(vars(queue))
+    assert token not in repr(queue.stored_state())
     assert all(token not in repr(e) for e in queue.collect_events())
+
+
+# -- claim order ------------------------------------------------------------------------------
+
+
+def test_runs_under_way_are_claimed_before_the_first_steps_of_new_runs() -> None:
+    queue = new_queue()
+    backlog = [schedule(queue, step=f"entry{n}", fresh=True) for n in range(5)]
+    successor = schedule(queue, step="next", visible_at=T0 + timedelta(seconds=1))
+
+    order = [a.runnable_key for a in queue.claimable(T0 + timedelta(seconds=1))]
+
+    assert order == [successor, *backlog]
+
+
+def test_fifo_order_takes_attempts_by_visible_time_whatever_their_kind() -> None:
+    queue = new_queue()
+    backlog = [schedule(queue, step=f"entry{n}", fresh=True) for n in range(5)]
+    successor = schedule(queue, step="next", visible_at=T0 + timedelta(seconds=1))
+
+    order = queue.claimable(T0 + timedelta(seconds=1), order=DispatchOrder.FIFO)
+
+    assert [a.runnable_key for a in order] == [*backlog, successor]
+
+
+def test_expired_claims_come_before_waiting_work() -> None:
+    queue = new_queue()
+    waiting = schedule(queue, step="a")
+    held = schedule(queue, step="b")
+    claim(queue, held)
+
+    assert [a.runnable_key for a in queue.claimable(T0)] == [waiting]
+    assert [a.runnable_key for a in queue.claimable(T0 + LEASE)] == [held, waiting]
+
+
+def test_next_visible_at_skips_work_that_is_no_longer_waiting() -> None:
+    queue = new_queue()
+    first = schedule(queue, step="a", visible_at=T0 + timedelta(seconds=5))
+    schedule(queue, step="b", visible_at=T0 + timedelta(seconds=9), fresh=True)
+    claim(queue, first, at=T0 + timedelta(seconds=5))
+
+    assert queue.next_visible_at() == T0 + timedelta(seconds=9)
+
+
+def test_a_claim_looks_at_the_front_of_the_queue_only() -> None:
+    queue = new_queue()
+    for n in range(20_000):
+        schedule(queue, step=f"s{n}", visible_at=T0 + timedelta(milliseconds=n), fresh=True)
+    claim(queue, runnable_key_of(queue, "s0"))
+    looked_at: list[str] = []
+    waits = queue._waits
+
+    def counting(entry: Any) -> bool:
+        looked_at.append(entry.key)
+        return waits(entry)
+
+    queue._waits = counting  # type: ignore[method-assign]
+    first = next(queue.iter_claimable(T0 + timedelta(seconds=25)))
+
+    assert first.step == "s1"
+    assert len(looked_at) == 1  # the claimed s0 already left the index; nothing is scanned
+
+
+def runnable_key_of(queue: DispatchQueue, step: str) -> str:
+    return next(a.runnable_key for a in queue.claimable(T0 + timedelta(days=1)) if a.step == step)

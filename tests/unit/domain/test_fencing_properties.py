@@ -55,7 +55,13 @@ def rebuild(events: list[Any]) -> DispatchQueue:
 
 
 def state_of(queue: DispatchQueue) -> dict[str, Any]:
-    return {k: v for k, v in vars(queue).items() if k != "_pending_events"}
+    return {"version": queue.version, "state": queue.stored_state()}
+
+
+def claimable_by_scan(queue: DispatchQueue, at: Any) -> set[str]:
+    """What the claim rule allows, found the slow way: the index must agree with it."""
+    keys = queue.stored_state()["attempts"]
+    return {key for key in keys if queue.claim_rule(key, at) is None}
 
 
 @settings(max_examples=300, deadline=None)
@@ -143,6 +149,10 @@ def test_interleaved_workers_never_break_the_fence(ops: list[tuple[Any, ...]]) -
             continue
         assert expected_ok, f"{op} accepted at {now - T0} but the model refuses it"
         events.extend(queue.collect_events())
+        for at in (now, now + LEASE):
+            found = [a.runnable_key for a in queue.claimable(at)]
+            assert len(found) == len(set(found))
+            assert set(found) == claimable_by_scan(queue, at)
 
     rebuilt = rebuild(events)
     assert state_of(rebuilt) == state_of(queue)
