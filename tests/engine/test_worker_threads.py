@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import Counter
 from datetime import timedelta
@@ -10,6 +11,7 @@ from datetime import timedelta
 import pytest
 
 from squidmesh_es import SquidMesh
+from squidmesh_es.domain import DispatchOrder
 from squidmesh_es.errors import InvalidArgument
 from squidmesh_es.runtime import SystemClock
 from squidmesh_es.runtime._execution import claim_attempts, run_claimed
@@ -117,3 +119,62 @@ def test_a_stale_heartbeat_stops_and_the_completion_is_refused(
     assert "heartbeat stopped" in caplog.text
     assert snap.terminal_status == "cancelled"
     assert mesh.get_run(run_id).applied == {}
+
+
+def test_the_in_flight_count_stays_exact_through_failed_commits(open_mesh: OpenMesh) -> None:
+    mesh = open_mesh(clock=SystemClock())  # lost steps come back when their lease expires
+    run_ids = [mesh.start(Quick, {"order_id": f"o{i}"}).run_id for i in range(12)]
+    real_save = mesh.save
+    failures = {"left": 6}
+    lost = {"left": 3}
+
+    def flaky_save(*objs: object, **kwargs: object) -> object:
+        if lost["left"] < 3 and failures["left"] > 0:  # fail the commits after a lost step
+            failures["left"] -= 1
+            raise ConnectionError("injected: database went away for a moment")
+        return real_save(*objs, **kwargs)
+
+    real_get_run = mesh.get_run
+
+    def flaky_get_run(run_id: object) -> object:
+        if threading.current_thread().name.startswith("squidmesh-step") and lost["left"] > 0:
+            lost["left"] -= 1  # the step cannot start: its lease expires, it is redelivered
+            raise ConnectionError("injected: run could not be loaded")
+        return real_get_run(run_id)  # type: ignore[arg-type]
+
+    mesh.save = flaky_save  # type: ignore[method-assign]
+    mesh.get_run = flaky_get_run  # type: ignore[method-assign]
+    worker = mesh.worker(concurrency=3, owner_id="flaky", lease_for=timedelta(seconds=1)).start()
+    peak = 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(mesh.get_run(r).is_terminal for r in run_ids):
+        peak = max(peak, worker._in_flight)
+        assert 0 <= worker._in_flight <= 3
+        time.sleep(0.005)
+    worker.stop()
+
+    assert failures["left"] == 0 and lost["left"] == 0
+    assert all(mesh.get_run(r).terminal_status == "completed" for r in run_ids)
+    assert worker._in_flight == 0 and peak <= 3
+    assert len(Counter(key for _, key in CALLS)) == 36
+
+
+def test_a_backlog_does_not_hold_back_the_runs_under_way(mesh: SquidMesh) -> None:
+    run_ids = [mesh.start(Quick, {"order_id": f"o{i}"}).run_id for i in range(30)]
+
+    for _ in range(3):
+        mesh.execute_next(owner_id="w")
+
+    assert mesh.get_run(run_ids[0]).terminal_status == "completed"
+    assert not any(mesh.get_run(r).is_terminal for r in run_ids[1:])
+
+
+def test_fifo_dispatch_takes_every_first_step_before_any_second(open_mesh: OpenMesh) -> None:
+    mesh = open_mesh(dispatch_order=DispatchOrder.FIFO)
+    run_ids = [mesh.start(Quick, {"order_id": f"o{i}"}).run_id for i in range(5)]
+
+    for _ in range(5):
+        mesh.execute_next(owner_id="w")
+
+    assert [step for step, _ in CALLS] == ["Reserve"] * 5
+    assert not any(mesh.get_run(r).is_terminal for r in run_ids)

@@ -20,7 +20,14 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Transcoding
 from eventsourcing.utils import Environment
 
-from squidmesh_es.domain import Attempt, DispatchQueue, WorkflowRun, parse_run_id, queue_id
+from squidmesh_es.domain import (
+    Attempt,
+    DispatchOrder,
+    DispatchQueue,
+    WorkflowRun,
+    parse_run_id,
+    queue_id,
+)
 from squidmesh_es.errors import Conflict, InvalidArgument, RunNotFound, SquidMeshError
 from squidmesh_es.read_model import (
     DynamicWorkPreview,
@@ -83,7 +90,8 @@ class SquidMesh(Application[UUID]):
     """
 
     name = "SquidMesh"
-    snapshotting_intervals = {WorkflowRun: 100, DispatchQueue: 200}
+    snapshotting_intervals = {WorkflowRun: 100}
+    """Queues are snapshotted by `queue_snapshot_interval`, which grows with their state."""
     env = {"AGGREGATE_CACHE_MAXSIZE": "512"}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -109,9 +117,12 @@ class SquidMesh(Application[UUID]):
         workflows: Iterable[type[Workflow]] = (),
         notifier: DispatchNotifier | None = None,
         action_registry: ActionRegistry | None = None,
+        dispatch_order: DispatchOrder = DispatchOrder.RUNS_UNDER_WAY_FIRST,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.default_queue = queue
+        self.dispatch_order = DispatchOrder(dispatch_order)
+        """Which visible attempt this runtime's claimers take first."""
         self.storage = storage
         self.workflows = WorkflowRegistry(workflows)
         self.action_registry = action_registry
@@ -141,6 +152,7 @@ class SquidMesh(Application[UUID]):
         workflows: Iterable[type[Workflow]] = (),
         notifier: DispatchNotifier | None = None,
         action_registry: ActionRegistry | None = None,
+        dispatch_order: DispatchOrder = DispatchOrder.RUNS_UNDER_WAY_FIRST,
     ) -> Self:
         """Open the journal at ``url`` (``memory://``, ``sqlite:///file.db``, ``postgresql://``).
 
@@ -148,7 +160,9 @@ class SquidMesh(Application[UUID]):
         ``workflows`` are the workflow classes this process may execute; ``start``
         registers the workflows it starts as well. ``action_registry`` is the allowlist of
         action keys this process may execute: the steps of ``start_spec`` runs, dynamic
-        nodes and action-keyed compensations.
+        nodes and action-keyed compensations. ``dispatch_order`` says which visible
+        attempt claimers take first: by default the next steps of runs under way go before
+        the first steps of new runs, so a backlog does not hold back runs in flight.
 
         Raises:
             InvalidArgument: the URL is not one of the supported forms.
@@ -167,6 +181,7 @@ class SquidMesh(Application[UUID]):
                     workflows=workflows,
                     notifier=notifier,
                     action_registry=action_registry,
+                    dispatch_order=dispatch_order,
                 )
             except Exception as exc:
                 # Processes opening a new Postgres journal at the same instant race in
@@ -1016,8 +1031,29 @@ class SquidMesh(Application[UUID]):
         # to write one must not make a committed command look failed.
         try:
             super()._take_snapshots(processing_event)
+            self._snapshot_queues(processing_event)
         except Exception:  # noqa: BLE001
             logger.warning("snapshot not written; loads replay more events", exc_info=True)
+
+    def _snapshot_queues(self, processing_event: Any) -> None:
+        """Snapshot each saved queue whose versions crossed its snapshot interval.
+
+        The saved object is the state at its last event, so it is stored as it is: no
+        replay. The interval grows with the live state, so snapshot writing costs O(1) per
+        event however large the backlog.
+        """
+        if self.snapshots is None:
+            return
+        versions: dict[UUID, list[int]] = {}
+        for event in processing_event.events:
+            versions.setdefault(event.originator_id, []).append(event.originator_version)
+        for aggregate_id, aggregate in processing_event.aggregates.items():
+            if not isinstance(aggregate, DispatchQueue) or aggregate_id not in versions:
+                continue
+            interval = queue_snapshot_interval(len(aggregate))
+            first = min(versions[aggregate_id])
+            if aggregate.version // interval > (first - 1) // interval:
+                self.snapshots.put([DispatchQueue.Snapshot.take(aggregate)])
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         """Commit every pending event of ``objs`` in one transaction.
@@ -1037,6 +1073,22 @@ class SquidMesh(Application[UUID]):
 
 
 _OPEN_ATTEMPTS = 5
+
+QUEUE_SNAPSHOT_INTERVAL = 200
+"""Events between snapshots of a queue with up to this many live attempts."""
+
+
+def queue_snapshot_interval(live_attempts: int) -> int:
+    """Events between snapshots of a queue: doubles as the live state outgrows it.
+
+    A snapshot costs O(live attempts); taking one every max(200, live) events (rounded up
+    to 200 times a power of two) keeps that O(1) per event, and a load replays at most
+    about as many events as the snapshot holds attempts.
+    """
+    interval = QUEUE_SNAPSHOT_INTERVAL
+    while interval < live_attempts:
+        interval *= 2
+    return interval
 
 
 def _concurrent_ddl(exc: BaseException) -> bool:

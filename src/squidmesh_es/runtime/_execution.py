@@ -147,7 +147,7 @@ def claim_from(
     claims: list[Claim] = []
     if limit <= 0:
         return claims
-    for attempt in queue.iter_claimable(now):
+    for attempt in queue.iter_claimable(now, order=mesh.dispatch_order):
         if not mesh.can_execute(attempt):
             continue
         token = secrets.token_urlsafe(32)
@@ -481,13 +481,17 @@ def carry_out(
     *,
     now: datetime,
     settled: Settled,
+    fresh: bool = False,
 ) -> None:
-    """Schedule what the run planned, or close it on the queue when it ended."""
+    """Schedule what the run planned, or close it on the queue when it ended.
+
+    ``fresh`` marks a new run's first work, which waits behind runs under way.
+    """
     if progress.ended is not None:
         queue.close_run(run.run_id, status=progress.ended.value, now=now)
     else:
         for runnable in progress.to_schedule:
-            schedule(queue, run, runnable, now=now)
+            schedule(queue, run, runnable, now=now, fresh=fresh)
             settled.scheduled.append(
                 ScheduledAttempt(
                     str(run.run_id), runnable.runnable_key, queue.queue, runnable.visible_at
@@ -497,7 +501,14 @@ def carry_out(
         settled.logs.append((record, str(run.run_id), run.workflow))
 
 
-def schedule(queue: DispatchQueue, run: WorkflowRun, runnable: Runnable, *, now: datetime) -> None:
+def schedule(
+    queue: DispatchQueue,
+    run: WorkflowRun,
+    runnable: Runnable,
+    *,
+    now: datetime,
+    fresh: bool = False,
+) -> None:
     """Put a planned runnable on the queue; its metadata lets workers pick the work they can run.
 
     The workflow name says which registered class has the code; ``definition`` marks a run
@@ -517,6 +528,7 @@ def schedule(queue: DispatchQueue, run: WorkflowRun, runnable: Runnable, *, now:
         visible_at=runnable.visible_at,
         idempotency_key=runnable.idempotency_key,
         metadata=metadata,
+        fresh=fresh,
         now=now,
     )
 

@@ -283,7 +283,7 @@ def prepare_start(
         queue = mesh.get_queue(request.queue, now=now)
     queue.enqueue_run(run.run_id, now=now)
     settled = Settled(runs={str(run.run_id): run}, queue=queue)
-    carry_out(mesh, queue, run, progress, now=now, settled=settled)
+    carry_out(mesh, queue, run, progress, now=now, settled=settled, fresh=True)
     return PreparedStart(run, queue, settled)
 
 

@@ -144,7 +144,9 @@ class Worker:
         pending: list[tuple[str, Finished]] = []
         try:
             while True:
-                pending.extend(self._drain_done())
+                done = self._drain_done()
+                self._in_flight -= len(done)  # their threads are free, settled or not
+                pending.extend(done)
                 want = 0 if self._stopping.is_set() else self.concurrency - self._in_flight
                 try:
                     claims = self._commit(pending, want)
@@ -184,11 +186,12 @@ class Worker:
         order = self.queues[self._next_queue :] + self.queues[: self._next_queue]
         self._next_queue = (self._next_queue + 1) % len(self.queues)
         for queue_name in order:
-            items = by_queue.pop(queue_name, [])
-            lost = [i for i in items if i.outcome is None and i.mismatch is None]
-            if lost:  # the step never ran; its lease expires and it is redelivered
-                self._in_flight -= len(lost)
-                items = [i for i in items if i not in lost]
+            # a step that never ran has no outcome: its lease expires and it is redelivered
+            items = [
+                i
+                for i in by_queue.pop(queue_name, [])
+                if i.outcome is not None or i.mismatch is not None
+            ]
             more = want - len(claims)
             if not items and more <= 0:
                 continue
@@ -201,7 +204,6 @@ class Worker:
                 owner_id=self.owner_id,
                 lease_for=self.lease_for,
             )
-            self._in_flight -= len(items)
             self.stats.executed += len(items) - len(settled.refused)
             self.stats.refused += len(settled.refused)
             self.stats.commits += int(settled.committed)
