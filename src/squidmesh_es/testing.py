@@ -12,6 +12,7 @@ from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 
 from squidmesh_es.runtime import SquidMesh
+from squidmesh_es.runtime._memory import SeekingAggregateRecorder
 
 __all__ = ["ManualClock", "delete_snapshots", "freezegun_transcodings"]
 
@@ -65,7 +66,9 @@ def delete_snapshots(mesh: SquidMesh) -> None:
     if store is None:
         return
     recorder: Any = store.recorder
-    if isinstance(recorder, POPOAggregateRecorder):
+    if isinstance(recorder, SeekingAggregateRecorder):
+        recorder.delete_all()
+    elif isinstance(recorder, POPOAggregateRecorder):
         with recorder._database_lock:
             recorder._stored_events.clear()
             recorder._stored_events_index.clear()

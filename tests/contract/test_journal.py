@@ -222,7 +222,7 @@ def test_deleting_every_snapshot_gives_identical_state(open_mesh: OpenMesh) -> N
     mesh = open_mesh()
     run_id, _ = start_run(mesh)
     queue = mesh.get_queue()
-    for n in range(130):  # past both snapshot intervals
+    for n in range(100):  # past both snapshot intervals
         key = runnable_key(uuid4(), "s", 1)
         queue.schedule(
             run_id=key.split(":")[0],
@@ -233,10 +233,16 @@ def test_deleting_every_snapshot_gives_identical_state(open_mesh: OpenMesh) -> N
             visible_at=T0,
             now=T0,
         )
+        token = hash_claim_token(f"t{n}")
+        queue.claim(
+            key, claim_id=f"c{n}", claim_token_hash=token, owner_id="w", lease_for=LEASE, now=T0
+        )
+        queue.heartbeat(key, claim_id=f"c{n}", claim_token_hash=token, lease_for=LEASE, now=T0)
     run = mesh.get_run(run_id)
     for n in range(110):
         run.receive_command("note", payload={"n": n}, now=T0)
     mesh.save(run, queue)
+    assert mesh.queue_snapshots.wait(10)
     run_version, queue_version = mesh.get_run(run_id).version, mesh.get_queue().version
     assert list(mesh.snapshots.get(run_id))  # type: ignore[union-attr]
     assert list(mesh.snapshots.get(queue_id("default")))  # type: ignore[union-attr]
@@ -282,6 +288,7 @@ def test_thousands_of_events_load_from_their_snapshot(open_mesh: OpenMesh) -> No
         if n % 100 == 99:
             mesh.save(queue, run)
     mesh.save(queue, run)
+    assert mesh.queue_snapshots.wait(10)
     fresh = open_mesh()
     replayed_from: list[int | None] = []
     original_get = fresh.repository.event_store.get
@@ -297,7 +304,7 @@ def test_thousands_of_events_load_from_their_snapshot(open_mesh: OpenMesh) -> No
     assert queue.version > 3000 and run.version > 1500
     # a queue is snapshotted more rarely as its live state grows (1,500 live attempts here)
     bounds = (queue_snapshot_interval(len(queue)), 100)
-    assert bounds[0] == 1600
+    assert bounds[0] == 1501
     assert all(
         gt is not None and gt >= v - bound
         for gt, v, bound in zip(replayed_from, (queue.version, run.version), bounds, strict=True)

@@ -13,7 +13,7 @@ def test_memory_url_selects_the_in_memory_store() -> None:
     settings = parse_database_url("memory://")
 
     assert settings.backend == "memory"
-    assert settings.env["PERSISTENCE_MODULE"] == "eventsourcing.popo"
+    assert settings.env["PERSISTENCE_MODULE"] == "squidmesh_es.runtime._memory"
 
 
 def test_sqlite_url_names_a_relative_or_absolute_file(tmp_path: Path) -> None:

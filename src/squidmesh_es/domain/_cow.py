@@ -1,10 +1,10 @@
-"""Copy-on-write containers: loading an aggregate costs O(1) in its size, not O(state).
+"""Copy-on-write containers: copying an aggregate costs O(sqrt n) at most, not O(n).
 
 The repository hands every command its own copy of the cached aggregate. A queue holding a
 backlog of 100,000 attempts cannot be copied on every claim, so its large maps are layered:
 a frozen base dict, shared by every copy and never changed, under a small top layer that
 each copy owns. A copy duplicates only the top layer; when a top layer outgrows
-``FOLD_AT`` it is folded into a new base (one O(n) copy every ``FOLD_AT`` changes).
+``FOLD_AT`` (more for a larger base) it is folded into a new base.
 """
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 FOLD_AT = 256
-"""Top-layer size at which the layers are folded into a new shared base."""
+"""Smallest top-layer size at which the layers are folded into a new shared base.
+
+A larger base folds later (at ``4 * sqrt(len(base))`` changes), balancing the O(top) copy
+of every load against the O(n) fold: both stay near O(sqrt n) per change.
+"""
 
 
 class _Gone:
@@ -108,7 +112,8 @@ class CowMap(Generic[K, V]):
         return dict(self.items())
 
     def _fold_if_large(self) -> None:
-        if len(self._top) <= FOLD_AT:
+        top = len(self._top)
+        if top <= FOLD_AT or top * top <= 16 * len(self._base):
             return
         base = dict(self._base)
         for key, value in self._top.items():

@@ -493,6 +493,10 @@ class DispatchQueue(AnomalyLog, Aggregate):
 
     # -- copies and snapshots -------------------------------------------------------------
 
+    def __repr__(self) -> str:
+        """Short: the library's would print every attempt and index node."""
+        return f"DispatchQueue(queue={self.queue!r}, version={self.version}, live={len(self)})"
+
     def __deepcopy__(self, memo: dict[int, Any]) -> DispatchQueue:
         """A copy for one command: O(1) in the backlog, independent of the original."""
         clone = object.__new__(type(self))

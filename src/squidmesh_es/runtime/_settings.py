@@ -41,7 +41,7 @@ def parse_database_url(url: str) -> StorageSettings:
         raise InvalidArgument("database_url", "expected memory://, sqlite:/// or postgresql://")
     scheme = url.split("://", 1)[0].lower()
     if scheme in ("memory", "popo"):
-        return StorageSettings("memory", {"PERSISTENCE_MODULE": "eventsourcing.popo"})
+        return StorageSettings("memory", {"PERSISTENCE_MODULE": "squidmesh_es.runtime._memory"})
     if scheme == "sqlite":
         return _sqlite(url)
     if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
