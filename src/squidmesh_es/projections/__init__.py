@@ -14,9 +14,18 @@ from squidmesh_es.projections._projection import (
     RunInspection,
     RunProjection,
 )
+from squidmesh_es.projections._system import (
+    FOLLOWERS,
+    RunCatalogFollower,
+    RunIndexFollower,
+    RunInspectionFollower,
+    ViewFollower,
+    system,
+)
 from squidmesh_es.projections._view import ProjectionView
 
 __all__ = [
+    "FOLLOWERS",
     "MAX_LIMIT",
     "PROJECTIONS",
     "TABLES",
@@ -26,12 +35,17 @@ __all__ = [
     "ProjectionView",
     "Projections",
     "RunCatalog",
+    "RunCatalogFollower",
     "RunIndex",
+    "RunIndexFollower",
     "RunInspection",
+    "RunInspectionFollower",
     "RunList",
     "RunProjection",
     "Table",
+    "ViewFollower",
     "json_schema",
     "list_runs",
     "run_cursor",
+    "system",
 ]
