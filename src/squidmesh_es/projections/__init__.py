@@ -14,6 +14,7 @@ from squidmesh_es.projections._projection import (
     RunInspection,
     RunProjection,
 )
+from squidmesh_es.projections._runner import RunProjectionRunner
 from squidmesh_es.projections._system import (
     FOLLOWERS,
     RunCatalogFollower,
@@ -42,6 +43,7 @@ __all__ = [
     "RunInspectionFollower",
     "RunList",
     "RunProjection",
+    "RunProjectionRunner",
     "Table",
     "ViewFollower",
     "json_schema",

@@ -36,7 +36,11 @@ def view_class(settings: Mapping[str, str]) -> type[ProjectionView]:
 
 
 def open_view(settings: Mapping[str, str]) -> ProjectionView:
-    """The view beside the journal ``settings`` point at, its tables created when missing."""
+    """The view beside the journal ``settings`` point at.
+
+    The library's factory creates its tables when missing (``create_table``), unless the
+    settings say ``CREATE_TABLE=n``.
+    """
     cls = view_class(settings)
     if cls is MemoryProjectionView:
         view: ProjectionView = MemoryProjectionView()
@@ -45,5 +49,4 @@ def open_view(settings: Mapping[str, str]) -> ProjectionView:
             Environment(VIEW_NAME, dict(settings))
         )
         view = factory.tracking_recorder(cls)
-    view.create_views()
     return view

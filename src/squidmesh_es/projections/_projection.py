@@ -77,8 +77,13 @@ class RunProjection(Projection[ProjectionView]):
         self.journal = journal
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        """Apply one event and move to ``tracking`` in one transaction."""
-        self.process_batch([domain_event], tracking)
+        """Apply one event and move to its notification id in one transaction.
+
+        The position is kept under this projection's name, not the ``tracking``'s
+        application name, so every driver (our followers, a ``ProjectionRunner``) moves the
+        one position ``status`` reports.
+        """
+        self.process_batch([domain_event], Tracking(self.name, tracking.notification_id))
 
     def process_batch(self, events: Sequence[Any], tracking: Tracking) -> None:
         """Apply ``events`` and move to ``tracking`` in one transaction.

@@ -33,7 +33,10 @@ from squidmesh_es.projections._contract import (
 )
 from squidmesh_es.projections._view import Changes, ProjectionView, Row, RunQuery, by_run_id
 
-__all__ = ["PostgresProjectionView", "SQLiteProjectionView"]
+__all__ = ["POSTGRES_TRACKING_TABLE", "PostgresProjectionView", "SQLiteProjectionView"]
+
+POSTGRES_TRACKING_TABLE = "squidmesh_projections_tracking"
+"""The tracking table of the projections on Postgres, whatever environment built the view."""
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 
@@ -216,6 +219,11 @@ class SQLiteProjectionView(_SQLView, SQLiteTrackingRecorder):
     tracking_table = "tracking"
     datastore: SQLiteDatastore
 
+    def create_table(self) -> None:
+        """Create the tracking table and the projection tables when missing."""
+        super().create_table()
+        self.create_views()
+
     def _mark(self) -> str:
         return "?"
 
@@ -263,8 +271,16 @@ class PostgresProjectionView(_SQLView, PostgresTrackingRecorder):
     datastore: PostgresDatastore
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        # The library names the table after the environment (``<projection>_tracking`` under
+        # a ProjectionRunner); every driver must share one table to share the positions.
+        kwargs["tracking_table_name"] = POSTGRES_TRACKING_TABLE
         super().__init__(datastore, **kwargs)
         self.tracking_table = self.tracking_table_name
+
+    def create_table(self) -> None:
+        """Create the tracking table and the projection tables when missing."""
+        super().create_table()
+        self.create_views()
 
     def _mark(self) -> str:
         return "%s"
