@@ -280,6 +280,8 @@ def test_projection_runner_keeps_the_rows_and_the_position_the_followers_share(
 ) -> None:
     mesh = SquidMesh.open(database_url)
     start_runs(mesh, 3, "before")
+    with Projections(mesh) as other:  # the tracking table exists, with other positions
+        other.catch_up("run_index")
     try:
         with RunProjectionRunner(RunCatalog, env=env) as runner:
             start_runs(mesh, 3, "after")
@@ -300,6 +302,9 @@ def test_projection_runner_keeps_the_rows_and_the_position_the_followers_share(
         )
         assert status.events_applied == len(followed)  # nothing counted twice
         assert status.lag == 0
+        with Projections(mesh) as other:
+            index = {s.name: s for s in other.status()}["run_index"]
+            assert index.position > 0 and index.events_applied > 0  # untouched by the runner
     finally:
         mesh.close()
 

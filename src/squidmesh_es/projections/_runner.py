@@ -11,7 +11,7 @@ Two things adapt the runner to the shared view. It builds the projection from th
 alone, while our projections read the journal's aggregates: the projection class given to
 it is bound to a journal reader. And it asks the view for the position of the journal
 (``max_tracking_id("SquidMesh")``), while the view keeps one position per projection: the
-view class given to it answers with the projection's own.
+view class given to it answers that question with the projection's own position.
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ class RunProjectionRunner(ProjectionRunner[SquidMesh, ProjectionView]):
             super().__init__(
                 application_class=journal_class,
                 projection_class=_bound(projection_class, self.journal),
-                view_class=_tracking_as(PostgresProjectionView, projection_class.name),
+                view_class=_tracking_as(
+                    PostgresProjectionView, journal_class.name, projection_class.name
+                ),
                 env=dict(env),
             )
         except BaseException:
@@ -88,11 +90,18 @@ def _bound(projection_class: type[RunProjection], journal: SquidMesh) -> type[Ru
     return bound
 
 
-def _tracking_as(cls: type[PostgresProjectionView], projection: str) -> type[ProjectionView]:
-    """``cls`` whose position of any application is ``projection``'s position."""
+def _tracking_as(
+    cls: type[PostgresProjectionView], journal: str, projection: str
+) -> type[ProjectionView]:
+    """``cls`` whose position of ``journal`` is ``projection``'s position.
+
+    Only the journal's name is mapped: the library reads other names itself (its
+    ``__migration__`` marker, when it creates the table).
+    """
 
     def max_tracking_id(self: PostgresProjectionView, application_name: str) -> int | None:
-        position = cls.max_tracking_id(self, projection)
+        name = projection if application_name == journal else application_name
+        position = cls.max_tracking_id(self, name)
         return None if position is None else int(position)
 
     bound: type[ProjectionView] = type(
