@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from squidmesh_es.errors import InvalidArgument
-from squidmesh_es.projections._following import FollowedProjection
+from squidmesh_es.projections._following import FollowedProjection, Progress
 from squidmesh_es.projections._listing import RunList, list_runs
 from squidmesh_es.projections._open_view import open_view
 from squidmesh_es.projections._projection import (
@@ -171,16 +171,20 @@ class Projections:
         """
         return {n: self._followed[n].resume() for n in self.names(name)}
 
-    def rebuild(self, name: str | None = None) -> dict[str, int]:
-        """Clear projections and replay the journal from its first event into them.
+    def rebuild(
+        self, name: str | None = None, *, progress: Progress | None = None
+    ) -> dict[str, int]:
+        """Replay the journal into new tables beside the live ones and switch readers over.
+
+        Readers never see an empty view: the live tables answer until the rebuilt ones,
+        caught up, take their place in one transaction. A rebuild that fails leaves the
+        live tables in place; ``status`` then lists ``<name>.rebuild`` as failed.
+        Returns events applied per projection.
 
         Raises:
             InvalidArgument: ``name`` is not a projection.
         """
-        names = self.names(name)
-        for projection_name in names:
-            self._followed[projection_name].clear()
-        return {n: self._followed[n].catch_up() for n in names}
+        return {n: self._followed[n].rebuild(progress) for n in self.names(name)}
 
     def run_forever(
         self, stop: threading.Event, *, poll_interval: float = 0.2, retry_interval: float = 30.0
@@ -206,9 +210,19 @@ class Projections:
     # -- reading --------------------------------------------------------------------------
 
     def status(self) -> list[ProjectionStatus]:
-        """Position, lag and last error of each projection."""
+        """Position, lag and last error of each projection, and of an unfinished rebuild.
+
+        A rebuild that failed or was interrupted shows as ``<name>.rebuild`` beside its
+        projection; a finished one has taken the projection's place.
+        """
         head = self.journal.recorder.max_notification_id() or 0
-        return [projection_status(self.view, name, head) for name in self.projections]
+        names: list[str] = []
+        for projection in self.projections.values():
+            names.append(projection.name)
+            rebuild = projection.beside().name
+            if self.view.state(rebuild) is not None:
+                names.append(rebuild)
+        return [projection_status(self.view, name, head) for name in names]
 
     def list_runs(self, **filters: Any) -> RunList:
         """Runs from the catalog, newest first; see ``squidmesh_es.projections.list_runs``."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
@@ -22,9 +23,12 @@ from squidmesh_es.errors import SquidMeshError
 from squidmesh_es.projections._projection import RunProjection
 from squidmesh_es.runtime import SquidMesh
 
-__all__ = ["FAILED", "FollowedProjection"]
+__all__ = ["FAILED", "FollowedProjection", "Progress"]
 
 logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int, int], None]
+"""Told ``(projection, position, head, events applied)`` after each batch."""
 
 FAILED = "projection_failed"
 """The error code stored when a projection raised while applying events."""
@@ -46,31 +50,47 @@ class FollowedProjection:
         """The projection's name: its tracking key and its bookkeeping row."""
         return self.projection.name
 
-    def catch_up(self, head: int | None = None) -> int:
+    def catch_up(self, head: int | None = None, *, progress: Progress | None = None) -> int:
         """Apply every event up to ``head`` (default: the newest); events applied.
 
         Never raises: a failure stops the projection and is stored. A stopped projection
-        is skipped until ``resume``.
+        is skipped until ``resume``. ``progress`` hears of each batch applied.
         """
         if self.stopped is not None:
             return 0
         with self._lock:
             if head is None:
                 head = self.journal.recorder.max_notification_id() or 0
-            return self._follow(head)
+            return self._follow(head, progress)
 
     def resume(self) -> int:
         """Clear the stop and catch up from the stored position; events applied."""
         self.stopped = None
         return self.catch_up()
 
-    def clear(self) -> None:
-        """Delete the projection's rows and position, so the next catch-up replays all."""
-        with self._lock:
-            self.projection.view.clear(self.name, self.projection.tables)
-            self.stopped = None
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Replay the journal into tables beside the live ones, then switch; events applied.
 
-    def _follow(self, head: int) -> int:
+        Readers keep the live tables until the switch, which happens once the rebuild
+        caught up with the live position (another process may keep following meanwhile).
+        A rebuild that fails stops with its error stored under ``<name>.rebuild`` and
+        leaves the live tables as they were; returns what it applied so far.
+        """
+        live = self.projection
+        rebuilt = FollowedProjection(live.beside(), self.journal, batch_size=self.batch_size)
+        live.view.prepare_beside(rebuilt.name, rebuilt.projection.tables)
+        applied = 0
+        while True:
+            applied += rebuilt.catch_up(progress=progress)
+            if rebuilt.stopped is not None:
+                return applied
+            with self._lock:
+                pairs = list(zip(live.tables, rebuilt.projection.tables, strict=True))
+                if live.view.switch(self.name, rebuilt.name, pairs):
+                    self.stopped = None
+                    return applied
+
+    def _follow(self, head: int, progress: Progress | None) -> int:
         projection = self.projection
         applied = 0
         position = projection.view.position(projection.name) or 0
@@ -100,6 +120,8 @@ class FollowedProjection:
                 return applied
             applied += len(events)
             position = end
+            if progress is not None:
+                progress(projection.name, position, head, applied)
         return applied
 
     def _stop(self, position: int, error: Exception) -> None:

@@ -9,9 +9,10 @@ in the domain and read model, not here.
 
 from __future__ import annotations
 
+import copy
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -69,8 +70,8 @@ def _topics(*classes: type[Any]) -> tuple[str, ...]:
 class RunProjection(Projection[ProjectionView]):
     """A projection of the runtime's journal into the view's tables."""
 
-    tables: ClassVar[tuple[Table, ...]]
-    """The tables this projection owns (cleared by a rebuild)."""
+    tables: tuple[Table, ...]
+    """The tables this projection owns (replaced by a rebuild)."""
 
     def __init__(self, view: ProjectionView, journal: Application[UUID]) -> None:
         super().__init__(view)
@@ -97,19 +98,30 @@ class RunProjection(Projection[ProjectionView]):
         """
         self.view.write(self.name, self.changes(events), tracking, events=len(events))
 
+    def beside(self) -> RunProjection:
+        """This projection writing to tables beside its own, under its name + ``.rebuild``.
+
+        A rebuild replays the journal into those while readers keep the current tables,
+        then the view switches them in (``ProjectionView.switch``).
+        """
+        rebuilding = copy.copy(self)
+        rebuilding.name = f"{self.name}.rebuild"
+        rebuilding.tables = tuple(t.beside() for t in self.tables)
+        return rebuilding
+
     @abstractmethod
     def changes(self, events: Sequence[Any]) -> Changes:
         """The rows ``events`` produce."""
 
 
 class _SnapshotProjection(RunProjection):
-    """A projection whose rows are a function of each touched run's snapshot."""
-
-    table: ClassVar[Table]
+    """A projection whose rows are a function of each touched run's snapshot, one table."""
 
     def changes(self, events: Sequence[Any]) -> Changes:
+        """Each touched run's row, at the versions the events and the stored row reach."""
+        (table,) = self.tables
         marks = marks_of(events)
-        marks = merge_marks(marks, self.view.rows(self.table, marks))
+        marks = merge_marks(marks, self.view.rows(table, marks))
         changes = Changes()
         for run_id, snapshot in snapshots_as_of(self.journal, marks).items():
             mark = marks[run_id]
@@ -120,7 +132,7 @@ class _SnapshotProjection(RunProjection):
                 run_version=mark.run_version,
                 queue_version=mark.queue_version,
             )
-            changes.add(self.table, row)
+            changes.add(table, row)
         return changes
 
     @abstractmethod
@@ -134,7 +146,6 @@ class RunCatalog(_SnapshotProjection):
     name = "run_catalog"
     topics = _topics(*_RUN_EVENTS, *_QUEUE_STATUS_EVENTS)
     tables = (CATALOG,)
-    table = CATALOG
 
     def row(self, snapshot: RunSnapshot) -> Row:
         """Summary columns; never inputs, outputs, errors, claims or idempotency keys."""
@@ -165,7 +176,6 @@ class RunInspection(_SnapshotProjection):
     name = "run_inspection"
     topics = _topics(*_RUN_EVENTS, *_QUEUE_STATUS_EVENTS, *_QUEUE_DETAIL_EVENTS)
     tables = (INSPECTION,)
-    table = INSPECTION
 
     def row(self, snapshot: RunSnapshot) -> Row:
         """The whole snapshot as JSON (full operator detail: hosts redact before showing)."""
@@ -186,12 +196,13 @@ class RunIndex(RunProjection):
 
     def changes(self, events: Sequence[Any]) -> Changes:
         """Index rows of the started runs and of their start commands' idempotency keys."""
+        (table,) = self.tables
         changes = Changes()
         for event in events:
             run_id = str(event.originator_id)
             for key, value in _keys_of(event):
                 changes.add(
-                    INDEX,
+                    table,
                     {"key": key, "value": value, "run_id": run_id, "started_at": event.timestamp},
                 )
         return changes
