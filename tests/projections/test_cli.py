@@ -49,6 +49,9 @@ def test_list_refuses_a_bad_status_with_its_code(journal: str) -> None:
 def test_status_and_rebuild_report_positions(journal: str) -> None:
     code, out = invoke("projections", "rebuild", "--database-url", journal, "--json")
     assert code == 0, out
+    assert "run_catalog" in out and "events/s" in out  # the progress bar, on stderr
+    code, out = invoke("projections", "rebuild", "--database-url", journal, "--quiet")
+    assert code == 0 and "events/s" not in out
     code, out = invoke("projections", "status", "--database-url", journal, "--json")
     statuses = {p["name"]: p for p in json.loads(out)["projections"]}
     assert code == 0

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 import threading
+import time
+from collections.abc import Callable
 from types import FrameType
+from typing import TextIO
 
 import click
 
@@ -58,15 +62,65 @@ def run(database_url: str, poll_seconds: float, retry_seconds: float) -> None:
 @projections.command()
 @database_url_option
 @click.argument("name", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print events applied as JSON.")
-def rebuild(database_url: str, name: str | None, as_json: bool) -> None:
-    """Clear NAME (default: every projection) and replay the journal into it."""
+@click.option("--json", "as_json", is_flag=True, help="Print the statuses as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bar on stderr.")
+def rebuild(database_url: str, name: str | None, as_json: bool, quiet: bool) -> None:
+    """Rebuild NAME (default: every projection) beside the live one, then switch readers.
+
+    The journal is replayed from its first event into new tables while readers (and a
+    running `squidmesh projections run`) keep the current ones; once the new tables caught
+    up, they take the old ones' place in one transaction. Readers never see an empty view.
+    """
+    progress = None if quiet else ProgressLine(sys.stderr)
     with SquidMesh.open(database_url) as mesh, Projections(mesh) as followers:
-        applied = followers.rebuild(name)
-        statuses = [s for s in followers.status() if s.name in applied]
+        applied = followers.rebuild(name, progress=progress)
+        statuses = [s for s in followers.status() if s.name.split(".")[0] in applied]
     _print_statuses(statuses, as_json)
     if any(s.error_code for s in statuses):
         raise SystemExit(1)
+
+
+class ProgressLine:
+    """A progress bar per projection on ``stream``: position, events/s and time left.
+
+    On a terminal it redraws one line; elsewhere (logs, CI) it prints a line a second.
+    """
+
+    WIDTH = 24
+
+    def __init__(self, stream: TextIO, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream
+        self.clock = clock
+        self.redraw = stream.isatty()
+        self._started: dict[str, float] = {}
+        self._printed_at = float("-inf")
+
+    def __call__(self, name: str, position: int, head: int, applied: int) -> None:
+        """Show ``name`` at ``position`` of ``head`` with ``applied`` events so far."""
+        now = self.clock()
+        started = self._started.setdefault(name, now)
+        done = position >= head
+        if not (self.redraw or done or now - self._printed_at >= 1.0):
+            return
+        self._printed_at = now
+        line = render_progress(name, position, head, applied, elapsed=now - started)
+        if self.redraw:
+            self.stream.write("\r" + line + ("\n" if done else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def render_progress(name: str, position: int, head: int, applied: int, *, elapsed: float) -> str:
+    """``run_catalog [#####-----]  52%  3120 events  4210 events/s  ETA 3s``."""
+    share = min(position / head, 1.0) if head else 1.0
+    filled = round(share * ProgressLine.WIDTH)
+    bar = "#" * filled + "-" * (ProgressLine.WIDTH - filled)
+    rate = applied / elapsed if elapsed > 0 else 0.0
+    ids_per_second = position / elapsed if elapsed > 0 else 0.0
+    left = (head - position) / ids_per_second if ids_per_second > 0 else 0.0
+    eta = "done" if share >= 1.0 else f"ETA {left:.0f}s"
+    return f"{name:<16} [{bar}] {share:>4.0%}  {applied} events  {rate:.0f} events/s  {eta}"
 
 
 @projections.command()

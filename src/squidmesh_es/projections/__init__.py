@@ -14,9 +14,19 @@ from squidmesh_es.projections._projection import (
     RunInspection,
     RunProjection,
 )
+from squidmesh_es.projections._runner import RunProjectionRunner
+from squidmesh_es.projections._system import (
+    FOLLOWERS,
+    RunCatalogFollower,
+    RunIndexFollower,
+    RunInspectionFollower,
+    ViewFollower,
+    system,
+)
 from squidmesh_es.projections._view import ProjectionView
 
 __all__ = [
+    "FOLLOWERS",
     "MAX_LIMIT",
     "PROJECTIONS",
     "TABLES",
@@ -26,12 +36,18 @@ __all__ = [
     "ProjectionView",
     "Projections",
     "RunCatalog",
+    "RunCatalogFollower",
     "RunIndex",
+    "RunIndexFollower",
     "RunInspection",
+    "RunInspectionFollower",
     "RunList",
     "RunProjection",
+    "RunProjectionRunner",
     "Table",
+    "ViewFollower",
     "json_schema",
     "list_runs",
     "run_cursor",
+    "system",
 ]

@@ -8,6 +8,8 @@ event seen for the run. The same events then give the same rows however they wer
 
 The queue is hot: many runs' attempts share it. Within a batch it is loaded once at the
 lowest version needed and rolled forward through its own events, instead of once per run.
+Runs are rolled forward too (``RunStates``): a follower sees every event of a run, so a run
+it met before, or whose start is in the batch, needs no load at all.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from eventsourcing.application import Application
 from squidmesh_es.domain import DispatchQueue, WorkflowRun, queue_id
 from squidmesh_es.read_model import RunSnapshot, build_run_snapshot
 
-__all__ = ["RunMark", "marks_of", "merge_marks", "snapshots_as_of"]
+__all__ = ["RunMark", "RunStates", "marks_of", "merge_marks", "snapshots_as_of"]
 
 
 @dataclass(frozen=True)
@@ -99,20 +101,72 @@ def merge_marks(
     return merged
 
 
+class RunStates:
+    """Runs kept at the versions a follower reached, rolled forward through its batches.
+
+    A run is rolled forward only through an unbroken run of its own events (versions
+    ``n+1, n+2, ...`` after the kept ``n``, or from its start); anything else (a run met
+    first mid-history, a batch another follower applied, an event kind this projection
+    does not follow) loads it from the journal at the version wanted. So the states equal
+    the journal's, however the events came. Ended runs are dropped; at most ``size`` kept.
+    """
+
+    def __init__(self, journal: Application[UUID], *, size: int = 2_000) -> None:
+        self.journal = journal
+        self.size = size
+        self._runs: dict[str, WorkflowRun] = {}
+
+    def at(self, run_id: str, version: int, events: Sequence[Any]) -> WorkflowRun:
+        """``run_id`` at ``version``; ``events`` are the batch's events of that run, in order.
+
+        The returned run is shared: read it, never change it.
+        """
+        run: WorkflowRun | None = self._runs.pop(run_id, None)
+        current = run.version if run is not None else 0
+        for event in events:
+            if event.originator_version <= current:
+                continue
+            if event.originator_version != current + 1 or event.originator_version > version:
+                break
+            run = event.mutate(run)
+            current = event.originator_version
+        if run is None or current != version:
+            run = self.journal.repository.get(UUID(run_id), version=version)
+        if run.terminal_status is None:
+            self._runs[run_id] = run
+            while len(self._runs) > self.size:
+                del self._runs[next(iter(self._runs))]
+        return run
+
+
 def snapshots_as_of(
-    journal: Application[UUID], marks: Mapping[str, RunMark]
+    journal: Application[UUID],
+    marks: Mapping[str, RunMark],
+    *,
+    runs: RunStates | None = None,
+    events: Sequence[Any] = (),
 ) -> dict[str, RunSnapshot]:
     """Each marked run's snapshot at its marked versions and time.
 
     Runs whose start is not among the events seen yet (their queue entry came first) are
-    left out: their ``RunStarted`` follows and builds them.
+    left out: their ``RunStarted`` follows and builds them. Given ``runs``, the batch's
+    ``events`` roll them forward instead of loading each one.
     """
-    runs: dict[str, WorkflowRun] = {}
+    events_of: dict[str, list[Any]] = {}
+    for event in events:
+        if isinstance(event, WorkflowRun.Event):
+            events_of.setdefault(str(event.originator_id), []).append(event)
+    loaded: dict[str, WorkflowRun] = {}
     for run_id, mark in marks.items():
-        if mark.run_version is not None:
-            runs[run_id] = journal.repository.get(UUID(run_id), version=mark.run_version)
+        if mark.run_version is None:
+            continue
+        if runs is not None:
+            loaded[run_id] = runs.at(run_id, mark.run_version, events_of.get(run_id, []))
+        else:
+            loaded[run_id] = journal.repository.get(UUID(run_id), version=mark.run_version)
+    runs_by_id = loaded
     by_queue: dict[str, list[str]] = {}
-    for run_id, run in runs.items():
+    for run_id, run in runs_by_id.items():
         by_queue.setdefault(run.queue, []).append(run_id)
     snapshots: dict[str, RunSnapshot] = {}
     for queue_name, run_ids in by_queue.items():
@@ -121,7 +175,7 @@ def snapshots_as_of(
             journal, queue_name, wanted
         ).items():
             snapshots[run_id] = build_run_snapshot(
-                runs[run_id],
+                runs_by_id[run_id],
                 attempts,
                 now=marks[run_id].updated_at,
                 queue_version=version,

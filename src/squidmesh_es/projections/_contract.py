@@ -9,7 +9,7 @@ the files on every backend.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -64,6 +64,10 @@ class Table:
     def column_names(self) -> tuple[str, ...]:
         """The column names in DDL order."""
         return tuple(c.name for c in self.columns)
+
+    def beside(self) -> Table:
+        """The table a rebuild fills beside this one, before it takes this one's place."""
+        return replace(self, name=f"{self.name}_rebuild")
 
     def column(self, name: str) -> Column:
         """The column called ``name``."""

@@ -1,16 +1,11 @@
-"""Followers: move each projection from its tracking position to the head of the journal.
+"""Followers kept inside the runtime's process, or as a separate polling process.
 
-Why not the library's runners: the ``eventsourcing.system`` runners only prompt followers in
-their own process and never catch up on start, and ``ProjectionRunner`` needs ``subscribe()``
-(no SQLite), writes one transaction per event (about 900 events/s on Postgres) and waits
-forever when a NOTIFY is lost. A follower here pulls notifications from its own position,
-in batches, and writes each batch's rows and the batch's end position in one transaction
-through the projection and its tracking-recorder view. Starting is catching up, on every
-backend, and a poll interval bounds how long a lost wake-up can delay it.
-
-A projection that raises stops: its error and position are stored where ``status`` reads
-them, the other projections go on, and commands are never affected. ``resume`` (or a new
-process) retries from the stored position.
+``Projections`` drives the three projections through the same ``FollowedProjection`` loop
+the library ``Follower`` classes of ``squidmesh_es.projections.system()`` use, over the same
+view: embedded (``attach``: a background thread catches up after each command) or as
+``squidmesh projections run`` (``run_forever``: catch up on start, then poll). Polling is
+what a separate process needs: the library's runners only prompt followers in the leader's
+own process.
 """
 
 from __future__ import annotations
@@ -21,34 +16,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Tracking
-from eventsourcing.utils import Environment
-
-from squidmesh_es.errors import InvalidArgument, SquidMeshError
+from squidmesh_es.errors import InvalidArgument
+from squidmesh_es.projections._following import FollowedProjection, Progress
 from squidmesh_es.projections._listing import RunList, list_runs
-from squidmesh_es.projections._memory_view import MemoryProjectionView
+from squidmesh_es.projections._open_view import open_view
 from squidmesh_es.projections._projection import (
     RunCatalog,
     RunIndex,
     RunInspection,
     RunProjection,
 )
-from squidmesh_es.projections._sql_view import PostgresProjectionView, SQLiteProjectionView
 from squidmesh_es.projections._view import ProjectionView, Row
 from squidmesh_es.runtime import SquidMesh
 
-__all__ = ["PROJECTIONS", "ProjectionStatus", "Projections"]
+__all__ = ["PROJECTIONS", "ProjectionStatus", "Projections", "projection_status"]
 
 logger = logging.getLogger(__name__)
 
 PROJECTIONS: tuple[type[RunProjection], ...] = (RunCatalog, RunIndex, RunInspection)
 """Every projection, in the order followers run them."""
-
-VIEW_NAME = "squidmesh_projections"
-"""Environment name of the view: on Postgres its tracking table is ``<name>_tracking``."""
-
-FAILED = "projection_failed"
-"""The error code stored when a projection raised while applying events."""
 
 
 @dataclass(frozen=True)
@@ -120,12 +106,13 @@ class Projections:
             raise InvalidArgument("batch_size", "must be at least 1")
         self.journal = journal
         self.batch_size = batch_size
-        self._factory: InfrastructureFactory[Any] | None = None
-        self.view = view if view is not None else self._construct_view(journal)
+        self.view = view if view is not None else open_view(journal.env)
         self.view.create_views()
         self.projections = {p.name: p(self.view, journal) for p in PROJECTIONS}
-        self._locks = {name: threading.Lock() for name in self.projections}
-        self._stopped: dict[str, str] = {}
+        self._followed = {
+            name: FollowedProjection(p, journal, batch_size=batch_size)
+            for name, p in self.projections.items()
+        }
 
     @classmethod
     def attach(cls, mesh: SquidMesh, **options: Any) -> Projections:
@@ -138,17 +125,6 @@ class Projections:
         projections.catch_up()
         mesh.attach_projections(projections)
         return projections
-
-    def _construct_view(self, journal: SquidMesh) -> ProjectionView:
-        settings = journal.storage
-        if settings is None or settings.backend == "memory":
-            return MemoryProjectionView()
-        view_class: type[Any] = (
-            SQLiteProjectionView if settings.backend == "sqlite" else PostgresProjectionView
-        )
-        self._factory = InfrastructureFactory.construct(Environment(VIEW_NAME, settings.env))
-        view: ProjectionView = self._factory.tracking_recorder(view_class)
-        return view
 
     # -- following ------------------------------------------------------------------------
 
@@ -181,63 +157,11 @@ class Projections:
         Raises:
             InvalidArgument: ``name`` is not a projection.
         """
+        names = self.names(name)
         head = self.journal.recorder.max_notification_id() or 0
-        applied: dict[str, int] = {}
-        for projection_name in self.names(name):
-            if projection_name in self._stopped:
-                continue
-            with self._locks[projection_name]:
-                applied[projection_name] = self._follow(self.projections[projection_name], head)
-        return applied
-
-    def _follow(self, projection: RunProjection, head: int) -> int:
-        applied = 0
-        position = self.view.position(projection.name) or 0
-        while position < head:
-            try:
-                notifications = self.journal.recorder.select_notifications(
-                    start=position,
-                    limit=self.batch_size,
-                    stop=head,
-                    topics=projection.topics,
-                    inclusive_of_start=False,
-                )
-                full = len(notifications) == self.batch_size
-                end = notifications[-1].id if full else head
-                events = [self.journal.mapper.to_domain_event(n) for n in notifications]
-                projection.process_batch(events, Tracking(projection.name, end))
-            except IntegrityError as error:
-                # Another follower of this view applied the batch first: go on from there.
-                moved = self.view.position(projection.name) or 0
-                if moved > position:
-                    position = moved
-                    continue
-                self._stop(projection.name, position, error)
-                return applied
-            except Exception as error:  # noqa: BLE001 - stop this follower, not the others
-                self._stop(projection.name, position, error)
-                return applied
-            applied += len(events)
-            position = end
-        return applied
-
-    def _stop(self, name: str, position: int, error: Exception) -> None:
-        message = _describe(error)
-        logger.error(
-            "projection %s stopped at position %d: %s",
-            name,
-            position,
-            message,
-            exc_info=error,
-            extra={"projection": name, "position": position},
-        )
-        self._stopped[name] = message
-        try:
-            self.view.record_error(
-                name, code=FAILED, message=message, position=position, at=self.journal.now()
-            )
-        except Exception:  # noqa: BLE001 - the view itself may be what failed
-            logger.exception("projection %s: the error could not be stored", name)
+        return {
+            n: self._followed[n].catch_up(head) for n in names if self._followed[n].stopped is None
+        }
 
     def resume(self, name: str | None = None) -> dict[str, int]:
         """Retry stopped projections from their positions; events applied per projection.
@@ -245,22 +169,22 @@ class Projections:
         Raises:
             InvalidArgument: ``name`` is not a projection.
         """
-        for projection_name in self.names(name):
-            self._stopped.pop(projection_name, None)
-        return self.catch_up(name)
+        return {n: self._followed[n].resume() for n in self.names(name)}
 
-    def rebuild(self, name: str | None = None) -> dict[str, int]:
-        """Clear projections and replay the journal from its first event into them.
+    def rebuild(
+        self, name: str | None = None, *, progress: Progress | None = None
+    ) -> dict[str, int]:
+        """Replay the journal into new tables beside the live ones and switch readers over.
+
+        Readers never see an empty view: the live tables answer until the rebuilt ones,
+        caught up, take their place in one transaction. A rebuild that fails leaves the
+        live tables in place; ``status`` then lists ``<name>.rebuild`` as failed.
+        Returns events applied per projection.
 
         Raises:
             InvalidArgument: ``name`` is not a projection.
         """
-        for projection_name in self.names(name):
-            projection = self.projections[projection_name]
-            with self._locks[projection_name]:
-                self.view.clear(projection_name, projection.tables)
-            self._stopped.pop(projection_name, None)
-        return self.catch_up(name)
+        return {n: self._followed[n].rebuild(progress) for n in self.names(name)}
 
     def run_forever(
         self, stop: threading.Event, *, poll_interval: float = 0.2, retry_interval: float = 30.0
@@ -274,7 +198,8 @@ class Projections:
         retried_at = 0.0
         elapsed = 0.0
         while not stop.is_set():
-            if self._stopped and elapsed - retried_at >= retry_interval:
+            stopped = any(f.stopped is not None for f in self._followed.values())
+            if stopped and elapsed - retried_at >= retry_interval:
                 retried_at = elapsed
                 self.resume()
             else:
@@ -285,22 +210,19 @@ class Projections:
     # -- reading --------------------------------------------------------------------------
 
     def status(self) -> list[ProjectionStatus]:
-        """Position, lag and last error of each projection."""
-        head = self.journal.recorder.max_notification_id() or 0
-        return [self._status(name, head) for name in self.projections]
+        """Position, lag and last error of each projection, and of an unfinished rebuild.
 
-    def _status(self, name: str, head: int) -> ProjectionStatus:
-        state: Row = self.view.state(name) or {}
-        return ProjectionStatus(
-            name=name,
-            position=self.view.position(name) or 0,
-            head=head,
-            events_applied=int(state.get("events_applied") or 0),
-            error_code=state.get("error_code"),
-            error_message=state.get("error_message"),
-            error_position=state.get("error_position"),
-            failed_at=state.get("failed_at"),
-        )
+        A rebuild that failed or was interrupted shows as ``<name>.rebuild`` beside its
+        projection; a finished one has taken the projection's place.
+        """
+        head = self.journal.recorder.max_notification_id() or 0
+        names: list[str] = []
+        for projection in self.projections.values():
+            names.append(projection.name)
+            rebuild = projection.beside().name
+            if self.view.state(rebuild) is not None:
+                names.append(rebuild)
+        return [projection_status(self.view, name, head) for name in names]
 
     def list_runs(self, **filters: Any) -> RunList:
         """Runs from the catalog, newest first; see ``squidmesh_es.projections.list_runs``."""
@@ -322,7 +244,16 @@ class Projections:
         self.close()
 
 
-def _describe(error: BaseException) -> str:
-    if isinstance(error, SquidMeshError):
-        return f"{type(error).__name__} ({error.code}): {error}"
-    return f"{type(error).__name__}: {error}"
+def projection_status(view: ProjectionView, name: str, head: int) -> ProjectionStatus:
+    """Where projection ``name`` stands in ``view``, against the journal head ``head``."""
+    state: Row = view.state(name) or {}
+    return ProjectionStatus(
+        name=name,
+        position=view.position(name) or 0,
+        head=head,
+        events_applied=int(state.get("events_applied") or 0),
+        error_code=state.get("error_code"),
+        error_message=state.get("error_message"),
+        error_position=state.get("error_position"),
+        failed_at=state.get("failed_at"),
+    )

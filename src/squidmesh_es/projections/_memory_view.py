@@ -36,10 +36,10 @@ class MemoryProjectionView(ProjectionView, POPOTrackingRecorder):
         with self._database_lock:
             self._assert_tracking_uniqueness(tracking)
             for table, rows in changes.upserts.items():
-                stored = self._tables[table.name]
+                stored = self._tables.setdefault(table.name, {})
                 for row in rows:
                     key = _key(table, row)
-                    if table is INDEX and key in stored:
+                    if table.ddl == INDEX.ddl and key in stored:
                         continue
                     stored[key] = copy.deepcopy(row)
             self._insert_tracking(tracking)
@@ -106,13 +106,32 @@ class MemoryProjectionView(ProjectionView, POPOTrackingRecorder):
                 failed_at=at,
             )
 
-    def clear(self, projection: str, tables: Sequence[Table]) -> None:
-        """Delete ``tables``' rows, the bookkeeping and the position of ``projection``."""
+    def prepare_beside(self, projection: str, tables: Sequence[Table]) -> None:
+        """Create ``tables`` empty (dropping leftovers) and forget ``projection``'s position."""
         with self._database_lock:
             for table in tables:
-                self._tables[table.name].clear()
+                self._tables[table.name] = {}
             self._tables[STATE.name].pop((projection,), None)
             self._max_tracking_ids.pop(projection, None)
+
+    def switch(self, projection: str, rebuilt: str, tables: Sequence[tuple[Table, Table]]) -> bool:
+        """Put each rebuilt table in place of its live one, if the rebuild is not behind."""
+        with self._database_lock:
+            new = self._max_tracking_ids.get(rebuilt) or 0
+            if new < (self._max_tracking_ids.get(projection) or 0):
+                return False
+            for live_table, rebuilt_table in tables:
+                self._tables[live_table.name] = self._tables.pop(rebuilt_table.name)
+            self._max_tracking_ids.pop(rebuilt, None)
+            self._max_tracking_ids.pop(projection, None)
+            if new:
+                self._max_tracking_ids[projection] = new
+            state = self._tables[STATE.name]
+            state.pop((projection,), None)
+            moved = state.pop((rebuilt,), None)
+            if moved is not None:
+                state[(projection,)] = {**moved, "projection": projection}
+            return True
 
     def close(self) -> None:
         """Nothing to release."""

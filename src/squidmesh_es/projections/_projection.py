@@ -9,9 +9,10 @@ in the domain and read model, not here.
 
 from __future__ import annotations
 
+import copy
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -19,7 +20,7 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 
 from squidmesh_es.domain import DispatchQueue, WorkflowRun
-from squidmesh_es.projections._as_of import marks_of, merge_marks, snapshots_as_of
+from squidmesh_es.projections._as_of import RunStates, marks_of, merge_marks, snapshots_as_of
 from squidmesh_es.projections._contract import CATALOG, INDEX, INSPECTION, Table
 from squidmesh_es.projections._view import Changes, ProjectionView, Row
 from squidmesh_es.read_model import RunSnapshot, summarize
@@ -69,16 +70,21 @@ def _topics(*classes: type[Any]) -> tuple[str, ...]:
 class RunProjection(Projection[ProjectionView]):
     """A projection of the runtime's journal into the view's tables."""
 
-    tables: ClassVar[tuple[Table, ...]]
-    """The tables this projection owns (cleared by a rebuild)."""
+    tables: tuple[Table, ...]
+    """The tables this projection owns (replaced by a rebuild)."""
 
     def __init__(self, view: ProjectionView, journal: Application[UUID]) -> None:
         super().__init__(view)
         self.journal = journal
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        """Apply one event and move to ``tracking`` in one transaction."""
-        self.process_batch([domain_event], tracking)
+        """Apply one event and move to its notification id in one transaction.
+
+        The position is kept under this projection's name, not the ``tracking``'s
+        application name, so every driver (our followers, a ``ProjectionRunner``) moves the
+        one position ``status`` reports.
+        """
+        self.process_batch([domain_event], Tracking(self.name, tracking.notification_id))
 
     def process_batch(self, events: Sequence[Any], tracking: Tracking) -> None:
         """Apply ``events`` and move to ``tracking`` in one transaction.
@@ -92,21 +98,44 @@ class RunProjection(Projection[ProjectionView]):
         """
         self.view.write(self.name, self.changes(events), tracking, events=len(events))
 
+    def beside(self) -> RunProjection:
+        """This projection writing to tables beside its own, under its name + ``.rebuild``.
+
+        A rebuild replays the journal into those while readers keep the current tables,
+        then the view switches them in (``ProjectionView.switch``).
+        """
+        rebuilding = copy.copy(self)
+        rebuilding.name = f"{self.name}.rebuild"
+        rebuilding.tables = tuple(t.beside() for t in self.tables)
+        return rebuilding
+
     @abstractmethod
     def changes(self, events: Sequence[Any]) -> Changes:
         """The rows ``events`` produce."""
 
 
 class _SnapshotProjection(RunProjection):
-    """A projection whose rows are a function of each touched run's snapshot."""
+    """A projection whose rows are a function of each touched run's snapshot, one table."""
 
-    table: ClassVar[Table]
+    def __init__(self, view: ProjectionView, journal: Application[UUID]) -> None:
+        super().__init__(view, journal)
+        self._runs = RunStates(journal)
+
+    def beside(self) -> RunProjection:
+        """This projection writing beside its tables, with run states of its own."""
+        rebuilding = super().beside()
+        assert isinstance(rebuilding, _SnapshotProjection)
+        rebuilding._runs = RunStates(self.journal)
+        return rebuilding
 
     def changes(self, events: Sequence[Any]) -> Changes:
+        """Each touched run's row, at the versions the events and the stored row reach."""
+        (table,) = self.tables
         marks = marks_of(events)
-        marks = merge_marks(marks, self.view.rows(self.table, marks))
+        marks = merge_marks(marks, self.view.rows(table, marks))
         changes = Changes()
-        for run_id, snapshot in snapshots_as_of(self.journal, marks).items():
+        states = snapshots_as_of(self.journal, marks, runs=self._runs, events=events)
+        for run_id, snapshot in states.items():
             mark = marks[run_id]
             row = self.row(snapshot)
             row.update(
@@ -115,7 +144,7 @@ class _SnapshotProjection(RunProjection):
                 run_version=mark.run_version,
                 queue_version=mark.queue_version,
             )
-            changes.add(self.table, row)
+            changes.add(table, row)
         return changes
 
     @abstractmethod
@@ -129,7 +158,6 @@ class RunCatalog(_SnapshotProjection):
     name = "run_catalog"
     topics = _topics(*_RUN_EVENTS, *_QUEUE_STATUS_EVENTS)
     tables = (CATALOG,)
-    table = CATALOG
 
     def row(self, snapshot: RunSnapshot) -> Row:
         """Summary columns; never inputs, outputs, errors, claims or idempotency keys."""
@@ -160,7 +188,6 @@ class RunInspection(_SnapshotProjection):
     name = "run_inspection"
     topics = _topics(*_RUN_EVENTS, *_QUEUE_STATUS_EVENTS, *_QUEUE_DETAIL_EVENTS)
     tables = (INSPECTION,)
-    table = INSPECTION
 
     def row(self, snapshot: RunSnapshot) -> Row:
         """The whole snapshot as JSON (full operator detail: hosts redact before showing)."""
@@ -181,12 +208,13 @@ class RunIndex(RunProjection):
 
     def changes(self, events: Sequence[Any]) -> Changes:
         """Index rows of the started runs and of their start commands' idempotency keys."""
+        (table,) = self.tables
         changes = Changes()
         for event in events:
             run_id = str(event.originator_id)
             for key, value in _keys_of(event):
                 changes.add(
-                    INDEX,
+                    table,
                     {"key": key, "value": value, "run_id": run_id, "started_at": event.timestamp},
                 )
         return changes

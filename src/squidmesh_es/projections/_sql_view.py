@@ -33,7 +33,10 @@ from squidmesh_es.projections._contract import (
 )
 from squidmesh_es.projections._view import Changes, ProjectionView, Row, RunQuery, by_run_id
 
-__all__ = ["PostgresProjectionView", "SQLiteProjectionView"]
+__all__ = ["POSTGRES_TRACKING_TABLE", "PostgresProjectionView", "SQLiteProjectionView"]
+
+POSTGRES_TRACKING_TABLE = "squidmesh_projections_tracking"
+"""The tracking table of the projections on Postgres, whatever environment built the view."""
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
 
@@ -61,6 +64,10 @@ class _SQLView(ProjectionView):
         raise NotImplementedError
 
     def _insert_tracking_row(self, cursor: Any, tracking: Tracking) -> None:
+        raise NotImplementedError
+
+    def _hold_off_writers(self, cursor: Any) -> None:
+        """Make every follower's write wait until this transaction ends."""
         raise NotImplementedError
 
     # -- shared -------------------------------------------------------------------------
@@ -179,16 +186,67 @@ class _SQLView(ProjectionView):
                 (projection, code, message, position, failed_at),
             )
 
-    def clear(self, projection: str, tables: Sequence[Table]) -> None:
-        """Delete ``tables``' rows, the bookkeeping and the position of ``projection``."""
+    def prepare_beside(self, projection: str, tables: Sequence[Table]) -> None:
+        """Create ``tables`` empty (dropping leftovers) and forget ``projection``'s position.
+
+        The tables get no secondary indexes: ``switch`` creates the live table's.
+        """
         m = self._mark()
         with self._cursor(commit=True) as cursor:
             for table in tables:
-                cursor.execute(f"DELETE FROM {table.name}")
+                cursor.execute(f"DROP TABLE IF EXISTS {table.name}")
+                cursor.execute(self._create_beside(table))
             cursor.execute(f"DELETE FROM {STATE.name} WHERE projection = {m}", (projection,))
             cursor.execute(
                 f"DELETE FROM {self.tracking_table} WHERE application_name = {m}", (projection,)
             )
+
+    def switch(self, projection: str, rebuilt: str, tables: Sequence[tuple[Table, Table]]) -> bool:
+        """Put each rebuilt table in place of its live one, if the rebuild is not behind.
+
+        The drop, rename and index creation are transactional on both backends, so
+        readers see the old table until the commit (SQLite readers keep their snapshot;
+        Postgres readers wait on the drop's lock, then read the new table).
+        """
+        m = self._mark()
+        with self._cursor(commit=True) as cursor:
+            self._hold_off_writers(cursor)
+            live = self._position_in(cursor, projection)
+            new = self._position_in(cursor, rebuilt)
+            if new < live:
+                return False
+            for live_table, rebuilt_table in tables:
+                cursor.execute(f"DROP TABLE {live_table.name}")
+                cursor.execute(f"ALTER TABLE {rebuilt_table.name} RENAME TO {live_table.name}")
+                for statement in load_ddl(self.backend, live_table):
+                    cursor.execute(statement)
+            cursor.execute(
+                f"DELETE FROM {self.tracking_table} WHERE application_name IN ({m}, {m})",
+                (projection, rebuilt),
+            )
+            if new:
+                self._insert_tracking_row(cursor, Tracking(projection, new))
+            cursor.execute(f"DELETE FROM {STATE.name} WHERE projection = {m}", (projection,))
+            cursor.execute(
+                f"UPDATE {STATE.name} SET projection = {m} WHERE projection = {m}",
+                (projection, rebuilt),
+            )
+        return True
+
+    def _position_in(self, cursor: Any, projection: str) -> int:
+        cursor.execute(
+            f"SELECT MAX(notification_id) AS position FROM {self.tracking_table} "
+            f"WHERE application_name = {self._mark()}",
+            (projection,),
+        )
+        row = cursor.fetchone()
+        return int(row["position"] or 0) if row is not None else 0
+
+    def _create_beside(self, table: Table) -> str:
+        """The ``CREATE TABLE`` of ``table``'s contract DDL, for a table named ``table.name``."""
+        live = next(t for t in TABLES if t.ddl == table.ddl)
+        create = next(s for s in load_ddl(self.backend, live) if s.startswith("CREATE TABLE"))
+        return create.replace(live.name, table.name, 1)
 
     def _upsert_sql(self, table: Table) -> str:
         names = table.column_names
@@ -216,6 +274,11 @@ class SQLiteProjectionView(_SQLView, SQLiteTrackingRecorder):
     tracking_table = "tracking"
     datastore: SQLiteDatastore
 
+    def create_table(self) -> None:
+        """Create the tracking table and the projection tables when missing."""
+        super().create_table()
+        self.create_views()
+
     def _mark(self) -> str:
         return "?"
 
@@ -226,6 +289,10 @@ class SQLiteProjectionView(_SQLView, SQLiteTrackingRecorder):
 
     def _insert_tracking_row(self, cursor: Any, tracking: Tracking) -> None:
         self._insert_tracking(cursor, tracking)
+
+    def _hold_off_writers(self, cursor: Any) -> None:
+        # A first write takes the database's write lock (the transaction began deferred).
+        cursor.execute(f"UPDATE {STATE.name} SET events_applied = events_applied WHERE 0")
 
     def _encode(self, column: Column, value: Any) -> Any:
         if value is None:
@@ -263,8 +330,16 @@ class PostgresProjectionView(_SQLView, PostgresTrackingRecorder):
     datastore: PostgresDatastore
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        # The library names the table after the environment (``<projection>_tracking`` under
+        # a ProjectionRunner); every driver must share one table to share the positions.
+        kwargs["tracking_table_name"] = POSTGRES_TRACKING_TABLE
         super().__init__(datastore, **kwargs)
         self.tracking_table = self.tracking_table_name
+
+    def create_table(self) -> None:
+        """Create the tracking table and the projection tables when missing."""
+        super().create_table()
+        self.create_views()
 
     def _mark(self) -> str:
         return "%s"
@@ -279,6 +354,14 @@ class PostgresProjectionView(_SQLView, PostgresTrackingRecorder):
 
     def _insert_tracking_row(self, cursor: Any, tracking: Tracking) -> None:
         self._insert_tracking(cursor, tracking)
+
+    def _hold_off_writers(self, cursor: Any) -> None:
+        # Every follower's write inserts its tracking row first, so it waits here.
+        cursor.execute(
+            sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(
+                sql.Identifier(self.tracking_table)
+            )
+        )
 
     def _encode(self, column: Column, value: Any) -> Any:
         if value is None:

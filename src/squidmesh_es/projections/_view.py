@@ -106,8 +106,24 @@ class ProjectionView(TrackingRecorder, ABC):
         """Remember why ``projection`` stopped; the next successful write clears it."""
 
     @abstractmethod
-    def clear(self, projection: str, tables: Sequence[Table]) -> None:
-        """Delete ``tables``' rows, the bookkeeping and the position of ``projection``."""
+    def prepare_beside(self, projection: str, tables: Sequence[Table]) -> None:
+        """Create ``tables`` empty (dropping leftovers) and forget ``projection``'s position.
+
+        ``projection`` and ``tables`` are a projection's rebuild name and tables
+        (``RunProjection.beside``); the live ones are not touched.
+        """
+
+    @abstractmethod
+    def switch(self, projection: str, rebuilt: str, tables: Sequence[tuple[Table, Table]]) -> bool:
+        """Put each rebuilt table in place of its live one, if the rebuild is not behind.
+
+        In one transaction that holds off every follower's write: unless ``rebuilt``'s
+        position is behind ``projection``'s (a live follower moved on meanwhile: catch up
+        and try again), each ``(live, rebuilt)`` pair's rebuilt table replaces the live
+        one, and ``projection`` takes ``rebuilt``'s position and event count. Readers see
+        the old tables until the commit and the new ones after it, never an empty one.
+        Returns whether it switched.
+        """
 
     @abstractmethod
     def close(self) -> None:

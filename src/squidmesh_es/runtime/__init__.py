@@ -12,6 +12,7 @@ from squidmesh_es.runtime._scheduler import Scheduler, SchedulerPass
 from squidmesh_es.runtime._settings import (
     DEFAULT_DATABASE_URL,
     StorageSettings,
+    journal_env,
     parse_database_url,
 )
 from squidmesh_es.runtime._signals import Signal, SignalType
@@ -41,5 +42,6 @@ __all__ = [
     "Worker",
     "WorkerStats",
     "WorkflowRegistry",
+    "journal_env",
     "parse_database_url",
 ]

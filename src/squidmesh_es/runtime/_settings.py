@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from squidmesh_es.errors import InvalidArgument
 
-__all__ = ["DEFAULT_DATABASE_URL", "StorageSettings", "parse_database_url"]
+__all__ = ["DEFAULT_DATABASE_URL", "StorageSettings", "journal_env", "parse_database_url"]
 
 DEFAULT_DATABASE_URL = "sqlite:///squidmesh.db"
 """Used by ``SquidMesh.from_env`` when ``SQUIDMESH_DATABASE_URL`` is not set."""
@@ -47,6 +47,22 @@ def parse_database_url(url: str) -> StorageSettings:
     if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
         return _postgres(url)
     raise InvalidArgument("database_url", f"unsupported scheme {scheme!r}")
+
+
+def journal_env(url: str) -> dict[str, str]:
+    """The ``eventsourcing`` settings of the journal at ``url``, as ``SquidMesh.open`` uses them.
+
+    Give them to whatever points the library at the journal: a system runner
+    (``MultiThreadedRunner(system(), env=journal_env(url))``), a ``ProjectionRunner``, or
+    your own application's ``env``. They hold no application prefix, so every application
+    of a runner reads them; the library's own keys you add (``CIPHER_KEY``,
+    ``<APP>_SQLITE_DBNAME``, ...) keep their meaning. The Postgres ``schema`` of the URL is
+    not created here: ``SquidMesh.open(url)`` creates it, once.
+
+    Raises:
+        InvalidArgument: the URL is not one of the supported forms.
+    """
+    return dict(parse_database_url(url).env)
 
 
 def _sqlite(url: str) -> StorageSettings:

@@ -1,0 +1,149 @@
+"""One projection moved from its tracking position to the journal's head, batch by batch.
+
+Every driver uses this one loop: the embedded ``Projections``, the ``squidmesh projections``
+process and the library ``Follower`` classes a ``System`` runner drives. It reads the
+notifications after the projection's position (filtered by its topics in SQL) and hands each
+batch to the projection, which writes the rows and the batch's end position in one
+transaction. Starting is catching up: nothing waits for a prompt.
+
+A projection that raises stops alone: its error and position are stored where ``status``
+reads them, and ``catch_up`` returns without raising, so no command, leader ``save`` or
+runner thread ever fails because a view did. ``resume`` retries from the stored position.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from squidmesh_es.errors import SquidMeshError
+from squidmesh_es.projections._projection import RunProjection
+from squidmesh_es.runtime import SquidMesh
+
+__all__ = ["FAILED", "FollowedProjection", "Progress"]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int, int], None]
+"""Told ``(projection, position, head, events applied)`` after each batch."""
+
+FAILED = "projection_failed"
+"""The error code stored when a projection raised while applying events."""
+
+
+class FollowedProjection:
+    """A projection, the journal it follows, and whether it stopped on an error."""
+
+    def __init__(self, projection: RunProjection, journal: SquidMesh, *, batch_size: int) -> None:
+        self.projection = projection
+        self.journal = journal
+        self.batch_size = batch_size
+        self.stopped: str | None = None
+        """Why the projection stopped (``None`` while it follows)."""
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """The projection's name: its tracking key and its bookkeeping row."""
+        return self.projection.name
+
+    def catch_up(self, head: int | None = None, *, progress: Progress | None = None) -> int:
+        """Apply every event up to ``head`` (default: the newest); events applied.
+
+        Never raises: a failure stops the projection and is stored. A stopped projection
+        is skipped until ``resume``. ``progress`` hears of each batch applied.
+        """
+        if self.stopped is not None:
+            return 0
+        with self._lock:
+            if head is None:
+                head = self.journal.recorder.max_notification_id() or 0
+            return self._follow(head, progress)
+
+    def resume(self) -> int:
+        """Clear the stop and catch up from the stored position; events applied."""
+        self.stopped = None
+        return self.catch_up()
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Replay the journal into tables beside the live ones, then switch; events applied.
+
+        Readers keep the live tables until the switch, which happens once the rebuild
+        caught up with the live position (another process may keep following meanwhile).
+        A rebuild that fails stops with its error stored under ``<name>.rebuild`` and
+        leaves the live tables as they were; returns what it applied so far.
+        """
+        live = self.projection
+        rebuilt = FollowedProjection(live.beside(), self.journal, batch_size=self.batch_size)
+        live.view.prepare_beside(rebuilt.name, rebuilt.projection.tables)
+        applied = 0
+        while True:
+            applied += rebuilt.catch_up(progress=progress)
+            if rebuilt.stopped is not None:
+                return applied
+            with self._lock:
+                pairs = list(zip(live.tables, rebuilt.projection.tables, strict=True))
+                if live.view.switch(self.name, rebuilt.name, pairs):
+                    self.stopped = None
+                    return applied
+
+    def _follow(self, head: int, progress: Progress | None) -> int:
+        projection = self.projection
+        applied = 0
+        position = projection.view.position(projection.name) or 0
+        while position < head:
+            try:
+                notifications = self.journal.recorder.select_notifications(
+                    start=position,
+                    limit=self.batch_size,
+                    stop=head,
+                    topics=projection.topics,
+                    inclusive_of_start=False,
+                )
+                full = len(notifications) == self.batch_size
+                end = notifications[-1].id if full else head
+                events = [self.journal.mapper.to_domain_event(n) for n in notifications]
+                projection.process_batch(events, Tracking(projection.name, end))
+            except IntegrityError as error:
+                # Another follower of this view applied the batch first: go on from there.
+                moved = projection.view.position(projection.name) or 0
+                if moved > position:
+                    position = moved
+                    continue
+                self._stop(position, error)
+                return applied
+            except Exception as error:  # noqa: BLE001 - stop this projection, not its caller
+                self._stop(position, error)
+                return applied
+            applied += len(events)
+            position = end
+            if progress is not None:
+                progress(projection.name, position, head, applied)
+        return applied
+
+    def _stop(self, position: int, error: Exception) -> None:
+        message = _describe(error)
+        logger.error(
+            "projection %s stopped at position %d: %s",
+            self.name,
+            position,
+            message,
+            exc_info=error,
+            extra={"projection": self.name, "position": position},
+        )
+        self.stopped = message
+        try:
+            self.projection.view.record_error(
+                self.name, code=FAILED, message=message, position=position, at=self.journal.now()
+            )
+        except Exception:  # noqa: BLE001 - the view itself may be what failed
+            logger.exception("projection %s: the error could not be stored", self.name)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, SquidMeshError):
+        return f"{type(error).__name__} ({error.code}): {error}"
+    return f"{type(error).__name__}: {error}"

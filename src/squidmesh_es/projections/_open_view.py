@@ -1,0 +1,52 @@
+"""Open the projection view that belongs beside a journal, from the journal's settings.
+
+Every driver opens the same view, so the catalog a ``System`` runner keeps is the one
+``Projections`` and ``squidmesh list`` read: on SQLite the tables live in the journal's file,
+on Postgres in its schema (tracking table ``squidmesh_projections_tracking``), and in memory
+for ``memory://`` journals (one view per follower: there is nothing to share).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.utils import Environment
+
+from squidmesh_es.projections._memory_view import MemoryProjectionView
+from squidmesh_es.projections._sql_view import PostgresProjectionView, SQLiteProjectionView
+from squidmesh_es.projections._view import ProjectionView
+
+__all__ = ["VIEW_NAME", "open_view", "view_class"]
+
+VIEW_NAME = "squidmesh_projections"
+"""Environment name of the view: on Postgres its tracking table is ``<name>_tracking``."""
+
+_VIEWS: dict[str, type[ProjectionView]] = {
+    "eventsourcing.sqlite": SQLiteProjectionView,
+    "eventsourcing.postgres": PostgresProjectionView,
+}
+
+
+def view_class(settings: Mapping[str, str]) -> type[ProjectionView]:
+    """The view class for the journal ``settings`` (``journal_env(url)``) point at."""
+    module = settings.get("PERSISTENCE_MODULE") or "eventsourcing.popo"
+    return _VIEWS.get(module, MemoryProjectionView)
+
+
+def open_view(settings: Mapping[str, str]) -> ProjectionView:
+    """The view beside the journal ``settings`` point at.
+
+    The library's factory creates its tables when missing (``create_table``), unless the
+    settings say ``CREATE_TABLE=n``.
+    """
+    cls = view_class(settings)
+    if cls is MemoryProjectionView:
+        view: ProjectionView = MemoryProjectionView()
+    else:
+        factory: InfrastructureFactory[Any] = InfrastructureFactory.construct(
+            Environment(VIEW_NAME, dict(settings))
+        )
+        view = factory.tracking_recorder(cls)
+    return view
