@@ -97,6 +97,10 @@ def test_worker_processes_and_threads_never_run_a_leased_attempt_twice(
         for _ in range(3)
     ]
     try:
+        for worker in workers:  # each is working before the runs can all be done without it
+            assert worker.stderr is not None
+            while " runs " not in (line := worker.stderr.readline()):
+                assert line, "a worker process exited before it started working"
         with mesh.worker(concurrency=2, owner_id="in-process"):
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
