@@ -37,6 +37,7 @@ Hierarchy::
     │       ├── InvalidScheduleSignalId        invalid_schedule_signal_id
     │       └── InvalidScheduleIntendedWindow  invalid_schedule_intended_window
     ├── CorruptedEvent                   invalid_journal_entry
+    ├── CipherKeyMismatch                cipher_key_mismatch
     ├── InvalidTrigger                   invalid_trigger
     ├── UnknownStep                      unknown_step
     ├── MissingInputPath                 missing_input_path
@@ -54,6 +55,7 @@ __all__ = [
     "ActiveManualStep",
     "AttemptNotClaimable",
     "ChildRunsUnavailable",
+    "CipherKeyMismatch",
     "Conflict",
     "ConflictingChildRun",
     "ConflictingCompletion",
@@ -534,6 +536,27 @@ class CorruptedEvent(SquidMeshError):
         self.originator_id = str(originator_id)
         self.version = version
         self.topic = topic
+
+
+class CipherKeyMismatch(SquidMeshError):
+    """The journal cannot be read with the cipher key given (or with none). Nothing was read.
+
+    ``key_given`` says which side is missing: without a key, the journal holds encrypted
+    events; with one, the key is wrong or the journal was written in clear. Those two look
+    the same from outside, and both are refused rather than read as garbage.
+    """
+
+    code = "cipher_key_mismatch"
+
+    def __init__(self, *, key_given: bool) -> None:
+        message = (
+            "the journal cannot be decrypted with the cipher key given (a wrong key, or a "
+            "journal written without encryption)"
+            if key_given
+            else "the journal is encrypted: open it with its cipher key (SQUIDMESH_CIPHER_KEY)"
+        )
+        super().__init__(message, key_given=key_given)
+        self.key_given = key_given
 
 
 class InvalidTrigger(SquidMeshError):

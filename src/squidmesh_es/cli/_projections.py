@@ -10,8 +10,9 @@ from types import FrameType
 
 import click
 
+from squidmesh_es.cli._options import open_journal
 from squidmesh_es.projections import Projections, ProjectionStatus
-from squidmesh_es.runtime import DEFAULT_DATABASE_URL, SquidMesh
+from squidmesh_es.runtime import DEFAULT_DATABASE_URL
 
 __all__ = ["projections"]
 
@@ -50,7 +51,7 @@ def run(database_url: str, poll_seconds: float, retry_seconds: float) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with SquidMesh.open(database_url) as mesh, Projections(mesh) as followers:
+    with open_journal(database_url) as mesh, Projections(mesh) as followers:
         click.echo(f"following {', '.join(followers.names())}", err=True)
         followers.run_forever(stop, poll_interval=poll_seconds, retry_interval=retry_seconds)
 
@@ -61,7 +62,7 @@ def run(database_url: str, poll_seconds: float, retry_seconds: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print events applied as JSON.")
 def rebuild(database_url: str, name: str | None, as_json: bool) -> None:
     """Clear NAME (default: every projection) and replay the journal into it."""
-    with SquidMesh.open(database_url) as mesh, Projections(mesh) as followers:
+    with open_journal(database_url) as mesh, Projections(mesh) as followers:
         applied = followers.rebuild(name)
         statuses = [s for s in followers.status() if s.name in applied]
     _print_statuses(statuses, as_json)
@@ -74,7 +75,7 @@ def rebuild(database_url: str, name: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def status(database_url: str, as_json: bool) -> None:
     """Show each projection's position, lag and the error that stopped it, if any."""
-    with SquidMesh.open(database_url) as mesh, Projections(mesh) as followers:
+    with open_journal(database_url) as mesh, Projections(mesh) as followers:
         statuses = followers.status()
     _print_statuses(statuses, as_json)
 

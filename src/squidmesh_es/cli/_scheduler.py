@@ -12,8 +12,13 @@ from types import FrameType
 
 import click
 
-from squidmesh_es.cli._options import database_url_option, import_option, load_workflows
-from squidmesh_es.runtime import Scheduler, SquidMesh
+from squidmesh_es.cli._options import (
+    database_url_option,
+    import_option,
+    load_workflows,
+    open_journal,
+)
+from squidmesh_es.runtime import Scheduler
 
 __all__ = ["scheduler"]
 
@@ -50,7 +55,7 @@ def scheduler(
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     workflows = load_workflows(modules)
-    with SquidMesh.open(database_url, workflows=workflows) as mesh:
+    with open_journal(database_url, workflows=workflows) as mesh:
         running = Scheduler(
             mesh,
             workflows=workflows,

@@ -9,8 +9,8 @@ from types import FrameType
 
 import click
 
-from squidmesh_es.cli._options import load_worker_code
-from squidmesh_es.runtime import DEFAULT_DATABASE_URL, SquidMesh
+from squidmesh_es.cli._options import load_worker_code, open_journal
+from squidmesh_es.runtime import DEFAULT_DATABASE_URL
 
 __all__ = ["worker"]
 
@@ -59,7 +59,7 @@ def worker(
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     workflows, registry = load_worker_code(modules, actions)
-    with SquidMesh.open(database_url, workflows=workflows, action_registry=registry) as mesh:
+    with open_journal(database_url, workflows=workflows, action_registry=registry) as mesh:
         running = mesh.worker(
             queues=list(queues) or None,
             concurrency=concurrency,

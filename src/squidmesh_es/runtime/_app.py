@@ -21,7 +21,13 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Tr
 from eventsourcing.utils import Environment
 
 from squidmesh_es.domain import Attempt, DispatchQueue, WorkflowRun, parse_run_id, queue_id
-from squidmesh_es.errors import Conflict, InvalidArgument, RunNotFound, SquidMeshError
+from squidmesh_es.errors import (
+    CipherKeyMismatch,
+    Conflict,
+    InvalidArgument,
+    RunNotFound,
+    SquidMeshError,
+)
 from squidmesh_es.read_model import (
     DynamicWorkPreview,
     Explanation,
@@ -32,6 +38,7 @@ from squidmesh_es.read_model import (
     build_run_snapshot,
     explain_run_snapshot,
 )
+from squidmesh_es.runtime._cipher import check_cipher_key, cipher_env
 from squidmesh_es.runtime._clock import Clock, SystemClock, ensure_aware
 from squidmesh_es.runtime._cron import CronStart, IntendedWindow, start_cron
 from squidmesh_es.runtime._definitions import RunDefinition, SpecCache, definition_of
@@ -141,6 +148,7 @@ class SquidMesh(Application[UUID]):
         workflows: Iterable[type[Workflow]] = (),
         notifier: DispatchNotifier | None = None,
         action_registry: ActionRegistry | None = None,
+        cipher_key: str | None = None,
     ) -> Self:
         """Open the journal at ``url`` (``memory://``, ``sqlite:///file.db``, ``postgresql://``).
 
@@ -150,16 +158,24 @@ class SquidMesh(Application[UUID]):
         action keys this process may execute: the steps of ``start_spec`` runs, dynamic
         nodes and action-keyed compensations.
 
+        With ``cipher_key`` (see ``create_cipher_key``) every event and snapshot is
+        compressed and encrypted with AES-GCM before it is stored; the journal is checked to
+        be readable with that key (or, without one, to be in clear) before ``open`` returns.
+
         Raises:
-            InvalidArgument: the URL is not one of the supported forms.
+            InvalidArgument: the URL is not one of the supported forms, or the cipher key is
+                malformed (or the ``cryptography`` package is missing).
+            CipherKeyMismatch: the journal cannot be read with the key given, or is
+                encrypted and no key was given.
         """
         settings = parse_database_url(url)
+        env = {**settings.env, **cipher_env(cipher_key)}
         if settings.postgres_schema:
             _create_postgres_schema(settings)
         for attempt in range(_OPEN_ATTEMPTS):
             try:
-                return cls(
-                    env=settings.env,
+                mesh = cls(
+                    env=env,
                     clock=clock,
                     queue=queue,
                     transcodings=transcodings,
@@ -174,6 +190,13 @@ class SquidMesh(Application[UUID]):
                 if attempt + 1 == _OPEN_ATTEMPTS or not _concurrent_ddl(exc):
                     raise
                 time.sleep(0.05 * (attempt + 1))
+                continue
+            try:
+                check_cipher_key(mesh.recorder, mesh.mapper, key_given=cipher_key is not None)
+            except CipherKeyMismatch:
+                mesh.close()
+                raise
+            return mesh
         raise AssertionError("unreachable")
 
     @classmethod
@@ -187,7 +210,8 @@ class SquidMesh(Application[UUID]):
     ) -> Self:
         """Open the journal named by ``SQUIDMESH_DATABASE_URL`` (default: ``squidmesh.db``).
 
-        ``SQUIDMESH_QUEUE`` sets the default queue. Only ``SQUIDMESH_*`` keys are read.
+        ``SQUIDMESH_QUEUE`` sets the default queue; ``SQUIDMESH_CIPHER_KEY``, when set,
+        encrypts the journal at rest (see ``open``). Only ``SQUIDMESH_*`` keys are read.
         """
         environ = os.environ if environ is None else environ
         return cls.open(
@@ -196,6 +220,7 @@ class SquidMesh(Application[UUID]):
             clock=clock,
             workflows=workflows,
             action_registry=action_registry,
+            cipher_key=environ.get("SQUIDMESH_CIPHER_KEY") or None,
         )
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
