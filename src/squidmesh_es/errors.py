@@ -38,6 +38,8 @@ Hierarchy::
     │       └── InvalidScheduleIntendedWindow  invalid_schedule_intended_window
     ├── CorruptedEvent                   invalid_journal_entry
     ├── CipherKeyMismatch                cipher_key_mismatch
+    ├── JournalNotFound                  journal_not_found
+    ├── StorageUnavailable               storage_unavailable
     ├── InvalidTrigger                   invalid_trigger
     ├── UnknownStep                      unknown_step
     ├── MissingInputPath                 missing_input_path
@@ -74,6 +76,7 @@ __all__ = [
     "InvalidTrigger",
     "Issue",
     "IssuesError",
+    "JournalNotFound",
     "ManualStepMismatch",
     "MissingInputPath",
     "MissingScheduleIdempotencyKey",
@@ -84,6 +87,7 @@ __all__ = [
     "RunTerminal",
     "SquidMeshError",
     "StaleClaim",
+    "StorageUnavailable",
     "UnknownAttempt",
     "UnknownStep",
     "UnsafeReplay",
@@ -557,6 +561,33 @@ class CipherKeyMismatch(SquidMeshError):
         )
         super().__init__(message, key_given=key_given)
         self.key_given = key_given
+
+
+class JournalNotFound(SquidMeshError):
+    """A read-only open found no journal where the URL points; nothing was created.
+
+    ``location`` is the file path or ``schema`` in ``database``, never a password.
+    """
+
+    code = "journal_not_found"
+
+    def __init__(self, *, location: str) -> None:
+        super().__init__(f"no journal at {location}", location=location)
+        self.location = location
+
+
+class StorageUnavailable(SquidMeshError):
+    """The database could not be reached or refused the connection.
+
+    ``reason`` is the driver's message with secrets redacted (a password in a URL, say).
+    """
+
+    code = "storage_unavailable"
+
+    def __init__(self, *, backend: str, reason: str) -> None:
+        super().__init__(f"{backend} journal unavailable: {reason}", backend=backend, reason=reason)
+        self.backend = backend
+        self.reason = reason
 
 
 class InvalidTrigger(SquidMeshError):

@@ -76,7 +76,7 @@ def test_a_plain_journal_opened_with_a_key_is_refused(open_mesh: OpenMesh) -> No
         open_mesh(cipher_key=KEY)
 
 
-@pytest.mark.parametrize("bad", ["", "not base64!", "c2hvcnQ=", KEY[:-4] + "===="])
+@pytest.mark.parametrize("bad", ["", "not base64!", "c2hvcnQ=", "QUJDREVGR0hJSktMTU5PUA"])
 def test_a_malformed_key_is_refused_without_being_repeated(database_url: str, bad: str) -> None:
     with pytest.raises(InvalidArgument) as refused:
         SquidMesh.open(database_url, cipher_key=bad)

@@ -45,7 +45,7 @@ def graph_command(
     """
     workflows = load_workflows(modules)
     try:
-        with open_journal(database_url, workflows=workflows) as mesh:
+        with open_journal(database_url, workflows=workflows, create=False) as mesh:
             graph = redact(mesh.inspect_run_graph(run_id, include_history=history), scope)
             # A start_spec run carries its definition: its edges need no --import.
             registered = mesh.definition(mesh.get_run(run_id)) is not None

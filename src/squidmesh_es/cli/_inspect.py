@@ -53,7 +53,7 @@ def inspect_command(
     """
     workflows = load_workflows(modules)
     try:
-        with open_journal(database_url, workflows=workflows) as mesh:
+        with open_journal(database_url, workflows=workflows, create=False) as mesh:
             snapshot = mesh.inspect_run(run_id, include_history=history)
     except SquidMeshError as error:
         fail(error, as_json=as_json)
@@ -81,7 +81,7 @@ def explain_command(
     """
     workflows = load_workflows(modules)
     try:
-        with open_journal(database_url, workflows=workflows) as mesh:
+        with open_journal(database_url, workflows=workflows, create=False) as mesh:
             explanation = redact(mesh.explain_run(run_id), scope)
     except SquidMeshError as error:
         fail(error, as_json=as_json)

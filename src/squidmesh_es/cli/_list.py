@@ -82,7 +82,7 @@ def list_command(
         if not sep or not key:
             raise click.UsageError(f"--index wants KEY=VALUE, got {item!r}")
         keys[key] = value
-    with open_journal(database_url) as mesh, Projections(mesh) as followers:
+    with open_journal(database_url, create=False) as mesh, Projections(mesh) as followers:
         if not no_catch_up:
             followers.catch_up("run_catalog")
             followers.catch_up("run_index")

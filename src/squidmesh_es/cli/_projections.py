@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import threading
 from types import FrameType
 
 import click
 
+from squidmesh_es.cli._group import configure_logging
 from squidmesh_es.cli._options import open_journal
 from squidmesh_es.projections import Projections, ProjectionStatus
 from squidmesh_es.runtime import DEFAULT_DATABASE_URL
@@ -42,7 +42,7 @@ def run(database_url: str, poll_seconds: float, retry_seconds: float) -> None:
     Starts by catching up from each projection's stored position, so a backlog left while no
     follower ran is applied first.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -75,7 +75,7 @@ def rebuild(database_url: str, name: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def status(database_url: str, as_json: bool) -> None:
     """Show each projection's position, lag and the error that stopped it, if any."""
-    with open_journal(database_url) as mesh, Projections(mesh) as followers:
+    with open_journal(database_url, create=False) as mesh, Projections(mesh) as followers:
         statuses = followers.status()
     _print_statuses(statuses, as_json)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 from datetime import timedelta
 from types import FrameType
 
 import click
 
+from squidmesh_es.cli._group import configure_logging
 from squidmesh_es.cli._options import load_worker_code, open_journal
 from squidmesh_es.runtime import DEFAULT_DATABASE_URL
 
@@ -57,7 +57,7 @@ def worker(
 
     SIGTERM or Ctrl-C stops claiming; the steps in hand finish and are committed first.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     workflows, registry = load_worker_code(modules, actions)
     with open_journal(database_url, workflows=workflows, action_registry=registry) as mesh:
         running = mesh.worker(

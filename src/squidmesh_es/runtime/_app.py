@@ -17,7 +17,13 @@ from typing import Any, Self
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    Mapper,
+    PersistenceError,
+    Transcoding,
+)
 from eventsourcing.utils import Environment
 
 from squidmesh_es.domain import Attempt, DispatchQueue, WorkflowRun, parse_run_id, queue_id
@@ -27,6 +33,7 @@ from squidmesh_es.errors import (
     InvalidArgument,
     RunNotFound,
     SquidMeshError,
+    StorageUnavailable,
 )
 from squidmesh_es.read_model import (
     DynamicWorkPreview,
@@ -38,6 +45,7 @@ from squidmesh_es.read_model import (
     build_run_snapshot,
     explain_run_snapshot,
 )
+from squidmesh_es.redaction import redact_text
 from squidmesh_es.runtime._cipher import check_cipher_key, cipher_env
 from squidmesh_es.runtime._clock import Clock, SystemClock, ensure_aware
 from squidmesh_es.runtime._cron import CronStart, IntendedWindow, start_cron
@@ -65,8 +73,10 @@ from squidmesh_es.runtime._recovery import RecoveryReport, recover
 from squidmesh_es.runtime._registry import WorkflowRegistry
 from squidmesh_es.runtime._settings import (
     StorageSettings,
+    create_location,
     database_url_from_env,
     parse_database_url,
+    require_journal,
 )
 from squidmesh_es.runtime._signals import Signal, apply_signal
 from squidmesh_es.runtime._starting import build_request, build_spec_request, start_run
@@ -149,6 +159,7 @@ class SquidMesh(Application[UUID]):
         notifier: DispatchNotifier | None = None,
         action_registry: ActionRegistry | None = None,
         cipher_key: str | None = None,
+        create: bool = True,
     ) -> Self:
         """Open the journal at ``url`` (``memory://``, ``sqlite:///file.db``, ``postgresql://``).
 
@@ -162,16 +173,34 @@ class SquidMesh(Application[UUID]):
         compressed and encrypted with AES-GCM before it is stored; the journal is checked to
         be readable with that key (or, without one, to be in clear) before ``open`` returns.
 
+        ``create=False`` opens an existing journal only: no file, directory, schema or table
+        is created, and a missing journal is an error (read-only tools use it, so a typo in
+        a path or schema name is reported instead of creating an empty journal).
+
         Raises:
             InvalidArgument: the URL is not one of the supported forms, or the cipher key is
                 malformed (or the ``cryptography`` package is missing).
             CipherKeyMismatch: the journal cannot be read with the key given, or is
                 encrypted and no key was given.
+            JournalNotFound: ``create=False`` and there is no journal at ``url``.
+            StorageUnavailable: the database cannot be reached.
         """
         settings = parse_database_url(url)
         env = {**settings.env, **cipher_env(cipher_key)}
-        if settings.postgres_schema:
-            _create_postgres_schema(settings)
+        if not create:
+            require_journal(settings, events_table=f"{cls.name.lower()}_events")
+            env["CREATE_TABLE"] = "n"
+        else:
+            create_location(settings)
+            if settings.postgres_schema:
+                import psycopg
+
+                try:
+                    _create_postgres_schema(settings)
+                except psycopg.Error as exc:
+                    raise StorageUnavailable(
+                        backend="postgres", reason=redact_text(str(exc))
+                    ) from exc
         for attempt in range(_OPEN_ATTEMPTS):
             try:
                 mesh = cls(
@@ -187,6 +216,9 @@ class SquidMesh(Application[UUID]):
             except Exception as exc:
                 # Processes opening a new Postgres journal at the same instant race in
                 # CREATE TABLE IF NOT EXISTS; the loser may open once the winner is done.
+                if isinstance(exc, PersistenceError) and not _concurrent_ddl(exc):
+                    reason = redact_text(str(exc))
+                    raise StorageUnavailable(backend=settings.backend, reason=reason) from exc
                 if attempt + 1 == _OPEN_ATTEMPTS or not _concurrent_ddl(exc):
                     raise
                 time.sleep(0.05 * (attempt + 1))
