@@ -35,6 +35,7 @@ from squidmesh_es.projections._projection import (
 )
 from squidmesh_es.projections._sql_view import PostgresProjectionView, SQLiteProjectionView
 from squidmesh_es.projections._view import ProjectionView, Row
+from squidmesh_es.redaction import redact_text
 from squidmesh_es.runtime import SquidMesh
 
 __all__ = ["PROJECTIONS", "ProjectionStatus", "Projections"]
@@ -323,6 +324,7 @@ class Projections:
 
 
 def _describe(error: BaseException) -> str:
+    # Stored in the state table and shown by `projections status`: redacted like the journal.
     if isinstance(error, SquidMeshError):
-        return f"{type(error).__name__} ({error.code}): {error}"
-    return f"{type(error).__name__}: {error}"
+        return redact_text(f"{type(error).__name__} ({error.code}): {error}")
+    return redact_text(f"{type(error).__name__}: {error}")
