@@ -85,13 +85,12 @@ SECRET_PATTERNS: tuple[re.Pattern[str], ...] = (
 # "Bearer xyz", "Basic xyz": the scheme stays readable, the credential goes.
 _SCHEME = re.compile(r"\b([Bb]earer|BEARER|Basic|Digest)(\s+)([A-Za-z0-9._~+/=:-]{6,})")
 # "scheme://user:password@host": the password goes, the user and host stay.
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)([^\s@/]+)(@)")
-# "key=value", "key: value", '"key": "value"': the value goes when the key is sensitive. The
-# value is a lookahead, so "Error: token=abc" is also read from "token" on.
-_PAIR = re.compile(
-    r"""(?P<key>["']?[A-Za-z][A-Za-z0-9_.-]*["']?)(?P<sep>\s*[=:]\s*)"""
-    r"""(?=(?P<value>\[REDACTED\]|"[^"]*"|'[^']*'|[^\s,;&'"}\])]+))"""
-)
+_USERINFO = re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*+://[^\s:/@]*+:)([^\s@/]++)(@)")
+# "key=value", "key: value", '"key": "value"': the value goes when the key is sensitive. Keys
+# start where no key character precedes them, and values are read only after a sensitive
+# key, so a long string costs linear time.
+_KEY = re.compile(r"""(?<![A-Za-z0-9_.-])(["']?)([A-Za-z][A-Za-z0-9_.-]*+)\1\s*+[=:]\s*+""")
+_VALUE = re.compile(r"""\[REDACTED\]|"[^"]*+"|'[^']*+'|[^\s,;&'"}\])]++""")
 _SCHEMES = ("bearer", "basic", "digest")
 
 
@@ -156,16 +155,15 @@ class RedactionPolicy:
     def _redact_pairs(self, text: str) -> str:
         pieces: list[str] = []
         done = 0
-        for match in _PAIR.finditer(text):
-            start, end = match.span("value")
-            value = match["value"]
-            if start < done or value == REDACTED or value.lower() in _SCHEMES:
+        for key in _KEY.finditer(text):
+            if key.start() < done or not self.is_sensitive(key[2]):
                 continue
-            if not self.is_sensitive(match["key"].strip("\"'")):
+            value = _VALUE.match(text, key.end())
+            if value is None or value[0] == REDACTED or value[0].lower() in _SCHEMES:
                 continue
-            quote = value[0] if value[0] in ("'", '"') else ""
-            pieces += [text[done:start], f"{quote}{REDACTED}{quote}"]
-            done = end
+            quote = value[0][0] if value[0][0] in ("'", '"') else ""
+            pieces += [text[done : value.start()], f"{quote}{REDACTED}{quote}"]
+            done = value.end()
         return "".join(pieces) + text[done:]
 
     def redact_json(self, value: Any) -> Any:

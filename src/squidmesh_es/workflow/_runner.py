@@ -145,8 +145,9 @@ def _raised(type_name: str, message: str) -> StepOutcome:
 
 
 def _message(text: str) -> str:
-    # Redact before cutting: a cut could leave half a secret no pattern recognises.
-    return redact_text(text)[:_MESSAGE_LIMIT]
+    # Redact before the final cut, which could leave half a secret no pattern recognises; the
+    # first cut only bounds the work, far past anything kept.
+    return redact_text(text[: _MESSAGE_LIMIT * 8])[:_MESSAGE_LIMIT]
 
 
 def _invalid(message: str) -> StepOutcome:
