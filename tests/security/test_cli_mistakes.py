@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 
 from squidmesh_es import SquidMesh
 from squidmesh_es.cli import main
-from squidmesh_es.errors import JournalNotFound
+from squidmesh_es.errors import JournalNotFound, StorageUnavailable
 from squidmesh_es.runtime import parse_database_url
 
 from conftest import POSTGRES_BASE_URL
@@ -119,3 +119,20 @@ def test_storage_settings_never_show_the_password() -> None:
     settings = parse_database_url("postgresql://app:hunter2@db:5432/prod")
 
     assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
+
+
+def test_opening_an_unreachable_database_is_storage_unavailable_without_its_password() -> None:
+    with pytest.raises(StorageUnavailable) as refused:
+        SquidMesh.open("postgresql://app:hunter2@127.0.0.1:1/prod?connect_timeout=1")
+
+    assert refused.value.code == "storage_unavailable" and refused.value.backend == "postgres"
+    assert "hunter2" not in str(refused.value)
+
+
+def test_writing_commands_report_an_unreachable_database_in_one_line() -> None:
+    url = "postgresql://app:hunter2@127.0.0.1:1/prod?connect_timeout=1"
+
+    result = run("cancel", RUN, "--database-url", url)
+
+    assert_one_line_failure(result, "storage_unavailable")
+    assert "hunter2" not in result.output
