@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TypeVar
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -37,6 +37,12 @@ __all__ = [
 
 REDACTED = "[REDACTED]"
 """What every redacted value is replaced with, everywhere."""
+
+JSONValue = str | int | float | bool | None | list["JSONValue"] | dict[str, "JSONValue"]
+"""The same alias as ``squidmesh_es.workflow.JSONValue``, restated: this module imports
+nothing from the package."""
+
+J = TypeVar("J", bound=JSONValue)
 
 KEY_PARTS = frozenset(
     {
@@ -166,22 +172,26 @@ class RedactionPolicy:
             done = value.end()
         return "".join(pieces) + text[done:]
 
-    def redact_json(self, value: Any) -> Any:
+    def redact_json(self, value: J) -> J:
         """A copy of ``value`` with secrets replaced, through nested maps and lists.
 
         A value under a sensitive key becomes ``REDACTED`` whole (a nested map or list too);
         ``None`` stays ``None``, since there is nothing to hide. Other strings are scanned
-        with ``redact_text``; tuples come back as lists, as they would from the journal.
+        with ``redact_text``. The result has the shape of ``value``: a map stays a map, a
+        list a list; only leaves change, and they become strings.
         """
+        return self._redact(value)  # type: ignore[return-value]
+
+    def _redact(self, value: object) -> object:
         if isinstance(value, Mapping):
             return {
                 str(k): (REDACTED if v is not None else None)
                 if self.is_sensitive(k)
-                else self.redact_json(v)
+                else self._redact(v)
                 for k, v in value.items()
             }
         if isinstance(value, list | tuple):
-            return [self.redact_json(v) for v in value]
+            return [self._redact(v) for v in value]
         if isinstance(value, str):
             return self.redact_text(value)
         return value
@@ -201,7 +211,7 @@ def redact_text(text: str) -> str:
     return DEFAULT_POLICY.redact_text(text)
 
 
-def redact_json(value: Any) -> Any:
+def redact_json(value: J) -> J:
     """``DEFAULT_POLICY.redact_json(value)``."""
     return DEFAULT_POLICY.redact_json(value)
 

@@ -130,7 +130,7 @@ def _json_reason(reason: object) -> JSONValue:
     """A reason as JSON data: exceptions become their safe record; `None` if impossible."""
     if isinstance(reason, BaseException):
         return {"type": type(reason).__name__, "message": _message(str(reason))}
-    return cast(JSONValue, redact_json(reason)) if is_json_value(reason) else None
+    return redact_json(cast(JSONValue, reason)) if is_json_value(reason) else None
 
 
 def _valid_delay(delay: object, *, required: bool) -> bool:
