@@ -107,9 +107,18 @@ def database_url_from_env(environ: Mapping[str, str]) -> str:
 
 
 def create_location(settings: StorageSettings) -> None:
-    """Make the directory a SQLite journal file goes in; parsing a URL creates nothing."""
+    """Make the directory a SQLite journal file goes in; check a Postgres server answers.
+
+    Parsing a URL creates nothing. The Postgres check connects once, so an unreachable
+    server is `StorageUnavailable` before the library builds a connection pool for it.
+
+    Raises:
+        StorageUnavailable: the Postgres server cannot be reached or refuses the login.
+    """
     if settings.backend == "sqlite":
         Path(settings.env["SQLITE_DBNAME"]).parent.mkdir(parents=True, exist_ok=True)
+    elif settings.backend == "postgres":
+        _query_postgres(settings, "SELECT 1", ())
 
 
 def require_journal(settings: StorageSettings, *, events_table: str) -> None:
@@ -144,10 +153,22 @@ def _require_sqlite(path: Path) -> None:
 
 
 def _require_postgres(settings: StorageSettings, events_table: str) -> None:
+    schema = settings.postgres_schema or "public"
+    found = _query_postgres(
+        settings,
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+        (schema, events_table),
+    )
+    if not found:
+        dbname = settings.env["POSTGRES_DBNAME"]
+        raise JournalNotFound(location=f"schema {schema!r} of database {dbname!r}")
+
+
+def _query_postgres(settings: StorageSettings, query: str, params: tuple[str, ...]) -> bool:
+    """Whether ``query`` returns a row, on a connection of its own (no pool is built)."""
     import psycopg
 
     env = settings.env
-    schema = settings.postgres_schema or "public"
     try:
         with psycopg.connect(
             dbname=env["POSTGRES_DBNAME"],
@@ -157,12 +178,6 @@ def _require_postgres(settings: StorageSettings, events_table: str) -> None:
             password=env["POSTGRES_PASSWORD"] or None,
             connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
         ) as conn:
-            row = conn.execute(
-                "SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
-                "AND table_name = %s",
-                (schema, events_table),
-            ).fetchone()
+            return conn.execute(query, params).fetchone() is not None
     except psycopg.Error as exc:
         raise StorageUnavailable(backend="postgres", reason=redact_text(str(exc))) from None
-    if row is None:
-        raise JournalNotFound(location=f"schema {schema!r} of database {env['POSTGRES_DBNAME']!r}")
