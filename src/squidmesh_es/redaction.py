@@ -1,9 +1,10 @@
 """The one redaction policy: which keys and value shapes are secrets, and what replaces them.
 
-Everything squidmesh-es persists or shows goes through it: command metadata and payloads,
-dynamic work metadata, step errors and reasons, tool request and response metadata, log
-records the CLI prints, and CLI output. Like ``errors``, it imports nothing from the package,
-so every layer may use it.
+Every place that redacts uses it: command metadata and payloads, dynamic work and attempt
+metadata, step errors and reasons, tool results and errors, the ``external`` and
+``operator`` read-model scopes, projection error messages, and the CLI's error lines and
+log records (docs/operations.md, "Security", lists what is not redacted). Like ``errors``,
+it imports nothing from the package, so every layer may use it.
 
 Keys match case-insensitively, with ``-``, ``_``, ``.`` and spaces ignored, by substring: a
 key containing ``token`` anywhere (``X-Auth-Token``, ``refresh_token``, ``tokenValue``) is

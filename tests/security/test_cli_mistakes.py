@@ -6,6 +6,7 @@ Read-only commands never create a journal, and no output shows a connection pass
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from click.testing import CliRunner, Result
 
 from squidmesh_es import SquidMesh
 from squidmesh_es.cli import main
+from squidmesh_es.cli._group import configure_logging
 from squidmesh_es.errors import JournalNotFound, StorageUnavailable
+from squidmesh_es.redaction import RedactingFilter
 from squidmesh_es.runtime import parse_database_url
 
 from conftest import POSTGRES_BASE_URL
@@ -136,3 +139,17 @@ def test_writing_commands_report_an_unreachable_database_in_one_line() -> None:
 
     assert_one_line_failure(result, "storage_unavailable")
     assert "hunter2" not in result.output
+
+
+def test_the_cli_logging_redacts_every_record(caplog: pytest.LogCaptureFixture) -> None:
+    root = logging.getLogger()
+    configure_logging()
+    try:
+        with caplog.at_level(logging.INFO):
+            logging.getLogger("squidmesh_es.test").info("dsn %s", "postgresql://a:hunter2@h/d")
+    finally:
+        for handler in root.handlers:
+            for found in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
+                handler.removeFilter(found)
+
+    assert "postgresql://a:[REDACTED]@h/d" in caplog.text and "hunter2" not in caplog.text

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import psycopg
@@ -51,7 +51,7 @@ def _unavailable(backend: str, exc: BaseException) -> StorageUnavailable:
     return StorageUnavailable(backend=backend, reason=redact_text(str(exc)))
 
 
-def _fail(ctx: click.Context, error: SquidMeshError) -> None:
+def _fail(ctx: click.Context, error: SquidMeshError) -> NoReturn:
     if ctx.meta.get(_JSON):
         click.echo(json.dumps({"error": error.to_dict()}))
     else:
