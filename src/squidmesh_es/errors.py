@@ -37,6 +37,9 @@ Hierarchy::
     │       ├── InvalidScheduleSignalId        invalid_schedule_signal_id
     │       └── InvalidScheduleIntendedWindow  invalid_schedule_intended_window
     ├── CorruptedEvent                   invalid_journal_entry
+    ├── CipherKeyMismatch                cipher_key_mismatch
+    ├── JournalNotFound                  journal_not_found
+    ├── StorageUnavailable               storage_unavailable
     ├── InvalidTrigger                   invalid_trigger
     ├── UnknownStep                      unknown_step
     ├── MissingInputPath                 missing_input_path
@@ -54,6 +57,7 @@ __all__ = [
     "ActiveManualStep",
     "AttemptNotClaimable",
     "ChildRunsUnavailable",
+    "CipherKeyMismatch",
     "Conflict",
     "ConflictingChildRun",
     "ConflictingCompletion",
@@ -72,6 +76,7 @@ __all__ = [
     "InvalidTrigger",
     "Issue",
     "IssuesError",
+    "JournalNotFound",
     "ManualStepMismatch",
     "MissingInputPath",
     "MissingScheduleIdempotencyKey",
@@ -82,6 +87,7 @@ __all__ = [
     "RunTerminal",
     "SquidMeshError",
     "StaleClaim",
+    "StorageUnavailable",
     "UnknownAttempt",
     "UnknownStep",
     "UnsafeReplay",
@@ -534,6 +540,54 @@ class CorruptedEvent(SquidMeshError):
         self.originator_id = str(originator_id)
         self.version = version
         self.topic = topic
+
+
+class CipherKeyMismatch(SquidMeshError):
+    """The journal cannot be read with the cipher key given (or with none). Nothing was read.
+
+    ``key_given`` says which side is missing: without a key, the journal holds encrypted
+    events; with one, the key is wrong or the journal was written in clear. Those two look
+    the same from outside, and both are refused rather than read as garbage.
+    """
+
+    code = "cipher_key_mismatch"
+
+    def __init__(self, *, key_given: bool) -> None:
+        message = (
+            "the journal cannot be decrypted with the cipher key given (a wrong key, or a "
+            "journal written without encryption)"
+            if key_given
+            else "the journal is encrypted: open it with its cipher key (SQUIDMESH_CIPHER_KEY)"
+        )
+        super().__init__(message, key_given=key_given)
+        self.key_given = key_given
+
+
+class JournalNotFound(SquidMeshError):
+    """A read-only open found no journal where the URL points; nothing was created.
+
+    ``location`` is the file path or ``schema`` in ``database``, never a password.
+    """
+
+    code = "journal_not_found"
+
+    def __init__(self, *, location: str) -> None:
+        super().__init__(f"no journal at {location}", location=location)
+        self.location = location
+
+
+class StorageUnavailable(SquidMeshError):
+    """The database could not be reached or refused the connection.
+
+    ``reason`` is the driver's message with secrets redacted (a password in a URL, say).
+    """
+
+    code = "storage_unavailable"
+
+    def __init__(self, *, backend: str, reason: str) -> None:
+        super().__init__(f"{backend} journal unavailable: {reason}", backend=backend, reason=reason)
+        self.backend = backend
+        self.reason = reason
 
 
 class InvalidTrigger(SquidMeshError):

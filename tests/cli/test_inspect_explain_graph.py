@@ -26,7 +26,10 @@ def workflows_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def journal(tmp_path: Path, workflows_on_path: None) -> str:
-    return f"sqlite:///{tmp_path / 'cli.db'}"
+    """An existing, empty journal: the read-only commands refuse a missing one."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    SquidMesh.open(url).close()
+    return url
 
 
 @pytest.fixture

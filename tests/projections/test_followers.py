@@ -210,6 +210,22 @@ def test_a_failing_projection_stops_alone_and_resumes_from_its_position(
     assert run_id in [r.run_id for r in projections.list_runs()]
 
 
+def test_a_stopped_projection_stores_its_error_redacted(
+    mesh: SquidMesh, clock: ManualClock, projections: Projections, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: RunCatalog, snapshot: Any) -> dict[str, Any]:
+        raise RuntimeError("cannot reach postgresql://app:hunter2@db/prod")
+
+    monkeypatch.setattr(RunCatalog, "row", broken)
+    mesh.start(Billing, {"invoice_id": "inv-1"})
+    projections.after_command()
+
+    status = {s.name: s for s in projections.status()}
+    assert status["run_catalog"].error_message == (
+        "RuntimeError: cannot reach postgresql://app:[REDACTED]@db/prod"
+    )
+
+
 @pytest.mark.shared_journal
 def test_a_crash_between_rows_and_tracking_leaves_nothing_and_counts_once(
     backend: str,

@@ -7,6 +7,7 @@ import pytest
 from squidmesh_es import SquidMesh
 from squidmesh_es.errors import InvalidArgument
 from squidmesh_es.runtime import DEFAULT_DATABASE_URL, parse_database_url
+from squidmesh_es.runtime._settings import create_location
 
 
 def test_memory_url_selects_the_in_memory_store() -> None:
@@ -22,6 +23,12 @@ def test_sqlite_url_names_a_relative_or_absolute_file(tmp_path: Path) -> None:
 
     assert relative.env["SQLITE_DBNAME"] == "journal.db"
     assert absolute.env["SQLITE_DBNAME"] == f"{tmp_path}/sub/journal.db"
+    assert not (tmp_path / "sub").exists()
+
+
+def test_create_location_makes_the_directory_of_a_sqlite_file(tmp_path: Path) -> None:
+    create_location(parse_database_url(f"sqlite:///{tmp_path}/sub/journal.db"))
+
     assert (tmp_path / "sub").is_dir()
 
 

@@ -13,6 +13,7 @@ from squidmesh_es.cli._controls import (
     resume_command,
 )
 from squidmesh_es.cli._graph import graph_command
+from squidmesh_es.cli._group import SquidMeshGroup
 from squidmesh_es.cli._inspect import explain_command, inspect_command
 from squidmesh_es.cli._list import list_command
 from squidmesh_es.cli._projections import projections
@@ -22,7 +23,7 @@ from squidmesh_es.cli._worker import worker
 __all__ = ["main"]
 
 
-@click.group()
+@click.group(cls=SquidMeshGroup)
 def main() -> None:
     """Operate squidmesh-es runs and workers."""
 

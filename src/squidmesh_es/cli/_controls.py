@@ -20,6 +20,7 @@ from squidmesh_es.cli._options import (
     import_option,
     json_option,
     load_workflows,
+    open_journal,
     scope_option,
 )
 from squidmesh_es.errors import InvalidArgument, InvalidReplaySource, SquidMeshError
@@ -164,7 +165,7 @@ def cancel_command(
     """
     fields = _metadata(metadata)
     try:
-        with SquidMesh.open(database_url) as mesh:
+        with open_journal(database_url) as mesh:
             snapshot = mesh.cancel(
                 run_id,
                 actor=actor,
@@ -209,7 +210,7 @@ def replay_command(
     fields = _metadata(metadata)
     workflows = load_workflows(modules)
     try:
-        with SquidMesh.open(database_url, workflows=workflows) as mesh:
+        with open_journal(database_url, workflows=workflows) as mesh:
             snapshot = mesh.replay(
                 run_id,
                 allow_irreversible=allow_irreversible,
@@ -246,7 +247,7 @@ def recover_command(
     """
     workflows = load_workflows(modules)
     try:
-        with SquidMesh.open(database_url, workflows=workflows) as mesh:
+        with open_journal(database_url, workflows=workflows) as mesh:
             report = mesh.recover(queue=queue, run_id=run_id)
             queue_name = queue or mesh.default_queue
     except SquidMeshError as error:
@@ -325,7 +326,7 @@ def _decide(
     fields = _metadata(metadata)
     workflows = load_workflows(modules)
     try:
-        with SquidMesh.open(database_url, workflows=workflows) as mesh:
+        with open_journal(database_url, workflows=workflows) as mesh:
             snapshot = control(
                 mesh,
                 run_id,

@@ -13,11 +13,11 @@ from squidmesh_es.cli._options import (
     import_option,
     json_option,
     load_workflows,
+    open_journal,
     scope_option,
 )
 from squidmesh_es.errors import SquidMeshError
 from squidmesh_es.read_model import EdgeStatus, GraphEdge, NodeStatus, RunGraph, redact
-from squidmesh_es.runtime import SquidMesh
 from squidmesh_es.workflow import COMPLETE
 
 __all__ = ["graph_command", "to_mermaid"]
@@ -45,7 +45,7 @@ def graph_command(
     """
     workflows = load_workflows(modules)
     try:
-        with SquidMesh.open(database_url, workflows=workflows) as mesh:
+        with open_journal(database_url, workflows=workflows, create=False) as mesh:
             graph = redact(mesh.inspect_run_graph(run_id, include_history=history), scope)
             # A start_spec run carries its definition: its edges need no --import.
             registered = mesh.definition(mesh.get_run(run_id)) is not None

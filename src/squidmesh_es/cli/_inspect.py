@@ -13,6 +13,7 @@ from squidmesh_es.cli._options import (
     import_option,
     json_option,
     load_workflows,
+    open_journal,
     scope_option,
 )
 from squidmesh_es.errors import SquidMeshError
@@ -23,7 +24,6 @@ from squidmesh_es.read_model import (
     explain_run_snapshot,
     redact,
 )
-from squidmesh_es.runtime import SquidMesh
 
 __all__ = ["explain_command", "inspect_command"]
 
@@ -53,7 +53,7 @@ def inspect_command(
     """
     workflows = load_workflows(modules)
     try:
-        with SquidMesh.open(database_url, workflows=workflows) as mesh:
+        with open_journal(database_url, workflows=workflows, create=False) as mesh:
             snapshot = mesh.inspect_run(run_id, include_history=history)
     except SquidMeshError as error:
         fail(error, as_json=as_json)
@@ -81,7 +81,7 @@ def explain_command(
     """
     workflows = load_workflows(modules)
     try:
-        with SquidMesh.open(database_url, workflows=workflows) as mesh:
+        with open_journal(database_url, workflows=workflows, create=False) as mesh:
             explanation = redact(mesh.explain_run(run_id), scope)
     except SquidMeshError as error:
         fail(error, as_json=as_json)

@@ -6,9 +6,10 @@ import json
 
 import click
 
+from squidmesh_es.cli._options import open_journal
 from squidmesh_es.errors import SquidMeshError
 from squidmesh_es.projections import MAX_LIMIT, Projections
-from squidmesh_es.runtime import DEFAULT_DATABASE_URL, SquidMesh
+from squidmesh_es.runtime import DEFAULT_DATABASE_URL
 
 __all__ = ["list_command"]
 
@@ -81,7 +82,7 @@ def list_command(
         if not sep or not key:
             raise click.UsageError(f"--index wants KEY=VALUE, got {item!r}")
         keys[key] = value
-    with SquidMesh.open(database_url) as mesh, Projections(mesh) as followers:
+    with open_journal(database_url, create=False) as mesh, Projections(mesh) as followers:
         if not no_catch_up:
             followers.catch_up("run_catalog")
             followers.catch_up("run_index")

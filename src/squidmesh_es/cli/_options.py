@@ -15,7 +15,7 @@ import click
 
 from squidmesh_es.errors import SquidMeshError
 from squidmesh_es.read_model import VisibilityScope
-from squidmesh_es.runtime import DEFAULT_DATABASE_URL
+from squidmesh_es.runtime import DEFAULT_DATABASE_URL, SquidMesh
 from squidmesh_es.workflow import ActionRegistry, Workflow
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "import_modules",
     "load_worker_code",
     "load_workflows",
+    "open_journal",
     "scope_option",
     "workflows_of",
 ]
@@ -44,6 +45,16 @@ def database_url_option(
         show_default=True,
         help=help,
     )
+
+
+def open_journal(database_url: str, **options: Any) -> SquidMesh:
+    """``SquidMesh.open(database_url, **options)``, encrypted with ``SQUIDMESH_CIPHER_KEY``.
+
+    The key is read from the environment only: a command-line flag would show it in the
+    process list and the shell history.
+    """
+    cipher_key = os.environ.get("SQUIDMESH_CIPHER_KEY") or None
+    return SquidMesh.open(database_url, cipher_key=cipher_key, **options)
 
 
 def import_option(*, required: bool = False, help: str | None = None) -> Callable[[F], F]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import sys
 import threading
@@ -14,8 +13,10 @@ from typing import TextIO
 
 import click
 
+from squidmesh_es.cli._group import configure_logging
+from squidmesh_es.cli._options import open_journal
 from squidmesh_es.projections import Projections, ProjectionStatus
-from squidmesh_es.runtime import DEFAULT_DATABASE_URL, SquidMesh
+from squidmesh_es.runtime import DEFAULT_DATABASE_URL
 
 __all__ = ["projections"]
 
@@ -45,7 +46,7 @@ def run(database_url: str, poll_seconds: float, retry_seconds: float) -> None:
     Starts by catching up from each projection's stored position, so a backlog left while no
     follower ran is applied first.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -54,7 +55,7 @@ def run(database_url: str, poll_seconds: float, retry_seconds: float) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with SquidMesh.open(database_url) as mesh, Projections(mesh) as followers:
+    with open_journal(database_url) as mesh, Projections(mesh) as followers:
         click.echo(f"following {', '.join(followers.names())}", err=True)
         followers.run_forever(stop, poll_interval=poll_seconds, retry_interval=retry_seconds)
 
@@ -72,7 +73,7 @@ def rebuild(database_url: str, name: str | None, as_json: bool, quiet: bool) -> 
     up, they take the old ones' place in one transaction. Readers never see an empty view.
     """
     progress = None if quiet else ProgressLine(sys.stderr)
-    with SquidMesh.open(database_url) as mesh, Projections(mesh) as followers:
+    with open_journal(database_url) as mesh, Projections(mesh) as followers:
         applied = followers.rebuild(name, progress=progress)
         statuses = [s for s in followers.status() if s.name.split(".")[0] in applied]
     _print_statuses(statuses, as_json)
@@ -128,7 +129,7 @@ def render_progress(name: str, position: int, head: int, applied: int, *, elapse
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def status(database_url: str, as_json: bool) -> None:
     """Show each projection's position, lag and the error that stopped it, if any."""
-    with SquidMesh.open(database_url) as mesh, Projections(mesh) as followers:
+    with open_journal(database_url, create=False) as mesh, Projections(mesh) as followers:
         statuses = followers.status()
     _print_statuses(statuses, as_json)
 

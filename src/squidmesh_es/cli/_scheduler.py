@@ -5,15 +5,20 @@ Several may run against one journal (for availability): each tick still starts o
 
 from __future__ import annotations
 
-import logging
 import signal
 from datetime import timedelta
 from types import FrameType
 
 import click
 
-from squidmesh_es.cli._options import database_url_option, import_option, load_workflows
-from squidmesh_es.runtime import Scheduler, SquidMesh
+from squidmesh_es.cli._group import configure_logging
+from squidmesh_es.cli._options import (
+    database_url_option,
+    import_option,
+    load_workflows,
+    open_journal,
+)
+from squidmesh_es.runtime import Scheduler
 
 __all__ = ["scheduler"]
 
@@ -48,9 +53,9 @@ def scheduler(
 
     SIGTERM or Ctrl-C stops after the delivery in hand; nothing is left half-started.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     workflows = load_workflows(modules)
-    with SquidMesh.open(database_url, workflows=workflows) as mesh:
+    with open_journal(database_url, workflows=workflows) as mesh:
         running = Scheduler(
             mesh,
             workflows=workflows,

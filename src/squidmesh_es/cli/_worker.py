@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 from datetime import timedelta
 from types import FrameType
 
 import click
 
-from squidmesh_es.cli._options import load_worker_code
-from squidmesh_es.runtime import DEFAULT_DATABASE_URL, SquidMesh
+from squidmesh_es.cli._group import configure_logging
+from squidmesh_es.cli._options import load_worker_code, open_journal
+from squidmesh_es.runtime import DEFAULT_DATABASE_URL
 
 __all__ = ["worker"]
 
@@ -57,9 +57,9 @@ def worker(
 
     SIGTERM or Ctrl-C stops claiming; the steps in hand finish and are committed first.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging()
     workflows, registry = load_worker_code(modules, actions)
-    with SquidMesh.open(database_url, workflows=workflows, action_registry=registry) as mesh:
+    with open_journal(database_url, workflows=workflows, action_registry=registry) as mesh:
         running = mesh.worker(
             queues=list(queues) or None,
             concurrency=concurrency,

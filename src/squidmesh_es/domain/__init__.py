@@ -14,7 +14,6 @@ from squidmesh_es.domain._keys import (
     runnable_key,
 )
 from squidmesh_es.domain._queue import Attempt, DispatchOrder, DispatchQueue
-from squidmesh_es.domain._redaction import REDACTED, SENSITIVE_KEYS, redact_metadata
 from squidmesh_es.domain._run import Runnable, WorkflowRun, is_side_work
 from squidmesh_es.domain._vocab import (
     AnomalyReason,
@@ -28,8 +27,6 @@ from squidmesh_es.domain._vocab import (
 __all__ = [
     "JOURNAL_NAMESPACE",
     "MAX_KEPT_ANOMALIES",
-    "REDACTED",
-    "SENSITIVE_KEYS",
     "AnomalyReason",
     "Attempt",
     "AttemptStatus",
@@ -47,6 +44,5 @@ __all__ = [
     "is_side_work",
     "parse_run_id",
     "queue_id",
-    "redact_metadata",
     "runnable_key",
 ]

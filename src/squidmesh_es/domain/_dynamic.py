@@ -18,9 +18,9 @@ from typing import Final
 from squidmesh_es.domain._compensation import COMPENSATE_PREFIX, is_compensating
 from squidmesh_es.domain._journal import JSONDict
 from squidmesh_es.domain._keys import runnable_key
-from squidmesh_es.domain._redaction import redact_metadata
 from squidmesh_es.domain._run import Runnable, WorkflowRun
 from squidmesh_es.errors import InvalidDynamicWork, RunTerminal
+from squidmesh_es.redaction import redact_json as redact_metadata
 from squidmesh_es.workflow import ActionRegistry, WorkflowSpec, is_json_value
 
 __all__ = [

@@ -46,7 +46,6 @@ from squidmesh_es.domain._journal import (
     digest,
 )
 from squidmesh_es.domain._keys import check_queue_name, queue_id
-from squidmesh_es.domain._redaction import redact_metadata
 from squidmesh_es.domain._vocab import AnomalyReason, AttemptStatus, TerminalStatus
 from squidmesh_es.errors import (
     AttemptNotClaimable,
@@ -59,6 +58,7 @@ from squidmesh_es.errors import (
     StaleClaim,
     UnknownAttempt,
 )
+from squidmesh_es.redaction import redact_json as redact_metadata
 
 __all__ = ["Attempt", "DispatchOrder", "DispatchQueue"]
 

@@ -25,7 +25,6 @@ from squidmesh_es.domain._journal import (
     Verdict,
 )
 from squidmesh_es.domain._keys import check_queue_name
-from squidmesh_es.domain._redaction import redact_metadata
 from squidmesh_es.domain._vocab import (
     AnomalyReason,
     ManualAction,
@@ -42,6 +41,7 @@ from squidmesh_es.errors import (
     RunTerminal,
     UnknownAttempt,
 )
+from squidmesh_es.redaction import redact_json as redact_metadata
 
 __all__ = ["Runnable", "WorkflowRun", "is_side_work"]
 

@@ -21,6 +21,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from squidmesh_es.errors import SquidMeshError
 from squidmesh_es.projections._projection import RunProjection
+from squidmesh_es.redaction import redact_text
 from squidmesh_es.runtime import SquidMesh
 
 __all__ = ["FAILED", "FollowedProjection", "Progress"]
@@ -144,6 +145,7 @@ class FollowedProjection:
 
 
 def _describe(error: BaseException) -> str:
+    # Stored in the state table and shown by `projections status`: redacted like the journal.
     if isinstance(error, SquidMeshError):
-        return f"{type(error).__name__} ({error.code}): {error}"
-    return f"{type(error).__name__}: {error}"
+        return redact_text(f"{type(error).__name__} ({error.code}): {error}")
+    return redact_text(f"{type(error).__name__}: {error}")

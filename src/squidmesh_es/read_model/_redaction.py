@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from squidmesh_es.domain import REDACTED
 from squidmesh_es.errors import InvalidArgument
 from squidmesh_es.read_model._json import ReadModel
 from squidmesh_es.read_model._vocab import VisibilityScope
+from squidmesh_es.redaction import REDACTED, is_sensitive_key
 
 __all__ = ["HIDDEN_KEYS", "OPERATOR_EVIDENCE_KEYS", "OPERATOR_KEYS", "redact"]
 
@@ -58,8 +58,8 @@ HIDDEN_KEYS = frozenset(
         "secret",
     }
 )
-"""Keys emptied, at any depth, for everyone but auditors; so are ``lease_*`` keys and keys
-ending in ``_lease_until``, ``_token`` or ``_secret``."""
+"""Keys emptied, at any depth, for everyone but auditors; so are ``lease_*`` keys, keys
+ending in ``_lease_until`` and every key the redaction policy calls sensitive."""
 
 OPERATOR_KEYS = frozenset({"next_visible_at", "anomaly_count", "attempt_counts"})
 """Keys operators keep and external readers lose."""
@@ -102,7 +102,7 @@ def redact(model: M, scope_or_policy: Policy) -> M:
 def _hidden(key: str, scope: VisibilityScope) -> bool:
     if key in HIDDEN_KEYS or key.startswith("lease_"):
         return True
-    if key.endswith(("_lease_until", "_token", "_secret")):
+    if key.endswith("_lease_until") or is_sensitive_key(key):
         return True
     return scope is VisibilityScope.EXTERNAL and key in OPERATOR_KEYS
 

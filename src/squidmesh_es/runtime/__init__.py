@@ -1,6 +1,7 @@
 """The runtime: the ``SquidMesh`` application, its clock and its storage settings."""
 
 from squidmesh_es.runtime._app import SquidMesh
+from squidmesh_es.runtime._cipher import create_cipher_key
 from squidmesh_es.runtime._clock import Clock, SystemClock
 from squidmesh_es.runtime._cron import CronDecision, CronStart
 from squidmesh_es.runtime._execution import MIN_HEARTBEAT_INTERVAL, Claim, Finished
@@ -42,6 +43,7 @@ __all__ = [
     "Worker",
     "WorkerStats",
     "WorkflowRegistry",
+    "create_cipher_key",
     "journal_env",
     "parse_database_url",
 ]

@@ -17,7 +17,13 @@ from typing import Any, Self
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    Mapper,
+    PersistenceError,
+    Transcoding,
+)
 from eventsourcing.utils import Environment
 
 from squidmesh_es.domain import (
@@ -28,7 +34,14 @@ from squidmesh_es.domain import (
     parse_run_id,
     queue_id,
 )
-from squidmesh_es.errors import Conflict, InvalidArgument, RunNotFound, SquidMeshError
+from squidmesh_es.errors import (
+    CipherKeyMismatch,
+    Conflict,
+    InvalidArgument,
+    RunNotFound,
+    SquidMeshError,
+    StorageUnavailable,
+)
 from squidmesh_es.read_model import (
     DynamicWorkPreview,
     Explanation,
@@ -39,6 +52,8 @@ from squidmesh_es.read_model import (
     build_run_snapshot,
     explain_run_snapshot,
 )
+from squidmesh_es.redaction import redact_text
+from squidmesh_es.runtime._cipher import check_cipher_key, cipher_env
 from squidmesh_es.runtime._clock import Clock, SystemClock, ensure_aware
 from squidmesh_es.runtime._cron import CronStart, IntendedWindow, start_cron
 from squidmesh_es.runtime._definitions import RunDefinition, SpecCache, definition_of
@@ -65,8 +80,10 @@ from squidmesh_es.runtime._recovery import RecoveryReport, recover
 from squidmesh_es.runtime._registry import WorkflowRegistry
 from squidmesh_es.runtime._settings import (
     StorageSettings,
+    create_location,
     database_url_from_env,
     parse_database_url,
+    require_journal,
 )
 from squidmesh_es.runtime._signals import Signal, apply_signal
 from squidmesh_es.runtime._snapshotter import Snapshotter
@@ -158,6 +175,8 @@ class SquidMesh(Application[UUID]):
         notifier: DispatchNotifier | None = None,
         action_registry: ActionRegistry | None = None,
         dispatch_order: DispatchOrder = DispatchOrder.RUNS_UNDER_WAY_FIRST,
+        cipher_key: str | None = None,
+        create: bool = True,
     ) -> Self:
         """Open the journal at ``url`` (``memory://``, ``sqlite:///file.db``, ``postgresql://``).
 
@@ -169,16 +188,42 @@ class SquidMesh(Application[UUID]):
         attempt claimers take first: by default the next steps of runs under way go before
         the first steps of new runs, so a backlog does not hold back runs in flight.
 
+        With ``cipher_key`` (see ``create_cipher_key``) every event and snapshot is
+        compressed and encrypted with AES-GCM before it is stored; the journal is checked to
+        be readable with that key (or, without one, to be in clear) before ``open`` returns.
+
+        ``create=False`` opens an existing journal only: no file, directory, schema or table
+        is created, and a missing journal is an error (read-only tools use it, so a typo in
+        a path or schema name is reported instead of creating an empty journal).
+
         Raises:
-            InvalidArgument: the URL is not one of the supported forms.
+            InvalidArgument: the URL is not one of the supported forms, or the cipher key is
+                malformed (or the ``cryptography`` package is missing).
+            CipherKeyMismatch: the journal cannot be read with the key given, or is
+                encrypted and no key was given.
+            JournalNotFound: ``create=False`` and there is no journal at ``url``.
+            StorageUnavailable: the database cannot be reached.
         """
         settings = parse_database_url(url)
-        if settings.postgres_schema:
-            _create_postgres_schema(settings)
+        env = {**settings.env, **cipher_env(cipher_key)}
+        if not create:
+            require_journal(settings, events_table=f"{cls.name.lower()}_events")
+            env["CREATE_TABLE"] = "n"
+        else:
+            create_location(settings)
+            if settings.postgres_schema:
+                import psycopg
+
+                try:
+                    _create_postgres_schema(settings)
+                except psycopg.Error as exc:
+                    raise StorageUnavailable(
+                        backend="postgres", reason=redact_text(str(exc))
+                    ) from exc
         for attempt in range(_OPEN_ATTEMPTS):
             try:
-                return cls(
-                    env=settings.env,
+                mesh = cls(
+                    env=env,
                     clock=clock,
                     queue=queue,
                     transcodings=transcodings,
@@ -191,9 +236,19 @@ class SquidMesh(Application[UUID]):
             except Exception as exc:
                 # Processes opening a new Postgres journal at the same instant race in
                 # CREATE TABLE IF NOT EXISTS; the loser may open once the winner is done.
+                if isinstance(exc, PersistenceError) and not _concurrent_ddl(exc):
+                    reason = redact_text(str(exc))
+                    raise StorageUnavailable(backend=settings.backend, reason=reason) from exc
                 if attempt + 1 == _OPEN_ATTEMPTS or not _concurrent_ddl(exc):
                     raise
                 time.sleep(0.05 * (attempt + 1))
+                continue
+            try:
+                check_cipher_key(mesh.recorder, mesh.mapper, key_given=cipher_key is not None)
+            except CipherKeyMismatch:
+                mesh.close()
+                raise
+            return mesh
         raise AssertionError("unreachable")
 
     @classmethod
@@ -207,7 +262,8 @@ class SquidMesh(Application[UUID]):
     ) -> Self:
         """Open the journal named by ``SQUIDMESH_DATABASE_URL`` (default: ``squidmesh.db``).
 
-        ``SQUIDMESH_QUEUE`` sets the default queue. Only ``SQUIDMESH_*`` keys are read.
+        ``SQUIDMESH_QUEUE`` sets the default queue; ``SQUIDMESH_CIPHER_KEY``, when set,
+        encrypts the journal at rest (see ``open``). Only ``SQUIDMESH_*`` keys are read.
         """
         environ = os.environ if environ is None else environ
         return cls.open(
@@ -216,6 +272,7 @@ class SquidMesh(Application[UUID]):
             clock=clock,
             workflows=workflows,
             action_registry=action_registry,
+            cipher_key=environ.get("SQUIDMESH_CIPHER_KEY") or None,
         )
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
@@ -1091,6 +1148,7 @@ def _replay(aggregate: Any, events: Iterable[Any]) -> Any:
     for event in events:
         aggregate = event.mutate(aggregate)
     return aggregate
+
 
 QUEUE_SNAPSHOT_INTERVAL = 200
 """Fewest events between two snapshots of a queue."""

@@ -16,10 +16,10 @@ from squidmesh_es.domain import (
     ManualAction,
     TerminalStatus,
     WorkflowRun,
-    redact_metadata,
 )
 from squidmesh_es.domain._planner import resolve_boundary
 from squidmesh_es.errors import Conflict, ManualStepMismatch, RunTerminal
+from squidmesh_es.redaction import redact_json
 from squidmesh_es.runtime._execution import CONFLICT_RETRIES, Settled, after_commit, carry_out
 from squidmesh_es.workflow import Outcome
 
@@ -199,7 +199,7 @@ def decide_manual(
         "decision": action.value,
         "actor": actor,
         "comment": comment,
-        "metadata": redact_metadata(metadata or {}),
+        "metadata": redact_json(metadata or {}),
         "decided_at": now.isoformat(),
     }
     run.receive_command(

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from squidmesh_es.errors import InvalidArgument
+from squidmesh_es.errors import InvalidArgument, JournalNotFound, StorageUnavailable
+from squidmesh_es.redaction import redact_text
 
-__all__ = ["DEFAULT_DATABASE_URL", "StorageSettings", "journal_env", "parse_database_url"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "StorageSettings",
+    "create_location",
+    "journal_env",
+    "parse_database_url",
+    "require_journal",
+]
 
 DEFAULT_DATABASE_URL = "sqlite:///squidmesh.db"
 """Used by ``SquidMesh.from_env`` when ``SQUIDMESH_DATABASE_URL`` is not set."""
@@ -22,8 +32,9 @@ class StorageSettings:
 
     backend: str
     """``memory``, ``sqlite`` or ``postgres``."""
-    env: dict[str, str]
-    """``eventsourcing`` environment keys (without an application prefix)."""
+    env: dict[str, str] = field(repr=False)
+    """``eventsourcing`` environment keys (without an application prefix). Left out of the
+    repr: it holds the Postgres password."""
     postgres_schema: str | None = None
     """The Postgres schema the tables live in, created on open when missing."""
 
@@ -72,7 +83,6 @@ def _sqlite(url: str) -> StorageSettings:
     path = unquote(path.split("?", 1)[0])
     if path == ":memory:":
         raise InvalidArgument("database_url", "use memory:// for an in-memory journal")
-    Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return StorageSettings(
         "sqlite",
         {
@@ -111,3 +121,80 @@ def _postgres(url: str) -> StorageSettings:
 def database_url_from_env(environ: Mapping[str, str]) -> str:
     """``SQUIDMESH_DATABASE_URL`` from ``environ``, or the embedded SQLite default."""
     return environ.get("SQUIDMESH_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def create_location(settings: StorageSettings) -> None:
+    """Make the directory a SQLite journal file goes in; check a Postgres server answers.
+
+    Parsing a URL creates nothing. The Postgres check connects once, so an unreachable
+    server is `StorageUnavailable` before the library builds a connection pool for it.
+
+    Raises:
+        StorageUnavailable: the Postgres server cannot be reached or refuses the login.
+    """
+    if settings.backend == "sqlite":
+        Path(settings.env["SQLITE_DBNAME"]).parent.mkdir(parents=True, exist_ok=True)
+    elif settings.backend == "postgres":
+        _query_postgres(settings, "SELECT 1", ())
+
+
+def require_journal(settings: StorageSettings, *, events_table: str) -> None:
+    """Check that a journal exists where ``settings`` point, creating nothing on the way.
+
+    A read-only command on a mistyped path or schema must say so instead of leaving an
+    empty journal behind. The memory backend always passes: there is nothing to create.
+
+    Raises:
+        JournalNotFound: no SQLite file with our tables, or no such table in the schema.
+        StorageUnavailable: the database cannot be reached.
+    """
+    if settings.backend == "sqlite":
+        _require_sqlite(Path(settings.env["SQLITE_DBNAME"]))
+    elif settings.backend == "postgres":
+        _require_postgres(settings, events_table)
+
+
+def _require_sqlite(path: Path) -> None:
+    if not path.is_file():
+        raise JournalNotFound(location=str(path))
+    try:
+        # mode=ro never creates the file, and fails rather than writing.
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stored_events'"
+            ).fetchone()
+    except sqlite3.Error as exc:
+        raise StorageUnavailable(backend="sqlite", reason=redact_text(str(exc))) from None
+    if found is None:
+        raise JournalNotFound(location=str(path))
+
+
+def _require_postgres(settings: StorageSettings, events_table: str) -> None:
+    schema = settings.postgres_schema or "public"
+    found = _query_postgres(
+        settings,
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+        (schema, events_table),
+    )
+    if not found:
+        dbname = settings.env["POSTGRES_DBNAME"]
+        raise JournalNotFound(location=f"schema {schema!r} of database {dbname!r}")
+
+
+def _query_postgres(settings: StorageSettings, query: str, params: tuple[str, ...]) -> bool:
+    """Whether ``query`` returns a row, on a connection of its own (no pool is built)."""
+    import psycopg
+
+    env = settings.env
+    try:
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=int(env["POSTGRES_PORT"]),
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+        ) as conn:
+            return conn.execute(query, params).fetchone() is not None
+    except psycopg.Error as exc:
+        raise StorageUnavailable(backend="postgres", reason=redact_text(str(exc))) from None

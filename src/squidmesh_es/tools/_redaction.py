@@ -1,50 +1,30 @@
-"""Redaction of credentials in what a tool returns or raises: headers and URLs."""
+"""Redaction of credentials in what a tool returns or raises: headers and URLs.
+
+Which names are sensitive is the one policy of `squidmesh_es.redaction`; this module only
+knows where headers and URLs keep their names and values.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-REDACTED = "[REDACTED]"
-"""What a sensitive value is replaced with (the same text the journal's redaction uses)."""
+from squidmesh_es.redaction import REDACTED, is_sensitive_key, redact_text
 
-_SENSITIVE_NAMES = frozenset({"key", "sig"})
-# Parts of names that carry credentials in the wild: Authorization, Cookie, X-Api-Key,
-# X-Auth-Token, X-Amz-Security-Token, X-Session-Id, X-Hub-Signature, client_secret=, ...
-_SENSITIVE_PARTS = (
-    "api-key",
-    "apikey",
-    "auth",
-    "cookie",
-    "credential",
-    "passwd",
-    "password",
-    "secret",
-    "session",
-    "signature",
-    "token",
-)
-
-
-def is_sensitive(name: str) -> bool:
-    """Whether a header or query parameter named `name` may carry a credential.
-
-    Names compare lowercased with ``_`` read as ``-``; a broad match is on purpose, since a
-    header redacted needlessly costs a little debugging and one leaked costs a credential.
-    """
-    normalized = name.strip().lower().replace("_", "-")
-    return normalized in _SENSITIVE_NAMES or any(part in normalized for part in _SENSITIVE_PARTS)
+__all__ = ["REDACTED", "redact_headers", "redact_url", "url_origin_and_path"]
 
 
 def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     """Headers as a dict with lowercased names, sensitive values replaced by `REDACTED`.
+
+    Other values are scanned for secret shapes (a token in a ``Location`` URL, say).
 
     Repeated headers are joined with ``", "`` as HTTP allows, so none is silently dropped.
     """
     redacted: dict[str, str] = {}
     for name, value in headers:
         key = name.lower()
-        shown = REDACTED if is_sensitive(key) else value
+        shown = REDACTED if is_sensitive_key(key) else redact_text(value)
         redacted[key] = f"{redacted[key]}, {shown}" if key in redacted else shown
     return redacted
 
@@ -61,7 +41,7 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rpartition("@")[2]
     query = urlencode(
         [
-            (name, REDACTED if is_sensitive(name) else value)
+            (name, REDACTED if is_sensitive_key(name) else value)
             for name, value in parse_qsl(parts.query, keep_blank_values=True)
         ],
         safe="[]",

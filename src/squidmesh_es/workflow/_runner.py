@@ -12,6 +12,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TypeVar, cast
 
+from squidmesh_es.redaction import redact_json, redact_text
 from squidmesh_es.workflow._json import JSONObject, JSONValue, is_json_value
 from squidmesh_es.workflow._retry import to_ms
 from squidmesh_es.workflow._steps import Defer, Error, Ok, Retry, Step, StepContext
@@ -42,7 +43,8 @@ class StepOutcome:
     output: JSONObject = field(default_factory=dict)
     """The step's output when `status` is ok, else empty."""
     reason: JSONValue = None
-    """Why it failed or deferred. For a raised exception (`raised`): its type and message."""
+    """Why it failed or deferred. For a raised exception (`raised`): its type and message.
+    Secrets in it are redacted by the redaction policy before anything stores it."""
     delay: timedelta | None = None
     """Requested delay: the defer delay, or a retry's override of the backoff."""
     raised: bool = False
@@ -77,7 +79,9 @@ def run_step(step: Step | type[Step], input: JSONObject, ctx: StepContext) -> St
     The step gets its own copy of `input`, so nothing it does to it reaches the run state.
 
     An exception (or an invalid return value) becomes a retryable failure whose reason holds
-    the exception's type name and message: no traceback, no locals. An ``async`` step is
+    the exception's type name and message: no traceback, no locals. Every reason (a raised
+    message, an ``Error``, ``Retry`` or ``Defer`` reason) is sanitized by the redaction
+    policy here, so no secret a step put in it reaches the journal. An ``async`` step is
     awaited on a fresh event loop; when the caller is itself inside a running loop, on a
     helper thread, so the caller's loop is never re-entered.
     """
@@ -125,8 +129,8 @@ def _normalize(result: object) -> StepOutcome:
 def _json_reason(reason: object) -> JSONValue:
     """A reason as JSON data: exceptions become their safe record; `None` if impossible."""
     if isinstance(reason, BaseException):
-        return {"type": type(reason).__name__, "message": str(reason)[:_MESSAGE_LIMIT]}
-    return cast(JSONValue, reason) if is_json_value(reason) else None
+        return {"type": type(reason).__name__, "message": _message(str(reason))}
+    return redact_json(cast(JSONValue, reason)) if is_json_value(reason) else None
 
 
 def _valid_delay(delay: object, *, required: bool) -> bool:
@@ -136,8 +140,14 @@ def _valid_delay(delay: object, *, required: bool) -> bool:
 
 
 def _raised(type_name: str, message: str) -> StepOutcome:
-    reason: JSONObject = {"type": type_name, "message": message[:_MESSAGE_LIMIT]}
+    reason: JSONObject = {"type": type_name, "message": _message(message)}
     return StepOutcome(OutcomeStatus.RETRY, reason=reason, raised=True)
+
+
+def _message(text: str) -> str:
+    # Redact before the final cut, which could leave half a secret no pattern recognises; the
+    # first cut only bounds the work, far past anything kept.
+    return redact_text(text[: _MESSAGE_LIMIT * 8])[:_MESSAGE_LIMIT]
 
 
 def _invalid(message: str) -> StepOutcome:

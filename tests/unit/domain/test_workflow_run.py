@@ -5,7 +5,7 @@ from uuid import uuid4
 
 import pytest
 
-from squidmesh_es.domain import REDACTED, ManualAction, ManualKind, RunStatus, TerminalStatus
+from squidmesh_es.domain import ManualAction, ManualKind, RunStatus, TerminalStatus
 from squidmesh_es.errors import (
     ActiveManualStep,
     ConflictingChildRun,
@@ -14,6 +14,7 @@ from squidmesh_es.errors import (
     RunTerminal,
     UnknownAttempt,
 )
+from squidmesh_es.redaction import REDACTED
 
 from domain_builders import T0, new_run, runnable
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from read_model_builders import LATER, T0, TOKEN, Harness, saga_spec, transition_spec
 
-from squidmesh_es.domain import REDACTED, ManualKind
+from squidmesh_es.domain import ManualKind
 from squidmesh_es.errors import InvalidArgument
 from squidmesh_es.read_model import (
     DynamicWorkPreview,
@@ -17,6 +17,7 @@ from squidmesh_es.read_model import (
     redact,
     summarize,
 )
+from squidmesh_es.redaction import REDACTED
 
 SENSITIVE = ("inv-1", "4242", "worker-1", "idem-1", "T-1", "ann-note", TOKEN)
 
