@@ -333,9 +333,7 @@ def build_run_snapshot(
         deadlines=deadlines,
         definition_version=run.definition_version,
         definition_fingerprint=run.definition_fingerprint,
-        definition_matches=(
-            None if spec is None else spec.matches(run.definition_fingerprint)
-        ),
+        definition_matches=(None if spec is None else spec.matches(run.definition_fingerprint)),
         definition_source="runtime_spec" if run.spec is not None else "workflow",
         compensation=build_compensation_view(planned, applied, terminal=terminal),
         replayed_from_run_id=run.replayed_from_run_id,

@@ -143,13 +143,14 @@ class WorkflowSpec:
         grouped by ``(from, on)``, keeping only the order within a group, where the first
         matching condition wins. Reordering a declaration then never fences runs in flight.
         """
-        steps = []
+        steps: list[JSONValue] = []
         for step in sorted(self.steps, key=lambda s: s.name):
             data = step.to_dict()
-            if "after" in data:
-                data["after"] = sorted(data["after"])
-            if "input" in data:
-                data["input"] = sorted(data["input"], key=lambda b: str(b["key"]))
+            if step.after is not None:
+                data["after"] = list[JSONValue](sorted(step.after))
+            if step.input is not None:
+                bindings = sorted(step.input, key=lambda b: b.key)
+                data["input"] = [binding.to_dict() for binding in bindings]
             steps.append(data)
         routes = sorted(self.transitions, key=lambda t: (t.from_step, t.on.value))
         return {"steps": steps, "transitions": [transition.to_dict() for transition in routes]}
