@@ -173,7 +173,7 @@ def build_spec_request(
             "action_registry", "start_spec needs the host's action registry to resolve actions"
         )
     resolved = spec if isinstance(spec, WorkflowSpec) else WorkflowSpec.from_dict(spec)
-    validate_spec(resolved, action_registry=registry)
+    validate_spec(resolved, action_registry=registry, runtime_authored=True)
     trigger_name = resolved.trigger(trigger).name
     run_input = resolved.validate_payload(payload, trigger_name, now=now)
     queue_name = check_queue_name(queue or mesh.default_queue)
