@@ -130,13 +130,13 @@ def action_issues(
                 )
         compensate = step.compensate
         if compensate is not None and not (class_refs and compensate.action is None):
-            reason = registry.refusal(step.compensate.action)
+            reason = registry.refusal(compensate.action)
             if reason is not None:
                 issues.append(
                     Issue(
                         ("steps", index, "compensate", "action"),
                         reason,
-                        _message(f"{step.name} compensation", step.compensate.action, reason),
+                        _message(f"{step.name} compensation", compensate.action, reason),
                     )
                 )
     return issues
