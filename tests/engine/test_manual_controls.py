@@ -65,6 +65,24 @@ def test_reject_takes_the_error_route(mesh: SquidMesh) -> None:
     assert review["outcome"] == "error" and review["error"]["decision"] == "rejected"
 
 
+def test_reject_puts_the_decision_in_the_context_as_approve_does(mesh: SquidMesh) -> None:
+    run_id = paused_run(mesh, Approved)
+
+    mesh.reject(run_id, actor="ana", comment="too much", metadata={"ticket": "T-2"})
+    mesh.drain(owner_id="w")
+
+    final = mesh.inspect_run(run_id)
+    assert final.terminal_status == "completed"
+    review = final.context["review"]
+    assert (review["decision"], review["actor"], review["comment"], review["metadata"]) == (
+        "rejected",
+        "ana",
+        "too much",
+        {"ticket": "T-2"},
+    )
+    assert review["decided_at"] == final.command_history[-1].occurred_at.isoformat()
+
+
 def test_resume_continues_a_pause(mesh: SquidMesh) -> None:
     run_id = paused_run(mesh, Paused)
 

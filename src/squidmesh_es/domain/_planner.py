@@ -220,7 +220,7 @@ def resolve_boundary(
     key = str(metadata["runnable_key"])
     step_name = str(boundary["step"])
     step = spec.step(step_name)
-    delta = step.place_output({}, output or {}) if outcome is Outcome.OK else {}
+    delta = step.place_output({}, output or {})  # a rejection's decision is kept too
     routes = metadata.get("routes") or {}
     persisted = routes.get(outcome.value)
     if is_compensating(run):

@@ -446,10 +446,14 @@ class WorkflowRun(AnomalyLog, Aggregate):
 
     @property
     def context(self) -> JSONDict:
-        """Applied ok results merged in application order, then the start context on top."""
+        """Applied results merged in application order, then the start context on top.
+
+        Ok outcomes carry a step's output; of the error outcomes only a rejected approval
+        carries one (the decision), the others an empty result.
+        """
         merged: JSONDict = {}
         for applied in self.applied.values():
-            if applied["outcome"] == "ok" and isinstance(applied["result"], dict):
+            if isinstance(applied["result"], dict):
                 merged.update(applied["result"])
         merged.update(self.start_context)
         return merged

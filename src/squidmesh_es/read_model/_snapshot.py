@@ -122,10 +122,11 @@ class AppliedRunnable(ReadModel):
 
 
 class CommandRecord(ReadModel):
-    """A command receipt from the run's audit trail.
+    """A command receipt from the run's audit trail, as recorded (metadata redacted on write).
 
-    ``payload``, ``metadata`` and ``comment`` are filled only with ``include_history``;
-    ``payload_digest`` always is, so duplicates can be told apart without the payload.
+    Every snapshot carries the receipts whole, so a caller sees what it just recorded;
+    ``payload_digest`` tells duplicates apart at a glance. Hosts showing snapshots to anyone
+    else apply `redact`, which hides payload, metadata and comment below the auditor scope.
     """
 
     signal_type: str
@@ -248,7 +249,7 @@ def build_run_snapshot(
         now: the time visibility, leases and deadlines are evaluated at.
         spec: the run's definition, when loadable; only its fingerprint is read, to tell
             whether the run still matches the code (``definition_matches``).
-        include_history: fill applied results and full command receipts.
+        include_history: fill applied results.
         queue_version: the queue aggregate's version, for ``thread_revisions``.
         queue_anomalies: the queue's anomalies; those naming this run are included.
 
@@ -325,7 +326,7 @@ def build_run_snapshot(
         pending_dispatches=pending_dispatches,
         pending_results=pending_results,
         manual_state=manual,
-        command_history=[_command(c, include_history) for c in run.command_history],
+        command_history=[_command(c) for c in run.command_history],
         parent_run=parent if isinstance(parent, dict) else None,
         child_runs=[to_json_map(c) for c in run.child_runs],
         dynamic_work=[to_json_map(w) for w in run.dynamic_work],
@@ -429,7 +430,7 @@ def _applied(run: WorkflowRun, include_history: bool) -> list[AppliedRunnable]:
     return records
 
 
-def _command(command: JSONDict, include_history: bool) -> CommandRecord:
+def _command(command: JSONDict) -> CommandRecord:
     payload = to_json_map(command.get("payload"))
     comment = command.get("comment")
     return CommandRecord(
@@ -438,9 +439,9 @@ def _command(command: JSONDict, include_history: bool) -> CommandRecord:
         actor=command.get("actor"),
         occurred_at=command.get("occurred_at"),
         payload_digest=json_digest(payload),
-        payload=payload if include_history else None,
-        metadata=to_json_map(command.get("metadata")) if include_history else None,
-        comment=comment if include_history and isinstance(comment, str) else None,
+        payload=payload,
+        metadata=to_json_map(command.get("metadata")),
+        comment=comment if isinstance(comment, str) else None,
     )
 
 
