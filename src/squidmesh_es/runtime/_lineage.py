@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID, uuid5
 
-from squidmesh_es.domain import JOURNAL_NAMESPACE, JSONDict, WorkflowRun
+from squidmesh_es.domain import JOURNAL_NAMESPACE, JSONDict, WorkflowRun, redact_metadata
 from squidmesh_es.errors import (
     Conflict,
     InvalidReplaySource,
@@ -144,7 +144,8 @@ def start_child(
 
     The child's id derives from parent run, parent step, child workflow, trigger and key, so
     a retried parent step finds the same child. The child start and the parent's link
-    commit together.
+    commit together. ``metadata`` (redacted) goes on both sides: the parent's link and the
+    child's ``parent_run``.
 
     Raises:
         RunTerminal: the parent run ended.
@@ -175,7 +176,7 @@ def start_child(
             queue=queue or parent.queue,
             idempotency_key=f"child:{child_key}",
             metadata=metadata,
-            context={"parent": origin},
+            context={"parent": {**origin, "metadata": redact_metadata(dict(metadata or {}))}},
             now=now,
         )
         linked = parent.record_child_run(
