@@ -50,6 +50,7 @@ from squidmesh_es.runtime._execution import (
     run_claimed,
     settle,
 )
+from squidmesh_es.runtime._journal_listing import list_runs_from_journal
 from squidmesh_es.runtime._lineage import start_child
 from squidmesh_es.runtime._mapper import JournalMapper
 from squidmesh_es.runtime._notifier import DispatchNotifier, ScheduledAttempt
@@ -905,24 +906,28 @@ class SquidMesh(Application[UUID]):
         limit: int = 50,
         **filters: Any,
     ) -> list[RunSummary]:
-        """Runs from the catalog projection, newest first, without scanning events.
+        """Runs newest first: from the catalog projection when attached, else from the journal.
 
-        The projections catch up first, so a run this process just started is listed.
-        Filters besides ``workflow`` and ``status`` (``queue``, ``trigger``,
-        ``parent_run_id``, ``idempotency_key``, ``schedule_key``, ``schedule_signal_id``,
-        ``index``) and the ``after`` cursor are those of
-        ``squidmesh_es.projections.list_runs``, described in ``docs/projections.md``. Deadline
-        statuses are evaluated at ``now`` (default: the runtime's clock), not when the row
-        was written.
+        With projections attached (``Projections.attach(mesh)``) they catch up first, so a
+        run this process just started is listed, and no events are scanned. Filters besides
+        ``workflow`` and ``status`` (``queue``, ``trigger``, ``parent_run_id``,
+        ``idempotency_key``, ``schedule_key``, ``schedule_signal_id``, ``index``) and the
+        ``after`` cursor are those of ``squidmesh_es.projections.list_runs``, described in
+        ``docs/projections.md``. Without projections the journal answers ``workflow``,
+        ``status``, ``queue``, ``trigger`` and ``parent_run_id``, reading every run start
+        on each call (fine for small journals). Deadline statuses are evaluated at ``now``
+        (default: the runtime's clock), not when the row was written.
 
         Raises:
-            InvalidArgument: no projections are attached (``Projections.attach(mesh)``).
+            InvalidArgument: a bad filter value, or, without projections, a filter only the
+                catalog answers.
         """
-        if self._projections is None:
-            raise InvalidArgument(
-                "projections", "attach them first: squidmesh_es.projections.Projections.attach"
-            )
         filters["now"] = self.now(filters.get("now"))
+        if self._projections is None:
+            now = filters.pop("now")
+            return list_runs_from_journal(
+                self, workflow=workflow, status=status, limit=limit, now=now, filters=filters
+            )
         self._projections.after_command()
         return list(
             self._projections.list_runs(workflow=workflow, status=status, limit=limit, **filters)
