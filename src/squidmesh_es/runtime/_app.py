@@ -253,14 +253,14 @@ class SquidMesh(Application[UUID]):
             InvalidArgument: the queue name is invalid.
             CorruptedEvent: a stored event of the queue cannot be decoded.
         """
-        name = name or self.default_queue
+        name = self.default_queue if name is None else name
         qid = queue_id(name)
         try:
             queue: Any = self._load(qid)
         except AggregateNotFoundError:
             return DispatchQueue.open(name, now=self.now(now))
         if not isinstance(queue, DispatchQueue):
-            raise InvalidArgument("queue", f"{name!r} does not name a dispatch queue")
+            raise InvalidArgument("queue", "does not name a dispatch queue")
         return queue
 
     # -- workflows ------------------------------------------------------------------------
@@ -457,7 +457,7 @@ class SquidMesh(Application[UUID]):
         check_owner(owner_id)
         check_lease(lease_for)
         check_heartbeat(heartbeat_interval, lease_for)
-        queue_name = queue or self.default_queue
+        queue_name = self.default_queue if queue is None else queue
         claims = claim_attempts(
             self,
             queue_name,
@@ -777,6 +777,7 @@ class SquidMesh(Application[UUID]):
             RunNotFound, InvalidRunId: no such run.
             RunTerminal: the run ended.
             InvalidDynamicWork: a rule is broken; ``reason`` says which.
+            ActionNotAllowed: with ``action_registry``, a node names an action it refuses.
             DefinitionMismatch: the run's definition is not the one this process holds.
         """
         return preview_dynamic_work(
@@ -820,6 +821,7 @@ class SquidMesh(Application[UUID]):
 
         Raises:
             InvalidDynamicWork: a rule is broken (``missing_action_registry`` without one).
+            ActionNotAllowed: a node names an action the registry refuses.
             RunNotFound, InvalidRunId, RunTerminal, DefinitionMismatch: nothing is written.
         """
         at = self.now(now)

@@ -173,7 +173,7 @@ def start_child(
             payload,
             trigger=trigger_name,
             run_id=child_id,
-            queue=queue or parent.queue,
+            queue=parent.queue if queue is None else queue,
             idempotency_key=f"child:{child_key}",
             metadata=metadata,
             context={"parent": {**origin, "metadata": redact_metadata(dict(metadata or {}))}},
