@@ -58,7 +58,9 @@ def test_reject_takes_the_error_route(mesh: SquidMesh) -> None:
 
     snap = mesh.reject(run_id, actor="ana", comment="no")
 
-    assert snap.terminal_status == "completed"  # the error route logs and completes
+    assert [a.step for a in snap.visible_attempts] == ["notify_rejection"]  # a log step
+    assert mesh.drain(owner_id="w") == 1
+    assert mesh.inspect_run(run_id).terminal_status == "completed"
     assert "Refund" not in [name for name, _ in CALLS]
     run = mesh.get_run(run_id)
     [review] = [a for a in run.applied.values() if a["step"] == "review"]

@@ -5,9 +5,10 @@ pending events of that run, and returns what the caller must do outside the run:
 runnables to schedule on the dispatch queue, which log records to write once the commit
 stands, and whether the run ended (so the queue can fence its leftover attempts).
 
-Built-in steps need no worker. A wait step is applied as soon as it is planned and makes its
-successors visible ``duration`` later; a log step is applied at once and its record is
-written after the commit; pause and approval steps stop the run at a manual boundary.
+Built-in steps run no user code. A wait step is applied as soon as it is planned and makes
+its successors visible ``duration`` later; a log step is dispatched like a worker step, so a
+worker claims it, writes its record after the commit that completes it, and it shows in
+history as an attempt; pause and approval steps stop the run at a manual boundary.
 
 A step that fails for good with no error route fails the run, unless completed steps
 declare compensations: then the run rolls back first (`squidmesh_es.domain._compensation`).
@@ -57,6 +58,11 @@ __all__ = [
     "resolve_boundary",
     "retry_policy",
 ]
+
+
+_DISPATCHED = frozenset({StepKind.CUSTOM, StepKind.LOG})
+"""Step kinds a worker claims as attempts: a log line comes from the worker, after the
+commit that completes its step, like any other step's effect."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +146,7 @@ def apply_outcome(
             _fail(spec, run, step_name, key, error, now=now, progress=progress)
             return progress
         ready = [d for d in spec.dependents_of(step_name) if _dependencies_met(spec, run, d)]
-        _plan_steps(spec, run, ready, visible_at=now, now=now, progress=progress)
+        _plan_ready(spec, run, ready, earliest=now, now=now, progress=progress)
         _complete_if_done(spec, run, now=now, progress=progress)
         return progress
     route = spec.select_route(step_name, outcome, state)
@@ -327,6 +333,42 @@ def _dependencies_met(spec: WorkflowSpec, run: WorkflowRun, step: str) -> bool:
     return step not in planned and all(d in done for d in spec.dependencies_of(step))
 
 
+def _plan_ready(
+    spec: WorkflowSpec,
+    run: WorkflowRun,
+    steps: list[str],
+    *,
+    earliest: datetime,
+    now: datetime,
+    progress: Progress,
+) -> None:
+    """Plan dependents whose prerequisites all completed, each when its waits allow.
+
+    A wait among a step's prerequisites makes it visible ``duration`` after the wait
+    completed, even when another prerequisite completed later (as Squid Mesh anchors it);
+    never before ``earliest``.
+    """
+    by_time: dict[datetime, list[str]] = {}
+    for name in steps:
+        by_time.setdefault(_visible_after_waits(spec, run, name, earliest), []).append(name)
+    for visible_at, names in sorted(by_time.items()):
+        if run.is_terminal:
+            return
+        _plan_steps(spec, run, names, visible_at=visible_at, now=now, progress=progress)
+
+
+def _visible_after_waits(
+    spec: WorkflowSpec, run: WorkflowRun, step: str, earliest: datetime
+) -> datetime:
+    visible_at = earliest
+    waits = {d for d in spec.dependencies_of(step) if spec.step(d).kind is StepKind.WAIT}
+    for applied in run.applied.values():
+        if applied["step"] in waits and applied["outcome"] == Outcome.OK.value:
+            duration = spec.step(str(applied["step"])).duration or timedelta(0)
+            visible_at = max(visible_at, applied["applied_at"] + duration)
+    return visible_at
+
+
 def _complete_if_done(
     spec: WorkflowSpec, run: WorkflowRun, *, now: datetime, progress: Progress
 ) -> None:
@@ -349,7 +391,10 @@ def _plan_steps(
     now: datetime,
     progress: Progress,
 ) -> None:
-    """Plan ``steps``; built-ins are carried out on the spot, which may plan their successors."""
+    """Plan ``steps``; waits and manual steps due now are carried out on the spot.
+
+    Carrying out a wait may plan its successors. Worker steps and log steps go to the queue.
+    """
     state = run_state(run.input, run.context)
     planned: list[tuple[StepSpec, Runnable]] = []
     for name in steps:
@@ -369,8 +414,8 @@ def _plan_steps(
     for step, runnable in planned:
         if run.is_terminal:
             return
-        if step.kind is StepKind.CUSTOM or runnable.visible_at > now:
-            # Worker steps, and built-ins that a wait made future, go through the queue.
+        if step.kind in _DISPATCHED or runnable.visible_at > now:
+            # Worker and log steps, and built-ins that a wait made future, go through the queue.
             progress.to_schedule.append(runnable)
         else:
             _carry_out_builtin(spec, run, step, runnable, now=now, progress=progress)
@@ -443,7 +488,7 @@ def _carry_out_inline(
     if spec.mode is WorkflowMode.DEPENDENCY:
         run.apply_result(key, outcome=Outcome.OK.value, result={}, now=now)
         ready = [d for d in spec.dependents_of(step.name) if _dependencies_met(spec, run, d)]
-        _plan_steps(spec, run, ready, visible_at=follow_at, now=now, progress=progress)
+        _plan_ready(spec, run, ready, earliest=runnable.visible_at, now=now, progress=progress)
         return
     state = run_state(run.input, run.context)
     route = spec.select_route(step.name, Outcome.OK, state)

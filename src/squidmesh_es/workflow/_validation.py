@@ -39,7 +39,7 @@ _CUSTOM: Final = frozenset({StepKind.CUSTOM})
 _ANY_KIND: Final = frozenset(StepKind)
 _OPTION_KINDS: Final[dict[str, tuple[str, frozenset[StepKind]]]] = {
     # StepSpec attribute: (key in the spec form, kinds it applies to)
-    "input": ("input", _CUSTOM),
+    "input": ("input", _ANY_KIND),
     "output": ("output", frozenset({StepKind.CUSTOM, StepKind.APPROVAL})),
     "after": ("after", _ANY_KIND),
     "retry": ("retry", _CUSTOM),
