@@ -109,12 +109,14 @@ def apply_outcome(
     now: datetime,
     output: JSONDict | None = None,
     error: JSONDict | None = None,
+    claim: JSONDict | None = None,
 ) -> Progress:
     """Apply a runnable's final outcome to the run and plan what follows it.
 
     An ok outcome stores the step's output in the context (under its output key, if any);
     the route is chosen on the state that includes it. An error outcome takes the step's
-    error route, or fails the run.
+    error route, or fails the run. ``claim`` holds the facts of the claim that produced the
+    outcome, kept in the run's history.
 
     Raises:
         RunTerminal: the run ended.
@@ -128,19 +130,21 @@ def apply_outcome(
     planned = _planned(run, key)
     step_name = str(planned["step"])
     if is_side_work(planned):
-        _apply_side_work(spec, run, key, step_name, outcome, output, error, now, progress)
+        _apply_side_work(spec, run, key, step_name, outcome, output, error, claim, now, progress)
         return progress
     step = spec.step(step_name)
     delta = step.place_output({}, output or {}) if outcome is Outcome.OK else {}
     if is_compensating(run):
         # A sibling that was in flight when the rollback began: record it, plan nothing.
-        run.apply_result(key, outcome=outcome.value, result=delta, error=error, now=now)
+        run.apply_result(
+            key, outcome=outcome.value, result=delta, error=error, claim=claim, now=now
+        )
         _continue_compensation(spec, run, now=now, progress=progress)
         return progress
     state = run_state(run.input, {**run.context, **delta, **run.start_context})
     if spec.mode is WorkflowMode.DEPENDENCY:
         run.apply_result(
-            key, outcome=outcome.value, result=delta, error=error, transition=None, now=now
+            key, outcome=outcome.value, result=delta, error=error, claim=claim, now=now
         )
         if outcome is Outcome.ERROR:
             _fail(spec, run, step_name, key, error, now=now, progress=progress)
@@ -156,6 +160,7 @@ def apply_outcome(
         result=delta,
         error=error,
         transition=route.to_dict() if route is not None else None,
+        claim=claim,
         now=now,
     )
     _follow(spec, run, step_name, key, outcome, route, error, now=now, progress=progress)
@@ -170,6 +175,7 @@ def plan_retry(
     error: JSONDict,
     visible_at: datetime,
     now: datetime,
+    claim: JSONDict | None = None,
 ) -> Runnable:
     """Record a failed try of ``key`` and plan its next try, visible from ``visible_at``.
 
@@ -199,6 +205,7 @@ def plan_retry(
         outcome=Outcome.ERROR.value,
         error=error,
         transition={"retry_runnable_key": retry.runnable_key, "retry_visible_at": visible_at},
+        claim=claim,
         now=now,
     )
     run.plan([retry], now=now)
@@ -256,6 +263,7 @@ def plan_deferral(
     reason: JSONValue,
     delay: timedelta,
     now: datetime,
+    claim: JSONDict | None = None,
 ) -> Runnable:
     """Record that ``key`` deferred itself, and plan the same step again after ``delay``.
 
@@ -291,6 +299,7 @@ def plan_deferral(
         outcome="deferred",
         error={"code": "deferred", "reason": reason},
         transition={"deferred_runnable_key": again.runnable_key, "visible_at": visible_at},
+        claim=claim,
         now=now,
     )
     run.plan([again], now=now)
@@ -421,8 +430,17 @@ def _plan_steps(
             _carry_out_builtin(spec, run, step, runnable, now=now, progress=progress)
 
 
-def carry_out_builtin(spec: WorkflowSpec, run: WorkflowRun, key: str, *, now: datetime) -> Progress:
+def carry_out_builtin(
+    spec: WorkflowSpec,
+    run: WorkflowRun,
+    key: str,
+    *,
+    now: datetime,
+    claim: JSONDict | None = None,
+) -> Progress:
     """Carry out a built-in step a worker claimed once it became visible.
+
+    ``claim`` holds the facts of that claim, kept in the run's history.
 
     Raises:
         RunTerminal: the run ended.
@@ -436,7 +454,7 @@ def carry_out_builtin(spec: WorkflowSpec, run: WorkflowRun, key: str, *, now: da
         return progress
     if is_compensating(run):
         # A wait, log or manual step that came due during a rollback: nothing follows it.
-        run.apply_result(key, outcome=Outcome.OK.value, result={}, now=now)
+        run.apply_result(key, outcome=Outcome.OK.value, result={}, claim=claim, now=now)
         _continue_compensation(spec, run, now=now, progress=progress)
         return progress
     step = spec.step(str(planned["step"]))
@@ -448,7 +466,7 @@ def carry_out_builtin(spec: WorkflowSpec, run: WorkflowRun, key: str, *, now: da
         visible_at=now,
         queue=run.queue,
     )
-    _carry_out_builtin(spec, run, step, runnable, now=now, progress=progress)
+    _carry_out_builtin(spec, run, step, runnable, now=now, progress=progress, claim=claim)
     _complete_if_done(spec, run, now=now, progress=progress)
     return progress
 
@@ -461,9 +479,10 @@ def _carry_out_builtin(
     *,
     now: datetime,
     progress: Progress,
+    claim: JSONDict | None = None,
 ) -> None:
     if step.kind in (StepKind.WAIT, StepKind.LOG):
-        _carry_out_inline(spec, run, step, runnable, now=now, progress=progress)
+        _carry_out_inline(spec, run, step, runnable, now=now, progress=progress, claim=claim)
     else:
         _pause(spec, run, step, runnable, now=now)
 
@@ -476,8 +495,9 @@ def _carry_out_inline(
     *,
     now: datetime,
     progress: Progress,
+    claim: JSONDict | None = None,
 ) -> None:
-    """Apply a wait or log step at once; a wait delays the visibility of what follows."""
+    """Apply a wait or log step; a wait delays the visibility of what follows."""
     if step.kind is StepKind.LOG:
         level = step.level.value if step.level is not None else "info"
         progress.logs.append(LogRecord(step.name, level, step.message or "", runnable.runnable_key))
@@ -486,7 +506,7 @@ def _carry_out_inline(
         follow_at = runnable.visible_at + (step.duration or timedelta(0))
     key = runnable.runnable_key
     if spec.mode is WorkflowMode.DEPENDENCY:
-        run.apply_result(key, outcome=Outcome.OK.value, result={}, now=now)
+        run.apply_result(key, outcome=Outcome.OK.value, result={}, claim=claim, now=now)
         ready = [d for d in spec.dependents_of(step.name) if _dependencies_met(spec, run, d)]
         _plan_ready(spec, run, ready, earliest=runnable.visible_at, now=now, progress=progress)
         return
@@ -497,6 +517,7 @@ def _carry_out_inline(
         outcome=Outcome.OK.value,
         result={},
         transition=route.to_dict() if route is not None else None,
+        claim=claim,
         now=now,
     )
     if route is not None and route.to != COMPLETE:
@@ -632,6 +653,7 @@ def _apply_side_work(
     outcome: Outcome,
     output: JSONDict | None,
     error: JSONDict | None,
+    claim: JSONDict | None,
     now: datetime,
     progress: Progress,
 ) -> None:
@@ -642,7 +664,7 @@ def _apply_side_work(
     """
     ok = outcome is Outcome.OK
     result = (output or {}) if ok else {}
-    run.apply_result(key, outcome=outcome.value, result=result, error=error, now=now)
+    run.apply_result(key, outcome=outcome.value, result=result, error=error, claim=claim, now=now)
     if is_compensating(run):
         _continue_compensation(spec, run, now=now, progress=progress)
     elif not ok:
