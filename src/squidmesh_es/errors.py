@@ -169,12 +169,16 @@ class RunNotFound(SquidMeshError):
 
 
 class InvalidRunId(SquidMeshError):
-    """The run id is not a UUID."""
+    """The run id is not a UUID.
+
+    The rejected value is kept out of the message and ``details``: a mistyped argument may
+    be a token, a secret or a path, and errors end up in logs.
+    """
 
     code = "invalid_run_id"
 
-    def __init__(self, run_id: object) -> None:
-        super().__init__(f"run id {str(run_id)[:64]!r} is not a UUID", run_id=str(run_id)[:64])
+    def __init__(self) -> None:
+        super().__init__("run id is not a UUID")
 
 
 class Conflict(SquidMeshError):

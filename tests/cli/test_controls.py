@@ -131,7 +131,7 @@ def test_reject_takes_the_error_route(journal: SquidMesh, database_url: str) -> 
     code, out, err = invoke(database_url, "reject", run_id, "--import", WORKFLOWS, "--actor", "bo")
 
     assert code == 0, err
-    assert out == f"run {run_id}: completed after reject_run by bo\n"
+    assert out == f"run {run_id}: running after reject_run by bo\n"  # a worker logs `declined`
     [review] = [a for a in journal.inspect_run(run_id).applied_runnables if a.step == "review"]
     assert review.outcome == "error"
     assert review.transition is not None and review.transition["to"] == "declined"

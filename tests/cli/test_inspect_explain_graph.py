@@ -264,7 +264,7 @@ def test_invalid_run_id_exits_1_with_a_message(journal: str, command: str) -> No
     code, out, err = invoke(journal, command, "not-a-uuid")
 
     assert code == 1
-    assert err == "Error: invalid_run_id: run id 'not-a-uuid' is not a UUID\n"
+    assert err == "Error: invalid_run_id: run id is not a UUID\n"
     assert "Traceback" not in out + err
 
 

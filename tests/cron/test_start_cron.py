@@ -272,6 +272,18 @@ def test_a_trigger_without_idempotency_starts_a_run_per_delivery(mesh: SquidMesh
     assert "idempotency" not in schedule and "idempotency_key" not in schedule
 
 
+def test_a_trigger_without_idempotency_records_the_signal_id_as_the_receipt_key(
+    mesh: SquidMesh,
+) -> None:
+    result = start_cron(mesh, DailyDigest, "hourly", signal_id="tick-7", now=NOW)
+    again = start_cron(mesh, DailyDigest, "hourly", signal_id="tick-7", now=NOW)
+
+    [receipt] = result.snapshot.command_history
+    assert (receipt.signal_type, receipt.idempotency_key) == ("start_cron", "tick-7")
+    assert again.run_id != result.run_id  # still a run per delivery
+    assert result.idempotency_key is None
+
+
 def test_a_trigger_without_identity_or_idempotency_still_starts(mesh: SquidMesh) -> None:
     result = start_cron(mesh, DailyDigest, "hourly", now=NOW)
 

@@ -11,9 +11,10 @@ from uuid import UUID
 import pytest
 
 from squidmesh_es import SquidMesh
-from squidmesh_es.errors import InvalidDynamicWork, RunTerminal, UnsafeReplay
+from squidmesh_es.errors import ActionNotAllowed, InvalidDynamicWork, RunTerminal, UnsafeReplay
 from squidmesh_es.runtime._execution import Finished, Settled, claim_attempts, run_claimed, settle
 from squidmesh_es.testing import ManualClock
+from squidmesh_es.workflow import ActionEntry, ActionRegistry
 
 from conftest import OpenMesh
 from spec_actions import RAN, DigestFanout, deliver, digest_registry, fanout
@@ -45,6 +46,15 @@ def refused(mesh: SquidMesh, call: Any, reason: str) -> None:
     with pytest.raises(InvalidDynamicWork) as raised:
         call()
     assert raised.value.code == "invalid_dynamic_work"
+    assert raised.value.reason == reason
+    assert journal_size(mesh) == before
+
+
+def action_refused(mesh: SquidMesh, call: Any, reason: str) -> None:
+    before = journal_size(mesh)
+    with pytest.raises(ActionNotAllowed) as raised:
+        call()
+    assert raised.value.code == "action_not_allowed"
     assert raised.value.reason == reason
     assert journal_size(mesh) == before
 
@@ -171,13 +181,32 @@ def test_with_a_registry_every_node_must_name_an_allowed_action(digest: SquidMes
     run_id = origin_applied(digest)
     proposal = fanout(run_id, deliver("chat_1", action="digest.unknown"))
 
-    refused(
+    action_refused(
         digest,
         lambda: digest.record_dynamic_work(run_id, proposal, action_registry=digest_registry()),
         "unknown_action_key",
     )
     # Without a registry the same nodes are only inspection data, and are accepted.
     assert digest.record_dynamic_work(run_id, proposal).dynamic_work
+
+
+def test_dynamic_work_naming_a_disabled_action_raises_action_not_allowed(
+    digest: SquidMesh,
+) -> None:
+    run_id = origin_applied(digest)
+    registry = ActionRegistry(
+        {"digest.deliver": ActionEntry(digest_registry().resolve("digest.deliver"), False)}
+    )
+    proposal = fanout(run_id, deliver("chat_1"))
+
+    action_refused(
+        digest,
+        lambda: digest.schedule_dynamic_work(run_id, proposal, action_registry=registry),
+        "disabled_action_key",
+    )
+    with pytest.raises(ActionNotAllowed) as raised:
+        digest.preview_dynamic_work(run_id, proposal, action_registry=registry)
+    assert raised.value.action_key == "digest.deliver"
 
 
 def test_an_ended_run_takes_no_dynamic_work(digest: SquidMesh) -> None:
@@ -248,7 +277,7 @@ def test_scheduling_needs_a_registry_and_an_applied_origin(digest: SquidMesh) ->
         lambda: digest.schedule_dynamic_work(run_id, proposal, action_registry=None),
         "missing_action_registry",
     )
-    refused(
+    action_refused(
         digest,
         lambda: digest.schedule_dynamic_work(
             run_id, fanout(run_id, {"id": "n1"}), action_registry=digest_registry()

@@ -222,3 +222,35 @@ def test_operators_see_lineage_both_ways_without_the_child_key(mesh: SquidMesh) 
     assert child.parent_run is not None and child.parent_run["run_id"] == parent_id
     assert parent.child_runs[0]["child_key"] == "[REDACTED]"
     assert child.parent_run["child_key"] == "[REDACTED]"
+
+
+class SpawnWithMetadata(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        child = ctx.start_child_run(
+            Sequential,
+            {"order_id": "c"},
+            child_key="meta-1",
+            metadata={"reason": "split shipment", "api_key": "sk-live"},
+        )
+        return Ok({"child_run_id": str(child.run_id)})
+
+
+class ParentWithMetadata(Workflow):
+    triggers = [manual("go")]
+
+    spawn = step(SpawnWithMetadata)
+    transitions = [transition(spawn, to=COMPLETE)]
+
+
+def test_a_child_parent_run_carries_the_metadata_given_at_start_child_run(
+    mesh: SquidMesh,
+) -> None:
+    parent_id = mesh.start(ParentWithMetadata).run_id
+    mesh.execute_next(owner_id="w")
+
+    [link] = mesh.get_run(parent_id).child_runs
+    child = mesh.inspect_run(link["child_run_id"])
+    assert child.parent_run is not None
+    assert child.parent_run["metadata"] == link["metadata"]
+    assert child.parent_run["metadata"]["reason"] == "split shipment"
+    assert "sk-live" not in str(child.parent_run)

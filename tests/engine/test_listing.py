@@ -24,9 +24,49 @@ class Indexed(Workflow):
     transitions = [transition(reserve, to=COMPLETE)]
 
 
-def test_list_runs_needs_attached_projections(mesh: SquidMesh) -> None:
+def test_list_runs_answers_from_the_journal_without_projections(
+    mesh: SquidMesh, clock: ManualClock
+) -> None:
+    assert mesh.list_runs() == []
+    first = mesh.start(Indexed, {"order_id": "A-1"}).run_id
+    clock.advance(timedelta(seconds=1))
+    second = mesh.start(Indexed, {"order_id": "B-2"}).run_id
+    clock.advance(timedelta(seconds=1))
+    held = mesh.start(Held, {"order_id": "C-3"}, queue="manual").run_id
+    mesh.drain(owner_id="w")
+    mesh.drain(owner_id="w", queue="manual")
+
+    listed = mesh.list_runs()
+
+    assert [r.run_id for r in listed] == [held, second, first]
+    assert [r.run_id for r in mesh.list_runs(workflow=Indexed, limit=1)] == [second]
+    assert [r.run_id for r in mesh.list_runs(status="paused")] == [held]
+    assert [r.run_id for r in mesh.list_runs(queue="manual")] == [held]
+    assert [r.run_id for r in mesh.list_runs(status="completed", trigger="go")] == [second, first]
+    assert listed[0].deadline is not None and listed[0].deadline.status == "on_time"
+
+
+def test_list_runs_from_the_journal_agrees_with_the_catalog(mesh: SquidMesh) -> None:
+    mesh.start(Indexed, {"order_id": "A-1"})
+    mesh.start(Held, {"order_id": "B-2"})
+    mesh.drain(owner_id="w")
+    from_journal = mesh.list_runs()
+
+    with Projections.attach(mesh):
+        from_catalog = mesh.list_runs()
+
+    assert [(r.run_id, r.status, r.terminal_status) for r in from_journal] == [
+        (r.run_id, r.status, r.terminal_status) for r in from_catalog
+    ]
+
+
+def test_without_projections_catalog_only_filters_are_refused(mesh: SquidMesh) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        mesh.list_runs(index={"order_id": "A-1"})
+
+    assert refused.value.option == "index"
     with pytest.raises(InvalidArgument):
-        mesh.list_runs()
+        mesh.list_runs(status="sleeping")
 
 
 def test_list_runs_reads_the_catalog_newest_first_and_by_index_key(

@@ -58,11 +58,31 @@ def test_reject_takes_the_error_route(mesh: SquidMesh) -> None:
 
     snap = mesh.reject(run_id, actor="ana", comment="no")
 
-    assert snap.terminal_status == "completed"  # the error route logs and completes
+    assert [a.step for a in snap.visible_attempts] == ["notify_rejection"]  # a log step
+    assert mesh.drain(owner_id="w") == 1
+    assert mesh.inspect_run(run_id).terminal_status == "completed"
     assert "Refund" not in [name for name, _ in CALLS]
     run = mesh.get_run(run_id)
     [review] = [a for a in run.applied.values() if a["step"] == "review"]
     assert review["outcome"] == "error" and review["error"]["decision"] == "rejected"
+
+
+def test_reject_puts_the_decision_in_the_context_as_approve_does(mesh: SquidMesh) -> None:
+    run_id = paused_run(mesh, Approved)
+
+    mesh.reject(run_id, actor="ana", comment="too much", metadata={"ticket": "T-2"})
+    mesh.drain(owner_id="w")
+
+    final = mesh.inspect_run(run_id)
+    assert final.terminal_status == "completed"
+    review = final.context["review"]
+    assert (review["decision"], review["actor"], review["comment"], review["metadata"]) == (
+        "rejected",
+        "ana",
+        "too much",
+        {"ticket": "T-2"},
+    )
+    assert review["decided_at"] == final.command_history[-1].occurred_at.isoformat()
 
 
 def test_resume_continues_a_pause(mesh: SquidMesh) -> None:

@@ -156,6 +156,17 @@ def test_a_refused_action_refuses_the_start(
     assert nothing_written(mesh)
 
 
+def test_a_class_reference_in_a_runtime_spec_refuses_the_start(mesh: SquidMesh) -> None:
+    spec = reminder_spec()
+    spec["steps"][0] = {**spec["steps"][0], "action": None, "ref": "billing.steps:Load"}
+
+    with pytest.raises(WorkflowValidationError) as raised:
+        mesh.start_spec(spec, {"invoice_id": "inv-9"}, action_registry=registry())
+
+    assert [issue.code for issue in raised.value.issues] == ["missing_action_key"]
+    assert nothing_written(mesh)
+
+
 def test_an_invalid_spec_or_payload_writes_nothing(open_mesh: OpenMesh) -> None:
     mesh = open_mesh(action_registry=registry())
     broken = reminder_spec(transitions=[{"from": "load", "on": "ok", "to": "nowhere"}])

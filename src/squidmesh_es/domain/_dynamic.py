@@ -19,7 +19,7 @@ from squidmesh_es.domain._compensation import COMPENSATE_PREFIX, is_compensating
 from squidmesh_es.domain._journal import JSONDict
 from squidmesh_es.domain._keys import runnable_key
 from squidmesh_es.domain._run import Runnable, WorkflowRun
-from squidmesh_es.errors import InvalidDynamicWork, RunTerminal
+from squidmesh_es.errors import ActionNotAllowed, InvalidDynamicWork, RunTerminal
 from squidmesh_es.redaction import redact_json as redact_metadata
 from squidmesh_es.workflow import ActionRegistry, WorkflowSpec, is_json_value
 
@@ -127,6 +127,8 @@ def check_proposal(
     Raises:
         RunTerminal: the run ended; it takes no new work.
         InvalidDynamicWork: a rule is broken; ``reason`` says which.
+        ActionNotAllowed: under a registry, a node names an action it refuses (missing,
+            unknown, disabled...); ``reason`` says which.
     """
     if run.is_terminal:
         raise RunTerminal(run.run_id, run.terminal_status)
@@ -341,8 +343,8 @@ def _check_actions(
             )
         return
     for node in proposal.nodes:
-        reason = registry.refusal(node.get("action"))
+        action = node.get("action")
+        reason = registry.refusal(action)
         if reason is not None:
-            raise InvalidDynamicWork(
-                reason, f"node {node['id']!r} names an action the registry refuses"
-            )
+            # The refusal starting such an action meets anywhere else (ActionRegistry.resolve).
+            raise ActionNotAllowed(action if isinstance(action, str) else "", reason)

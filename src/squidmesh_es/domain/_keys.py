@@ -60,4 +60,4 @@ def parse_run_id(run_id: UUID | str) -> UUID:
     try:
         return UUID(str(run_id))
     except (ValueError, AttributeError, TypeError):
-        raise InvalidRunId(run_id) from None
+        raise InvalidRunId() from None

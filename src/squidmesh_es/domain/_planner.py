@@ -5,9 +5,10 @@ pending events of that run, and returns what the caller must do outside the run:
 runnables to schedule on the dispatch queue, which log records to write once the commit
 stands, and whether the run ended (so the queue can fence its leftover attempts).
 
-Built-in steps need no worker. A wait step is applied as soon as it is planned and makes its
-successors visible ``duration`` later; a log step is applied at once and its record is
-written after the commit; pause and approval steps stop the run at a manual boundary.
+Built-in steps run no user code. A wait step is applied as soon as it is planned and makes
+its successors visible ``duration`` later; a log step is dispatched like a worker step, so a
+worker claims it, writes its record after the commit that completes it, and it shows in
+history as an attempt; pause and approval steps stop the run at a manual boundary.
 
 A step that fails for good with no error route fails the run, unless completed steps
 declare compensations: then the run rolls back first (`squidmesh_es.domain._compensation`).
@@ -59,6 +60,11 @@ __all__ = [
 ]
 
 
+_DISPATCHED = frozenset({StepKind.CUSTOM, StepKind.LOG})
+"""Step kinds a worker claims as attempts: a log line comes from the worker, after the
+commit that completes its step, like any other step's effect."""
+
+
 @dataclass(frozen=True, slots=True)
 class LogRecord:
     """A log step's record, written through `logging` once the commit holding it stands."""
@@ -103,12 +109,14 @@ def apply_outcome(
     now: datetime,
     output: JSONDict | None = None,
     error: JSONDict | None = None,
+    claim: JSONDict | None = None,
 ) -> Progress:
     """Apply a runnable's final outcome to the run and plan what follows it.
 
     An ok outcome stores the step's output in the context (under its output key, if any);
     the route is chosen on the state that includes it. An error outcome takes the step's
-    error route, or fails the run.
+    error route, or fails the run. ``claim`` holds the facts of the claim that produced the
+    outcome, kept in the run's history.
 
     Raises:
         RunTerminal: the run ended.
@@ -122,25 +130,27 @@ def apply_outcome(
     planned = _planned(run, key)
     step_name = str(planned["step"])
     if is_side_work(planned):
-        _apply_side_work(spec, run, key, step_name, outcome, output, error, now, progress)
+        _apply_side_work(spec, run, key, step_name, outcome, output, error, claim, now, progress)
         return progress
     step = spec.step(step_name)
     delta = step.place_output({}, output or {}) if outcome is Outcome.OK else {}
     if is_compensating(run):
         # A sibling that was in flight when the rollback began: record it, plan nothing.
-        run.apply_result(key, outcome=outcome.value, result=delta, error=error, now=now)
+        run.apply_result(
+            key, outcome=outcome.value, result=delta, error=error, claim=claim, now=now
+        )
         _continue_compensation(spec, run, now=now, progress=progress)
         return progress
     state = run_state(run.input, {**run.context, **delta, **run.start_context})
     if spec.mode is WorkflowMode.DEPENDENCY:
         run.apply_result(
-            key, outcome=outcome.value, result=delta, error=error, transition=None, now=now
+            key, outcome=outcome.value, result=delta, error=error, claim=claim, now=now
         )
         if outcome is Outcome.ERROR:
             _fail(spec, run, step_name, key, error, now=now, progress=progress)
             return progress
         ready = [d for d in spec.dependents_of(step_name) if _dependencies_met(spec, run, d)]
-        _plan_steps(spec, run, ready, visible_at=now, now=now, progress=progress)
+        _plan_ready(spec, run, ready, earliest=now, now=now, progress=progress)
         _complete_if_done(spec, run, now=now, progress=progress)
         return progress
     route = spec.select_route(step_name, outcome, state)
@@ -150,6 +160,7 @@ def apply_outcome(
         result=delta,
         error=error,
         transition=route.to_dict() if route is not None else None,
+        claim=claim,
         now=now,
     )
     _follow(spec, run, step_name, key, outcome, route, error, now=now, progress=progress)
@@ -164,6 +175,7 @@ def plan_retry(
     error: JSONDict,
     visible_at: datetime,
     now: datetime,
+    claim: JSONDict | None = None,
 ) -> Runnable:
     """Record a failed try of ``key`` and plan its next try, visible from ``visible_at``.
 
@@ -193,6 +205,7 @@ def plan_retry(
         outcome=Outcome.ERROR.value,
         error=error,
         transition={"retry_runnable_key": retry.runnable_key, "retry_visible_at": visible_at},
+        claim=claim,
         now=now,
     )
     run.plan([retry], now=now)
@@ -220,7 +233,7 @@ def resolve_boundary(
     key = str(metadata["runnable_key"])
     step_name = str(boundary["step"])
     step = spec.step(step_name)
-    delta = step.place_output({}, output or {}) if outcome is Outcome.OK else {}
+    delta = step.place_output({}, output or {})  # a rejection's decision is kept too
     routes = metadata.get("routes") or {}
     persisted = routes.get(outcome.value)
     if is_compensating(run):
@@ -250,6 +263,7 @@ def plan_deferral(
     reason: JSONValue,
     delay: timedelta,
     now: datetime,
+    claim: JSONDict | None = None,
 ) -> Runnable:
     """Record that ``key`` deferred itself, and plan the same step again after ``delay``.
 
@@ -285,6 +299,7 @@ def plan_deferral(
         outcome="deferred",
         error={"code": "deferred", "reason": reason},
         transition={"deferred_runnable_key": again.runnable_key, "visible_at": visible_at},
+        claim=claim,
         now=now,
     )
     run.plan([again], now=now)
@@ -327,6 +342,42 @@ def _dependencies_met(spec: WorkflowSpec, run: WorkflowRun, step: str) -> bool:
     return step not in planned and all(d in done for d in spec.dependencies_of(step))
 
 
+def _plan_ready(
+    spec: WorkflowSpec,
+    run: WorkflowRun,
+    steps: list[str],
+    *,
+    earliest: datetime,
+    now: datetime,
+    progress: Progress,
+) -> None:
+    """Plan dependents whose prerequisites all completed, each when its waits allow.
+
+    A wait among a step's prerequisites makes it visible ``duration`` after the wait
+    completed, even when another prerequisite completed later (as Squid Mesh anchors it);
+    never before ``earliest``.
+    """
+    by_time: dict[datetime, list[str]] = {}
+    for name in steps:
+        by_time.setdefault(_visible_after_waits(spec, run, name, earliest), []).append(name)
+    for visible_at, names in sorted(by_time.items()):
+        if run.is_terminal:
+            return
+        _plan_steps(spec, run, names, visible_at=visible_at, now=now, progress=progress)
+
+
+def _visible_after_waits(
+    spec: WorkflowSpec, run: WorkflowRun, step: str, earliest: datetime
+) -> datetime:
+    visible_at = earliest
+    waits = {d for d in spec.dependencies_of(step) if spec.step(d).kind is StepKind.WAIT}
+    for applied in run.applied.values():
+        if applied["step"] in waits and applied["outcome"] == Outcome.OK.value:
+            duration = spec.step(str(applied["step"])).duration or timedelta(0)
+            visible_at = max(visible_at, applied["applied_at"] + duration)
+    return visible_at
+
+
 def _complete_if_done(
     spec: WorkflowSpec, run: WorkflowRun, *, now: datetime, progress: Progress
 ) -> None:
@@ -349,7 +400,10 @@ def _plan_steps(
     now: datetime,
     progress: Progress,
 ) -> None:
-    """Plan ``steps``; built-ins are carried out on the spot, which may plan their successors."""
+    """Plan ``steps``; waits and manual steps due now are carried out on the spot.
+
+    Carrying out a wait may plan its successors. Worker steps and log steps go to the queue.
+    """
     state = run_state(run.input, run.context)
     planned: list[tuple[StepSpec, Runnable]] = []
     for name in steps:
@@ -369,15 +423,24 @@ def _plan_steps(
     for step, runnable in planned:
         if run.is_terminal:
             return
-        if step.kind is StepKind.CUSTOM or runnable.visible_at > now:
-            # Worker steps, and built-ins that a wait made future, go through the queue.
+        if step.kind in _DISPATCHED or runnable.visible_at > now:
+            # Worker and log steps, and built-ins that a wait made future, go through the queue.
             progress.to_schedule.append(runnable)
         else:
             _carry_out_builtin(spec, run, step, runnable, now=now, progress=progress)
 
 
-def carry_out_builtin(spec: WorkflowSpec, run: WorkflowRun, key: str, *, now: datetime) -> Progress:
+def carry_out_builtin(
+    spec: WorkflowSpec,
+    run: WorkflowRun,
+    key: str,
+    *,
+    now: datetime,
+    claim: JSONDict | None = None,
+) -> Progress:
     """Carry out a built-in step a worker claimed once it became visible.
+
+    ``claim`` holds the facts of that claim, kept in the run's history.
 
     Raises:
         RunTerminal: the run ended.
@@ -391,7 +454,7 @@ def carry_out_builtin(spec: WorkflowSpec, run: WorkflowRun, key: str, *, now: da
         return progress
     if is_compensating(run):
         # A wait, log or manual step that came due during a rollback: nothing follows it.
-        run.apply_result(key, outcome=Outcome.OK.value, result={}, now=now)
+        run.apply_result(key, outcome=Outcome.OK.value, result={}, claim=claim, now=now)
         _continue_compensation(spec, run, now=now, progress=progress)
         return progress
     step = spec.step(str(planned["step"]))
@@ -403,7 +466,7 @@ def carry_out_builtin(spec: WorkflowSpec, run: WorkflowRun, key: str, *, now: da
         visible_at=now,
         queue=run.queue,
     )
-    _carry_out_builtin(spec, run, step, runnable, now=now, progress=progress)
+    _carry_out_builtin(spec, run, step, runnable, now=now, progress=progress, claim=claim)
     _complete_if_done(spec, run, now=now, progress=progress)
     return progress
 
@@ -416,9 +479,10 @@ def _carry_out_builtin(
     *,
     now: datetime,
     progress: Progress,
+    claim: JSONDict | None = None,
 ) -> None:
     if step.kind in (StepKind.WAIT, StepKind.LOG):
-        _carry_out_inline(spec, run, step, runnable, now=now, progress=progress)
+        _carry_out_inline(spec, run, step, runnable, now=now, progress=progress, claim=claim)
     else:
         _pause(spec, run, step, runnable, now=now)
 
@@ -431,8 +495,9 @@ def _carry_out_inline(
     *,
     now: datetime,
     progress: Progress,
+    claim: JSONDict | None = None,
 ) -> None:
-    """Apply a wait or log step at once; a wait delays the visibility of what follows."""
+    """Apply a wait or log step; a wait delays the visibility of what follows."""
     if step.kind is StepKind.LOG:
         level = step.level.value if step.level is not None else "info"
         progress.logs.append(LogRecord(step.name, level, step.message or "", runnable.runnable_key))
@@ -441,9 +506,9 @@ def _carry_out_inline(
         follow_at = runnable.visible_at + (step.duration or timedelta(0))
     key = runnable.runnable_key
     if spec.mode is WorkflowMode.DEPENDENCY:
-        run.apply_result(key, outcome=Outcome.OK.value, result={}, now=now)
+        run.apply_result(key, outcome=Outcome.OK.value, result={}, claim=claim, now=now)
         ready = [d for d in spec.dependents_of(step.name) if _dependencies_met(spec, run, d)]
-        _plan_steps(spec, run, ready, visible_at=follow_at, now=now, progress=progress)
+        _plan_ready(spec, run, ready, earliest=runnable.visible_at, now=now, progress=progress)
         return
     state = run_state(run.input, run.context)
     route = spec.select_route(step.name, Outcome.OK, state)
@@ -452,6 +517,7 @@ def _carry_out_inline(
         outcome=Outcome.OK.value,
         result={},
         transition=route.to_dict() if route is not None else None,
+        claim=claim,
         now=now,
     )
     if route is not None and route.to != COMPLETE:
@@ -587,6 +653,7 @@ def _apply_side_work(
     outcome: Outcome,
     output: JSONDict | None,
     error: JSONDict | None,
+    claim: JSONDict | None,
     now: datetime,
     progress: Progress,
 ) -> None:
@@ -597,7 +664,7 @@ def _apply_side_work(
     """
     ok = outcome is Outcome.OK
     result = (output or {}) if ok else {}
-    run.apply_result(key, outcome=outcome.value, result=result, error=error, now=now)
+    run.apply_result(key, outcome=outcome.value, result=result, error=error, claim=claim, now=now)
     if is_compensating(run):
         _continue_compensation(spec, run, now=now, progress=progress)
     elif not ok:

@@ -229,14 +229,22 @@ class WorkflowRun(AnomalyLog, Aggregate):
             run.refresh_status()
 
     class RunnableApplied(ToleratedEvent, Event):
-        """A durable attempt result was applied to the run, with the route it selected."""
+        """A durable attempt result was applied to the run, with the route it selected.
+
+        ``claim`` holds the facts of the claim that produced the result, for the run's own
+        audit trail: ``claim_id``, ``owner_id``, ``lease_until``, ``finished_at`` and the
+        worker's ``outcome``; ``None`` for results no worker claimed (manual decisions,
+        inline built-ins) and in events written before it existed.
+        """
 
         TOPIC = "squidmesh.WorkflowRun.RunnableApplied"
+        REQUIRED = ("runnable_key", "outcome", "result", "error", "transition")
         runnable_key: str
         outcome: str
         result: JSONDict | None
         error: JSONDict | None
         transition: JSONDict | None
+        claim: JSONDict | None = None
 
         def evolve(self, run: WorkflowRun) -> None:
             key = self.runnable_key
@@ -253,6 +261,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
                     "error": self.error,
                     "transition": self.transition,
                     "applied_at": self.timestamp,
+                    "claim": self.claim,
                 }
                 run.refresh_status()
 
@@ -446,10 +455,14 @@ class WorkflowRun(AnomalyLog, Aggregate):
 
     @property
     def context(self) -> JSONDict:
-        """Applied ok results merged in application order, then the start context on top."""
+        """Applied results merged in application order, then the start context on top.
+
+        Ok outcomes carry a step's output; of the error outcomes only a rejected approval
+        carries one (the decision), the others an empty result.
+        """
         merged: JSONDict = {}
         for applied in self.applied.values():
-            if applied["outcome"] == "ok" and isinstance(applied["result"], dict):
+            if isinstance(applied["result"], dict):
                 merged.update(applied["result"])
         merged.update(self.start_context)
         return merged
@@ -579,8 +592,12 @@ class WorkflowRun(AnomalyLog, Aggregate):
         result: JSONDict | None = None,
         error: JSONDict | None = None,
         transition: JSONDict | None = None,
+        claim: JSONDict | None = None,
     ) -> bool:
         """Apply a durable attempt result; returns False when it was already applied.
+
+        ``claim`` records who produced the result under which claim (see `RunnableApplied`),
+        so the run's history keeps it after the queue forgets the attempt.
 
         Raises:
             RunTerminal: the run ended.
@@ -600,6 +617,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
             result=result,
             error=error,
             transition=transition,
+            claim=claim,
             timestamp=now,
         )
         return True

@@ -94,7 +94,7 @@ def list_runs(
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidArgument("limit", f"must be an integer from 1 to {MAX_LIMIT}")
     if status is not None and status not in {s.value for s in SnapshotStatus}:
-        raise InvalidArgument("status", f"{status!r} is not a run status")
+        raise InvalidArgument("status", "is not a run status")
     keys: list[tuple[str, str]] = []
     if idempotency_key is not None:
         keys.append(("idempotency_key", idempotency_key))

@@ -18,7 +18,10 @@ from squidmesh_es.read_model._redaction import (
 )
 from squidmesh_es.read_model._snapshot import (
     AppliedRunnable,
+    AttemptHistoryStatus,
+    AttemptRecord,
     AttemptView,
+    ClaimRecord,
     CommandRecord,
     ManualState,
     RunnableView,
@@ -43,7 +46,10 @@ __all__ = [
     "OPERATOR_KEYS",
     "SUMMARY_ANOMALY_KEYS",
     "AppliedRunnable",
+    "AttemptHistoryStatus",
+    "AttemptRecord",
     "AttemptView",
+    "ClaimRecord",
     "CommandRecord",
     "CompensationView",
     "DeadlineStatus",

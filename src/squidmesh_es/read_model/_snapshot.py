@@ -23,7 +23,10 @@ from squidmesh_es.workflow import WorkflowSpec
 
 __all__ = [
     "AppliedRunnable",
+    "AttemptHistoryStatus",
+    "AttemptRecord",
     "AttemptView",
+    "ClaimRecord",
     "CommandRecord",
     "ManualState",
     "RunSnapshot",
@@ -121,11 +124,49 @@ class AppliedRunnable(ReadModel):
     result: JsonMap | None = None
 
 
-class CommandRecord(ReadModel):
-    """A command receipt from the run's audit trail.
+class ClaimRecord(ReadModel):
+    """The claim that produced a result, as the run recorded it when applying the result."""
 
-    ``payload``, ``metadata`` and ``comment`` are filled only with ``include_history``;
-    ``payload_digest`` always is, so duplicates can be told apart without the payload.
+    claim_id: str
+    owner_id: str
+    lease_until: datetime | None = None
+    """The lease the claim was granted."""
+    finished_at: datetime | None = None
+    """When the worker's outcome was recorded."""
+    outcome: str | None = None
+    """The worker's outcome: ``ok``, ``error``, ``retry``, ``defer`` or
+    ``definition_mismatch``."""
+
+
+AttemptHistoryStatus = Literal["applied", "pending", "fenced"]
+"""``applied``: the run applied its result; ``pending``: no result yet on a live run;
+``fenced``: the run ended (cancelled, failed) before a result, so it never will have one."""
+
+
+class AttemptRecord(ReadModel):
+    """One attempt the run planned, from the run's own journal: it outlives the queue's copy.
+
+    ``claim`` is set for results a worker produced under a claim; ``None`` for attempts no
+    worker finished (and for results applied by builds that did not record claims).
+    """
+
+    runnable_key: str
+    step: str
+    attempt_number: int
+    visible_at: datetime
+    status: AttemptHistoryStatus
+    outcome: str | None = None
+    """The applied outcome (``ok``, ``error``, ``deferred``), when applied."""
+    applied_at: datetime | None = None
+    claim: ClaimRecord | None = None
+
+
+class CommandRecord(ReadModel):
+    """A command receipt from the run's audit trail, as recorded (metadata redacted on write).
+
+    Every snapshot carries the receipts whole, so a caller sees what it just recorded;
+    ``payload_digest`` tells duplicates apart at a glance. Hosts showing snapshots to anyone
+    else apply `redact`, which hides payload, metadata and comment below the auditor scope.
     """
 
     signal_type: str
@@ -194,6 +235,9 @@ class RunSnapshot(ReadModel):
     so it means the journals disagree (reason ``waiting_for_dispatch``)."""
     manual_state: ManualState | None
     command_history: list[CommandRecord]
+    attempt_history: list[AttemptRecord] = []
+    """Every attempt the run planned, with its result and claim, filled with
+    ``include_history``: the audit trail of who ran what and when, kept by the run itself."""
     parent_run: JsonMap | None
     child_runs: list[JsonMap]
     dynamic_work: list[JsonMap]
@@ -248,7 +292,7 @@ def build_run_snapshot(
         now: the time visibility, leases and deadlines are evaluated at.
         spec: the run's definition, when loadable; only its fingerprint is read, to tell
             whether the run still matches the code (``definition_matches``).
-        include_history: fill applied results and full command receipts.
+        include_history: fill applied results and the attempt history.
         queue_version: the queue aggregate's version, for ``thread_revisions``.
         queue_anomalies: the queue's anomalies; those naming this run are included.
 
@@ -325,7 +369,8 @@ def build_run_snapshot(
         pending_dispatches=pending_dispatches,
         pending_results=pending_results,
         manual_state=manual,
-        command_history=[_command(c, include_history) for c in run.command_history],
+        command_history=[_command(c) for c in run.command_history],
+        attempt_history=_attempt_history(run) if include_history else [],
         parent_run=parent if isinstance(parent, dict) else None,
         child_runs=[to_json_map(c) for c in run.child_runs],
         dynamic_work=[to_json_map(w) for w in run.dynamic_work],
@@ -333,9 +378,7 @@ def build_run_snapshot(
         deadlines=deadlines,
         definition_version=run.definition_version,
         definition_fingerprint=run.definition_fingerprint,
-        definition_matches=(
-            None if spec is None else spec.fingerprint == run.definition_fingerprint
-        ),
+        definition_matches=(None if spec is None else spec.matches(run.definition_fingerprint)),
         definition_source="runtime_spec" if run.spec is not None else "workflow",
         compensation=build_compensation_view(planned, applied, terminal=terminal),
         replayed_from_run_id=run.replayed_from_run_id,
@@ -431,7 +474,31 @@ def _applied(run: WorkflowRun, include_history: bool) -> list[AppliedRunnable]:
     return records
 
 
-def _command(command: JSONDict, include_history: bool) -> CommandRecord:
+def _attempt_history(run: WorkflowRun) -> list[AttemptRecord]:
+    records = []
+    for key, planned in run.planned.items():
+        applied = run.applied.get(key)
+        claim = applied.get("claim") if applied is not None else None
+        if applied is not None:
+            status: AttemptHistoryStatus = "applied"
+        else:
+            status = "fenced" if run.is_terminal else "pending"
+        records.append(
+            AttemptRecord(
+                runnable_key=key,
+                step=str(planned["step"]),
+                attempt_number=int(planned.get("attempt_number", 1)),
+                visible_at=planned["visible_at"],
+                status=status,
+                outcome=str(applied["outcome"]) if applied is not None else None,
+                applied_at=applied.get("applied_at") if applied is not None else None,
+                claim=ClaimRecord.model_validate(claim) if isinstance(claim, dict) else None,
+            )
+        )
+    return records
+
+
+def _command(command: JSONDict) -> CommandRecord:
     payload = to_json_map(command.get("payload"))
     comment = command.get("comment")
     return CommandRecord(
@@ -440,9 +507,9 @@ def _command(command: JSONDict, include_history: bool) -> CommandRecord:
         actor=command.get("actor"),
         occurred_at=command.get("occurred_at"),
         payload_digest=json_digest(payload),
-        payload=payload if include_history else None,
-        metadata=to_json_map(command.get("metadata")) if include_history else None,
-        comment=comment if include_history and isinstance(comment, str) else None,
+        payload=payload,
+        metadata=to_json_map(command.get("metadata")),
+        comment=comment if isinstance(comment, str) else None,
     )
 
 

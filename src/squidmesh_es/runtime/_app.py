@@ -72,6 +72,7 @@ from squidmesh_es.runtime._execution import (
     run_claimed,
     settle,
 )
+from squidmesh_es.runtime._journal_listing import list_runs_from_journal
 from squidmesh_es.runtime._lineage import start_child
 from squidmesh_es.runtime._mapper import JournalMapper
 from squidmesh_es.runtime._notifier import DispatchNotifier, ScheduledAttempt
@@ -329,14 +330,14 @@ class SquidMesh(Application[UUID]):
             InvalidArgument: the queue name is invalid.
             CorruptedEvent: a stored event of the queue cannot be decoded.
         """
-        name = name or self.default_queue
+        name = self.default_queue if name is None else name
         qid = queue_id(name)
         try:
             queue: Any = self._load(qid)
         except AggregateNotFoundError:
             return DispatchQueue.open(name, now=self.now(now))
         if not isinstance(queue, DispatchQueue):
-            raise InvalidArgument("queue", f"{name!r} does not name a dispatch queue")
+            raise InvalidArgument("queue", "does not name a dispatch queue")
         return queue
 
     # -- workflows ------------------------------------------------------------------------
@@ -533,7 +534,7 @@ class SquidMesh(Application[UUID]):
         check_owner(owner_id)
         check_lease(lease_for)
         check_heartbeat(heartbeat_interval, lease_for)
-        queue_name = queue or self.default_queue
+        queue_name = self.default_queue if queue is None else queue
         claims = claim_attempts(
             self,
             queue_name,
@@ -853,6 +854,7 @@ class SquidMesh(Application[UUID]):
             RunNotFound, InvalidRunId: no such run.
             RunTerminal: the run ended.
             InvalidDynamicWork: a rule is broken; ``reason`` says which.
+            ActionNotAllowed: with ``action_registry``, a node names an action it refuses.
             DefinitionMismatch: the run's definition is not the one this process holds.
         """
         return preview_dynamic_work(
@@ -896,6 +898,7 @@ class SquidMesh(Application[UUID]):
 
         Raises:
             InvalidDynamicWork: a rule is broken (``missing_action_registry`` without one).
+            ActionNotAllowed: a node names an action the registry refuses.
             RunNotFound, InvalidRunId, RunTerminal, DefinitionMismatch: nothing is written.
         """
         at = self.now(now)
@@ -982,24 +985,28 @@ class SquidMesh(Application[UUID]):
         limit: int = 50,
         **filters: Any,
     ) -> list[RunSummary]:
-        """Runs from the catalog projection, newest first, without scanning events.
+        """Runs newest first: from the catalog projection when attached, else from the journal.
 
-        The projections catch up first, so a run this process just started is listed.
-        Filters besides ``workflow`` and ``status`` (``queue``, ``trigger``,
-        ``parent_run_id``, ``idempotency_key``, ``schedule_key``, ``schedule_signal_id``,
-        ``index``) and the ``after`` cursor are those of
-        ``squidmesh_es.projections.list_runs``, described in ``docs/projections.md``. Deadline
-        statuses are evaluated at ``now`` (default: the runtime's clock), not when the row
-        was written.
+        With projections attached (``Projections.attach(mesh)``) they catch up first, so a
+        run this process just started is listed, and no events are scanned. Filters besides
+        ``workflow`` and ``status`` (``queue``, ``trigger``, ``parent_run_id``,
+        ``idempotency_key``, ``schedule_key``, ``schedule_signal_id``, ``index``) and the
+        ``after`` cursor are those of ``squidmesh_es.projections.list_runs``, described in
+        ``docs/projections.md``. Without projections the journal answers ``workflow``,
+        ``status``, ``queue``, ``trigger`` and ``parent_run_id``, reading every run start
+        on each call (fine for small journals). Deadline statuses are evaluated at ``now``
+        (default: the runtime's clock), not when the row was written.
 
         Raises:
-            InvalidArgument: no projections are attached (``Projections.attach(mesh)``).
+            InvalidArgument: a bad filter value, or, without projections, a filter only the
+                catalog answers.
         """
-        if self._projections is None:
-            raise InvalidArgument(
-                "projections", "attach them first: squidmesh_es.projections.Projections.attach"
-            )
         filters["now"] = self.now(filters.get("now"))
+        if self._projections is None:
+            now = filters.pop("now")
+            return list_runs_from_journal(
+                self, workflow=workflow, status=status, limit=limit, now=now, filters=filters
+            )
         self._projections.after_command()
         return list(
             self._projections.list_runs(workflow=workflow, status=status, limit=limit, **filters)

@@ -130,8 +130,9 @@ def resolve_manual_run(
     """Resume, approve or reject the boundary the run is paused at, and continue the run.
 
     The receipt, the resolution, the boundary's result and what follows it (successor
-    attempts, or the run's end) commit together. An approval's decision lands in the run
-    context under the step's output key; a rejection takes the step's error route.
+    attempts, or the run's end) commit together. An approval's decision, approved or
+    rejected, lands in the run context under the step's output key; a rejection then takes
+    the step's error route, whose step can read who rejected and why.
 
     Raises:
         RunNotFound, InvalidRunId: no such run.
@@ -218,7 +219,7 @@ def decide_manual(
         run,
         boundary,
         outcome=Outcome.ERROR if rejected else Outcome.OK,
-        output=None if rejected or action is ManualAction.RESUMED else decision,
+        output=None if action is ManualAction.RESUMED else decision,
         error={"code": "rejected", **decision} if rejected else None,
         now=now,
     )

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict
 
@@ -217,8 +217,9 @@ def start_cron(
     the first run. Without any key, every delivery starts a run.
 
     The receipt is a ``start_cron`` command on the run: the signal id in its payload,
-    ``metadata`` as the caller's metadata. Everything is checked before anything is
-    written.
+    ``metadata`` as the caller's metadata, and as its idempotency key the schedule key, or
+    on a trigger without idempotency the signal id (which then fixes no run id).
+    Everything is checked before anything is written.
 
     Raises:
         InvalidTrigger: no such trigger, or it is not a cron trigger.
@@ -266,9 +267,9 @@ def start_cron(
         workflow,
         payload or {},
         trigger=spec.name,
-        run_id=schedule_run_id(workflow.name, spec.name, key) if key is not None else None,
+        run_id=schedule_run_id(workflow.name, spec.name, key) if key is not None else uuid4(),
         queue=queue,
-        idempotency_key=key,
+        idempotency_key=key if key is not None else sid,  # the receipt's key, as upstream
         metadata=metadata,
         context={"schedule": schedule},
         signal_type="start_cron",

@@ -29,7 +29,7 @@ class RunDefinition:
 
     def mismatch(self, run: WorkflowRun) -> DefinitionMismatch | None:
         """The refusal for ``run`` when it was started under another definition, else None."""
-        if run.definition_fingerprint == self.spec.fingerprint:
+        if self.spec.matches(run.definition_fingerprint):
             return None
         return DefinitionMismatch(
             run.run_id,

@@ -392,7 +392,11 @@ def settle(
 def _decide(
     mesh: SquidMesh, queue: DispatchQueue, run: WorkflowRun, item: Finished, *, now: datetime
 ) -> Progress:
-    """Record one outcome on the queue and apply it to the run; raises before any write."""
+    """Record one outcome on the queue and apply it to the run; raises before any write.
+
+    The run keeps the claim's facts with the result (who, under which claim, leased until
+    when, finished when, with which outcome): its history no longer needs the queue.
+    """
     claim = item.claim
     key = claim.key
     if run.is_terminal:
@@ -400,11 +404,18 @@ def _decide(
     if key not in run.planned:
         raise UnknownAttempt(runnable_key=key)
     cid, token_hash = claim.claim_id, claim.token_hash
+    facts: JSONDict = {
+        "claim_id": cid,
+        "owner_id": claim.owner_id,
+        "lease_until": claim.lease_until,
+        "finished_at": now,
+        "outcome": "definition_mismatch" if item.outcome is None else item.outcome.status.value,
+    }
     if item.mismatch is not None:
         error = item.mismatch.to_dict()
         queue.fail(key, error=error, claim_id=cid, claim_token_hash=token_hash, now=now)
         queue.mark_applied(key, now=now)
-        run.apply_result(key, outcome=Outcome.ERROR.value, error=error, now=now)
+        run.apply_result(key, outcome=Outcome.ERROR.value, error=error, claim=facts, now=now)
         run.end(TerminalStatus.FAILED, now=now, error={**error, "step": claim.attempt.step})
         return Progress(ended=TerminalStatus.FAILED)
     outcome = item.outcome
@@ -415,13 +426,15 @@ def _decide(
     if not definition.is_custom(planned):
         queue.complete(key, result={}, claim_id=cid, claim_token_hash=token_hash, now=now)
         queue.mark_applied(key, now=now)
-        return carry_out_builtin(spec, run, key, now=now)
+        return carry_out_builtin(spec, run, key, now=now, claim=facts)
     if outcome.status is OutcomeStatus.OK:
         queue.complete(
             key, result=outcome.output, claim_id=cid, claim_token_hash=token_hash, now=now
         )
         queue.mark_applied(key, now=now)
-        return apply_outcome(spec, run, key, outcome=Outcome.OK, output=outcome.output, now=now)
+        return apply_outcome(
+            spec, run, key, outcome=Outcome.OK, output=outcome.output, claim=facts, now=now
+        )
     if outcome.status is OutcomeStatus.DEFER:
         assert outcome.delay is not None  # run_step refuses a deferral without a delay
         queue.complete(
@@ -432,7 +445,9 @@ def _decide(
             now=now,
         )
         queue.mark_applied(key, now=now)
-        again = plan_deferral(spec, run, key, reason=outcome.reason, delay=outcome.delay, now=now)
+        again = plan_deferral(
+            spec, run, key, reason=outcome.reason, delay=outcome.delay, claim=facts, now=now
+        )
         return Progress(to_schedule=[again])
     attempt_number = claim.attempt.attempt_number
     policy = retry_policy(spec, planned)
@@ -451,13 +466,13 @@ def _decide(
             claim_token_hash=token_hash,
             now=now,
         )
-        plan_retry(spec, run, key, error=error, visible_at=visible_at, now=now)
+        plan_retry(spec, run, key, error=error, visible_at=visible_at, claim=facts, now=now)
         return Progress()  # the queue's AttemptFailed scheduled the retry itself
     if retryable and policy.max_attempts > 1:
         error = {**error, "code": "retries_exhausted"}
     queue.fail(key, error=error, claim_id=cid, claim_token_hash=token_hash, now=now)
     queue.mark_applied(key, now=now)
-    return apply_outcome(spec, run, key, outcome=Outcome.ERROR, error=error, now=now)
+    return apply_outcome(spec, run, key, outcome=Outcome.ERROR, error=error, claim=facts, now=now)
 
 
 def _error(outcome: StepOutcome, attempt: int, *, retryable: bool) -> JSONDict:

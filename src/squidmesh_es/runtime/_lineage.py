@@ -14,6 +14,7 @@ from squidmesh_es.errors import (
     StaleClaim,
     UnsafeReplay,
 )
+from squidmesh_es.redaction import redact_json
 from squidmesh_es.runtime._execution import CONFLICT_RETRIES, after_commit
 from squidmesh_es.runtime._starting import build_request, find_run, prepare_start, start_run
 from squidmesh_es.workflow import JSONValue, StepContext, Workflow
@@ -144,7 +145,8 @@ def start_child(
 
     The child's id derives from parent run, parent step, child workflow, trigger and key, so
     a retried parent step finds the same child. The child start and the parent's link
-    commit together.
+    commit together. ``metadata`` (redacted) goes on both sides: the parent's link and the
+    child's ``parent_run``.
 
     Raises:
         RunTerminal: the parent run ended.
@@ -172,10 +174,10 @@ def start_child(
             payload,
             trigger=trigger_name,
             run_id=child_id,
-            queue=queue or parent.queue,
+            queue=parent.queue if queue is None else queue,
             idempotency_key=f"child:{child_key}",
             metadata=metadata,
-            context={"parent": origin},
+            context={"parent": {**origin, "metadata": redact_json(dict(metadata or {}))}},
             now=now,
         )
         linked = parent.record_child_run(

@@ -31,7 +31,7 @@ class WorkflowRegistry:
             InvalidArgument: not a concrete workflow class, or another class has its name.
         """
         if not (isinstance(workflow, type) and issubclass(workflow, Workflow)):
-            raise InvalidArgument("workflow", f"{workflow!r} is not a Workflow subclass")
+            raise InvalidArgument("workflow", "is not a Workflow subclass")
         try:
             workflow.to_spec()
         except TypeError:

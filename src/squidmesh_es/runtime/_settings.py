@@ -57,7 +57,7 @@ def parse_database_url(url: str) -> StorageSettings:
         return _sqlite(url)
     if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
         return _postgres(url)
-    raise InvalidArgument("database_url", f"unsupported scheme {scheme!r}")
+    raise InvalidArgument("database_url", "expected memory://, sqlite:/// or postgresql://")
 
 
 def journal_env(url: str) -> dict[str, str]:

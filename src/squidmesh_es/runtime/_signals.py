@@ -211,10 +211,13 @@ class Signal(BaseModel):
             return value
         return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in value.items()}
 
-    @field_validator("idempotency_key")
+    @field_validator("idempotency_key", "actor")
     @classmethod
     def _non_blank(cls, value: str | None) -> str | None:
-        """Refuse a blank key: it would make unrelated commands one command."""
+        """Refuse a blank key (it would make unrelated commands one command) or actor.
+
+        A blank actor would record a decision nobody made; leave it out (``None``) instead.
+        """
         if value is not None and not value.strip():
             raise PydanticCustomError("blank_string", "must be a non-blank string")
         return value
@@ -386,12 +389,16 @@ def apply_signal(mesh: SquidMesh, signal: Signal) -> RunSnapshot:
     ``start_cron`` to learn which it was.
 
     Raises:
+        InvalidSignal: ``signal`` is not a `Signal`.
         InvalidArgument: the signal lacks what its type needs, or sets a field its type
             does not take.
         WorkflowNotRegistered: a start names a workflow this runtime has not registered
             (and the signal carries no class); nothing is written.
         and whatever the routed command raises.
     """
+    if not isinstance(signal, Signal):
+        message = "apply_signal takes a Signal (Signal.start_run, Signal.approve_run, ...)"
+        raise InvalidSignal([Issue((), "not_a_signal", message)])
     _check_fields(signal)
     now = mesh.now(signal.occurred_at)
     if signal.kind is SignalType.START_RUN:
@@ -499,7 +506,7 @@ def _refusal(exc: ValidationError, data: object) -> SquidMeshError:
     errors = exc.errors(include_url=False, include_context=False, include_input=True)
     by_field = {str(e["loc"][0]): e for e in reversed(errors) if e["loc"]}
     if "run_id" in by_field:
-        return InvalidRunId(by_field["run_id"]["input"])
+        return InvalidRunId()
     kind = data.get("kind") if isinstance(data, Mapping) else None
     if kind == SignalType.START_CRON:
         if "signal_id" in by_field:

@@ -118,7 +118,7 @@ def build_request(
     mesh.workflows.register(workflow)
     trigger_name = workflow.resolve_trigger(trigger).name
     run_input = workflow.validate_payload(payload, trigger_name, now=now)
-    queue_name = check_queue_name(queue or mesh.default_queue)
+    queue_name = check_queue_name(mesh.default_queue if queue is None else queue)
     rid = _run_id(run_id, idempotency_key, f"start:{workflow.name}:{trigger_name}")
     index = {k: run_input[k] for k in workflow.index_keys if k in run_input}
     return StartRequest(
@@ -173,10 +173,10 @@ def build_spec_request(
             "action_registry", "start_spec needs the host's action registry to resolve actions"
         )
     resolved = spec if isinstance(spec, WorkflowSpec) else WorkflowSpec.from_dict(spec)
-    validate_spec(resolved, action_registry=registry)
+    validate_spec(resolved, action_registry=registry, runtime_authored=True)
     trigger_name = resolved.trigger(trigger).name
     run_input = resolved.validate_payload(payload, trigger_name, now=now)
-    queue_name = check_queue_name(queue or mesh.default_queue)
+    queue_name = check_queue_name(mesh.default_queue if queue is None else queue)
     rid = _run_id(run_id, idempotency_key, f"start_spec:{resolved.workflow}:{trigger_name}")
     return StartRequest(
         workflow=resolved.workflow,

@@ -204,9 +204,17 @@ def step(
     )
 
 
-def wait(duration: timedelta, *, after: Sequence[StepDeclaration] | None = None) -> StepDeclaration:
-    """A durable delay: the next step becomes visible `duration` later; no worker sleeps."""
-    return StepDeclaration(StepKind.WAIT, duration=duration, after=after)
+def wait(
+    duration: timedelta,
+    *,
+    after: Sequence[StepDeclaration] | None = None,
+    input: Sequence[str] | Mapping[str, ContextPath] | None = None,
+) -> StepDeclaration:
+    """A durable delay: the next step becomes visible `duration` later; no worker sleeps.
+
+    `input`, as for `step`, selects what is recorded as the step's input.
+    """
+    return StepDeclaration(StepKind.WAIT, duration=duration, after=after, input=input)
 
 
 def log(
@@ -214,23 +222,41 @@ def log(
     *,
     level: LogLevel = LogLevel.INFO,
     after: Sequence[StepDeclaration] | None = None,
+    input: Sequence[str] | Mapping[str, ContextPath] | None = None,
 ) -> StepDeclaration:
-    """Write `message` to the application log at `level`, then continue."""
-    return StepDeclaration(StepKind.LOG, message=message, level=level, after=after)
+    """Write `message` to the application log at `level`, then continue.
+
+    A worker claims the step like any other, writes the line with the run's ids, and
+    completes it. `input`, as for `step`, selects what is recorded as the attempt's input.
+    """
+    return StepDeclaration(StepKind.LOG, message=message, level=level, after=after, input=input)
 
 
-def pause(*, deadline: Deadline | None = None) -> StepDeclaration:
-    """Stop the run here until an operator resumes it (transition workflows only)."""
-    return StepDeclaration(StepKind.PAUSE, deadline=deadline)
+def pause(
+    *,
+    deadline: Deadline | None = None,
+    input: Sequence[str] | Mapping[str, ContextPath] | None = None,
+) -> StepDeclaration:
+    """Stop the run here until an operator resumes it (transition workflows only).
+
+    `input`, as for `step`, selects what is recorded as the step's input.
+    """
+    return StepDeclaration(StepKind.PAUSE, deadline=deadline, input=input)
 
 
-def approval(*, output: str | None = None, deadline: Deadline | None = None) -> StepDeclaration:
+def approval(
+    *,
+    output: str | None = None,
+    deadline: Deadline | None = None,
+    input: Sequence[str] | Mapping[str, ContextPath] | None = None,
+) -> StepDeclaration:
     """Stop the run for a decision: approve takes the ``ok`` route, reject the ``error`` route.
 
-    The decision (actor, comment, metadata) is the step's output, stored under `output`.
-    Transition workflows only; declare both routes.
+    The decision (actor, comment, metadata) is the step's output, stored under `output`,
+    whichever it is. Transition workflows only; declare both routes. `input`, as for
+    `step`, selects what is recorded as the step's input (what the approver decides on).
     """
-    return StepDeclaration(StepKind.APPROVAL, output=output, deadline=deadline)
+    return StepDeclaration(StepKind.APPROVAL, output=output, deadline=deadline, input=input)
 
 
 def transition(

@@ -139,7 +139,8 @@ def _spec(value: WorkflowSpec | type[Workflow]) -> WorkflowSpec:
 def _read(value: object, registry: ActionRegistry | None) -> WorkflowSpec:
     if isinstance(value, WorkflowSpec) or (isinstance(value, type) and issubclass(value, Workflow)):
         spec = _spec(value)
-        issues = spec_issues(spec, action_registry=registry)
+        declared = isinstance(value, type)  # a class's references are its own code
+        issues = spec_issues(spec, action_registry=registry, runtime_authored=not declared)
     elif not isinstance(value, Mapping):
         issues = [Issue((), "invalid_editor_spec", "an editor spec is a JSON object")]
         raise WorkflowValidationError("workflow editor spec is invalid", issues)
@@ -156,7 +157,7 @@ def _read(value: object, registry: ActionRegistry | None) -> WorkflowSpec:
             raise WorkflowValidationError(
                 "workflow editor spec is invalid", [*issues, *exc.issues]
             ) from None
-        issues.extend(spec_issues(spec, action_registry=registry))
+        issues.extend(spec_issues(spec, action_registry=registry, runtime_authored=True))
     if issues:
         raise WorkflowValidationError("workflow editor spec is invalid", issues)
     return spec

@@ -108,15 +108,19 @@ class ActionRegistry:
         return {key: self.resolve(key) for key in keys}
 
 
-def action_issues(spec: WorkflowSpec, registry: ActionRegistry) -> list[Issue]:
+def action_issues(
+    spec: WorkflowSpec, registry: ActionRegistry, *, class_refs: bool = False
+) -> list[Issue]:
     """The registry's refusals for `spec`'s custom steps and compensations.
 
-    Under a registry every custom step must name an action key: an implementation reference
-    from a class-declared workflow cannot be resolved, since nothing is imported from data.
+    A spec that runs from data must name an action key on every custom step: an
+    implementation reference cannot be resolved, since nothing is imported from data. With
+    ``class_refs`` (a class-declared workflow, whose classes are the code), a step with a
+    reference and no action key is accepted; the registry only narrows action keys.
     """
     issues: list[Issue] = []
     for index, step in enumerate(spec.steps):
-        if step.kind == "custom":
+        if step.kind == "custom" and not (class_refs and step.action is None and step.ref):
             reason = registry.refusal(step.action)
             if reason is not None:
                 issues.append(
@@ -124,14 +128,15 @@ def action_issues(spec: WorkflowSpec, registry: ActionRegistry) -> list[Issue]:
                         ("steps", index, "action"), reason, _message(step.name, step.action, reason)
                     )
                 )
-        if step.compensate is not None:
-            reason = registry.refusal(step.compensate.action)
+        compensate = step.compensate
+        if compensate is not None and not (class_refs and compensate.action is None):
+            reason = registry.refusal(compensate.action)
             if reason is not None:
                 issues.append(
                     Issue(
                         ("steps", index, "compensate", "action"),
                         reason,
-                        _message(f"{step.name} compensation", step.compensate.action, reason),
+                        _message(f"{step.name} compensation", compensate.action, reason),
                     )
                 )
     return issues

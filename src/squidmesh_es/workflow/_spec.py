@@ -128,11 +128,38 @@ class WorkflowSpec:
 
     @cached_property
     def fingerprint(self) -> str:
-        """SHA-256 (hex) of the canonical JSON of the steps and transitions.
+        """SHA-256 (hex) of `canonical_form`, the steps and transitions.
 
         It changes whenever what a run does changes: steps, implementations, options, routes,
         conditions. It ignores the version label, the workflow name, triggers and payload,
         which matter only when a run starts, when its input is resolved once and persisted.
+        """
+        return sha256_hex(self.canonical_form())
+
+    def canonical_form(self) -> JSONObject:
+        """The steps and transitions without order that means nothing: what is fingerprinted.
+
+        Steps are taken by name, ``after`` lists and input bindings sorted, and routes
+        grouped by ``(from, on)``, keeping only the order within a group, where the first
+        matching condition wins. Reordering a declaration then never fences runs in flight.
+        """
+        steps: list[JSONValue] = []
+        for step in sorted(self.steps, key=lambda s: s.name):
+            data = step.to_dict()
+            if step.after is not None:
+                data["after"] = list[JSONValue](sorted(step.after))
+            if step.input is not None:
+                bindings = sorted(step.input, key=lambda b: b.key)
+                data["input"] = [binding.to_dict() for binding in bindings]
+            steps.append(data)
+        routes = sorted(self.transitions, key=lambda t: (t.from_step, t.on.value))
+        return {"steps": steps, "transitions": [transition.to_dict() for transition in routes]}
+
+    @cached_property
+    def declared_order_fingerprint(self) -> str:
+        """The fingerprint as earlier builds computed it: in declaration order.
+
+        Runs started before the canonical `fingerprint` stored this one; they still match.
         """
         return sha256_hex(
             {
@@ -140,6 +167,10 @@ class WorkflowSpec:
                 "transitions": [transition.to_dict() for transition in self.transitions],
             }
         )
+
+    def matches(self, fingerprint: str | None) -> bool:
+        """Whether a run that stored ``fingerprint`` was started under this definition."""
+        return fingerprint in (self.fingerprint, self.declared_order_fingerprint)
 
     @property
     def mode(self) -> WorkflowMode:

@@ -39,7 +39,7 @@ _CUSTOM: Final = frozenset({StepKind.CUSTOM})
 _ANY_KIND: Final = frozenset(StepKind)
 _OPTION_KINDS: Final[dict[str, tuple[str, frozenset[StepKind]]]] = {
     # StepSpec attribute: (key in the spec form, kinds it applies to)
-    "input": ("input", _CUSTOM),
+    "input": ("input", _ANY_KIND),
     "output": ("output", frozenset({StepKind.CUSTOM, StepKind.APPROVAL})),
     "after": ("after", _ANY_KIND),
     "retry": ("retry", _CUSTOM),
@@ -52,25 +52,34 @@ _OPTION_KINDS: Final[dict[str, tuple[str, frozenset[StepKind]]]] = {
 
 
 def validate_spec(
-    spec: WorkflowSpec | Mapping[str, object], *, action_registry: ActionRegistry | None = None
+    spec: WorkflowSpec | Mapping[str, object],
+    *,
+    action_registry: ActionRegistry | None = None,
+    runtime_authored: bool = False,
 ) -> None:
     """Check `spec` against every workflow rule; return quietly when it holds.
 
     A mapping is read with `WorkflowSpec.from_dict` first. With an `action_registry`, every
-    custom step (and compensation) must name an action key the registry allows.
+    action key (of steps and compensations) must be one the registry allows: a registry
+    narrows which actions may run, and class-declared steps (a ``ref``, no action) pass. Set
+    ``runtime_authored`` for a spec that will run from data (``start_spec``, editor maps):
+    nothing is imported from data, so there every custom step must name an action.
 
     Raises:
         WorkflowValidationError: with one issue (path, code, message) per broken rule.
     """
     if not isinstance(spec, WorkflowSpec):
         spec = WorkflowSpec.from_dict(spec)
-    issues = spec_issues(spec, action_registry=action_registry)
+    issues = spec_issues(spec, action_registry=action_registry, runtime_authored=runtime_authored)
     if issues:
         raise WorkflowValidationError(f"workflow {spec.workflow!r} is invalid", issues)
 
 
 def spec_issues(
-    spec: WorkflowSpec, *, action_registry: ActionRegistry | None = None
+    spec: WorkflowSpec,
+    *,
+    action_registry: ActionRegistry | None = None,
+    runtime_authored: bool = False,
 ) -> list[Issue]:
     """Every rule `spec` breaks, in a stable order; empty when it is valid."""
     checks = _Checks(spec)
@@ -80,7 +89,7 @@ def spec_issues(
     checks.steps()
     checks.issues.extend(graph_issues(spec))
     if action_registry is not None:
-        checks.issues.extend(action_issues(spec, action_registry))
+        checks.issues.extend(action_issues(spec, action_registry, class_refs=not runtime_authored))
     return checks.issues
 
 

@@ -230,9 +230,11 @@ def test_dump_is_json_safe_with_times_as_iso_strings() -> None:
     assert dumped["applied_runnables"][0]["applied_at"] == T0.isoformat().replace("+00:00", "Z")
 
 
-def test_without_history_results_and_command_payloads_are_left_out() -> None:
+def test_without_history_results_are_left_out_but_command_receipts_are_whole() -> None:
     h = Harness()
-    h.run.receive_command("resume_run", now=T0, payload={"note": "n"}, comment="go on")
+    h.run.receive_command(
+        "resume_run", now=T0, payload={"note": "n"}, comment="go on", metadata={"ticket": "T-1"}
+    )
     h.step_ok("load", None, result={"loaded": True})
 
     compact = h.snapshot()
@@ -240,10 +242,13 @@ def test_without_history_results_and_command_payloads_are_left_out() -> None:
 
     assert compact.applied_runnables[0].result is None
     assert full.applied_runnables[0].result == {"loaded": True}
-    assert compact.command_history[0].payload is None and compact.command_history[0].comment is None
-    assert full.command_history[0].payload == {"note": "n"}
-    assert full.command_history[0].comment == "go on"
-    assert compact.command_history[0].payload_digest == full.command_history[0].payload_digest
+    assert compact.command_history == full.command_history
+    receipt = compact.command_history[0]
+    assert (receipt.payload, receipt.comment, receipt.metadata) == (
+        {"note": "n"},
+        "go on",
+        {"ticket": "T-1"},
+    )
     assert not compact.history_included and full.history_included
 
 

@@ -122,13 +122,32 @@ def test_spec_naming_a_refused_action_is_invalid_under_the_registry(action: str,
     )
 
 
-def test_class_reference_cannot_be_resolved_under_a_registry() -> None:
+def test_class_reference_cannot_be_resolved_in_a_runtime_authored_spec() -> None:
     data = changed(
         _runtime_spec(), lambda d: d["steps"][0].update(action=None, ref="billing.steps:Load")
     )
 
-    assert issues_of(data, action_registry=REGISTRY) == {
+    assert issues_of(data, action_registry=REGISTRY, runtime_authored=True) == {
         (("steps", 0, "action"), "missing_action_key")
+    }
+
+
+def test_class_declared_steps_are_accepted_under_a_registry() -> None:
+    data = changed(
+        _runtime_spec(), lambda d: d["steps"][0].update(action=None, ref="billing.steps:Load")
+    )
+
+    validate_spec(data, action_registry=REGISTRY)
+
+
+def test_a_registry_still_refuses_the_actions_of_a_class_declared_workflow() -> None:
+    data = changed(
+        _runtime_spec(notify="billing.unknown"),
+        lambda d: d["steps"][0].update(action=None, ref="billing.steps:Load"),
+    )
+
+    assert issues_of(data, action_registry=REGISTRY) == {
+        (("steps", 2, "action"), "unknown_action_key")
     }
 
 
@@ -160,7 +179,7 @@ def test_nothing_is_imported_from_a_reference_in_spec_data() -> None:
     validate_spec(data)
     assert len(WorkflowSpec.from_dict(data).fingerprint) == 64
     with pytest.raises(WorkflowValidationError):
-        validate_spec(data, action_registry=REGISTRY)
+        validate_spec(data, action_registry=REGISTRY, runtime_authored=True)
 
     assert module not in sys.modules
 

@@ -399,7 +399,7 @@ def test_fingerprint_hashing_is_the_same_under_other_python_versions(version: st
     if interpreter is None:
         pytest.skip(f"no Python {version} interpreter here")
     spec = WorkflowSpec.from_dict(_fixed_spec())
-    document = {"steps": spec.to_dict()["steps"], "transitions": spec.to_dict()["transitions"]}
+    document = spec.canonical_form()
 
     result = subprocess.run(
         [str(interpreter), "-I", "-c", CANONICAL_SCRIPT, str(WORKFLOW_SRC / "_json.py")],

@@ -63,9 +63,13 @@ def changed(data: SpecData, change: Callable[[SpecData], object]) -> SpecData:
 
 
 def issues_of(
-    data: object, *, action_registry: ActionRegistry | None = None
+    data: object, *, action_registry: ActionRegistry | None = None, runtime_authored: bool = False
 ) -> set[tuple[tuple[str | int, ...], str]]:
     """The (path, code) pairs `validate_spec` reports for `data`; fails if it reports none."""
     with pytest.raises(WorkflowValidationError) as caught:
-        validate_spec(data, action_registry=action_registry)  # type: ignore[arg-type]
+        validate_spec(
+            data,  # type: ignore[arg-type]
+            action_registry=action_registry,
+            runtime_authored=runtime_authored,
+        )
     return {(issue.path, issue.code) for issue in caught.value.issues}
