@@ -38,15 +38,17 @@ def view_class(settings: Mapping[str, str]) -> type[ProjectionView]:
 def open_view(settings: Mapping[str, str]) -> ProjectionView:
     """The view beside the journal ``settings`` point at.
 
-    The library's factory creates its tables when missing (``create_table``), unless the
-    settings say ``CREATE_TABLE=n``.
+    The library's factory creates the view's tables when missing, even for a journal
+    opened with ``create=False``: the view is derived state beside a journal that exists,
+    and read-only commands need its tables to answer.
     """
     cls = view_class(settings)
     if cls is MemoryProjectionView:
         view: ProjectionView = MemoryProjectionView()
     else:
+        env = {k: v for k, v in settings.items() if k != "CREATE_TABLE"}
         factory: InfrastructureFactory[Any] = InfrastructureFactory.construct(
-            Environment(VIEW_NAME, dict(settings))
+            Environment(VIEW_NAME, env)
         )
         view = factory.tracking_recorder(cls)
     return view
