@@ -40,6 +40,7 @@ def test_finished_attempts_keep_their_claim_facts_in_run_history(
     first = history.attempt_history[0].claim
     assert first is not None
     assert (first.owner_id, first.outcome) == ("worker-a", "ok")
+    assert first.claimed_at == T0 + timedelta(seconds=1)
     assert first.lease_until == T0 + timedelta(seconds=1) + LEASE
     assert first.finished_at == T0 + timedelta(seconds=1)
     assert first.claim_id

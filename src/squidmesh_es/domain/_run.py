@@ -232,9 +232,10 @@ class WorkflowRun(AnomalyLog, Aggregate):
         """A durable attempt result was applied to the run, with the route it selected.
 
         ``claim`` holds the facts of the claim that produced the result, for the run's own
-        audit trail: ``claim_id``, ``owner_id``, ``lease_until``, ``finished_at`` and the
-        worker's ``outcome``; ``None`` for results no worker claimed (manual decisions,
-        inline built-ins) and in events written before it existed.
+        audit trail: ``claim_id``, ``owner_id``, ``claimed_at``, ``lease_until``,
+        ``finished_at`` and the worker's ``outcome``; ``None`` for results no worker
+        claimed (manual decisions, inline built-ins) and in events written before it
+        existed.
         """
 
         TOPIC = "squidmesh.WorkflowRun.RunnableApplied"

@@ -129,6 +129,8 @@ class ClaimRecord(ReadModel):
 
     claim_id: str
     owner_id: str
+    claimed_at: datetime | None = None
+    """When the worker claimed the attempt (absent in results applied before 0.2)."""
     lease_until: datetime | None = None
     """The lease the claim was granted."""
     finished_at: datetime | None = None

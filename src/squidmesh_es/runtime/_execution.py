@@ -93,6 +93,7 @@ class Claim:
     claim_id: str
     claim_token: str = field(repr=False)
     lease_until: datetime
+    claimed_at: datetime
 
     @property
     def key(self) -> str:
@@ -161,7 +162,9 @@ def claim_from(
             now=now,
         )
         assert claimed.lease_until is not None
-        claims.append(Claim(claimed, queue.queue, owner_id, claim_id, token, claimed.lease_until))
+        claims.append(
+            Claim(claimed, queue.queue, owner_id, claim_id, token, claimed.lease_until, now)
+        )
         if len(claims) >= limit:
             break
     return claims
@@ -407,6 +410,7 @@ def _decide(
     facts: JSONDict = {
         "claim_id": cid,
         "owner_id": claim.owner_id,
+        "claimed_at": claim.claimed_at,
         "lease_until": claim.lease_until,
         "finished_at": now,
         "outcome": "definition_mismatch" if item.outcome is None else item.outcome.status.value,
