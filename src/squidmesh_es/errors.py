@@ -30,7 +30,10 @@ Hierarchy::
     ├── ActionNotAllowed                 action_not_allowed
     ├── InvalidDynamicWork               invalid_dynamic_work
     ├── DefinitionMismatch               incompatible_workflow_definition
+    ├── PayloadTooLarge                  payload_too_large
+    ├── DatabaseUnavailable              database_unavailable
     ├── InvalidArgument                  invalid_option
+    │   ├── InvalidDatabaseUrl           invalid_database_url
     │   ├── InvalidSignal                invalid_signal      (carries ``issues``)
     │   ├── WorkflowNotRegistered        invalid_workflow
     │   └── InvalidScheduleIdentity      invalid_schedule_identity
@@ -59,9 +62,11 @@ __all__ = [
     "ConflictingCompletion",
     "ConflictingIntent",
     "CorruptedEvent",
+    "DatabaseUnavailable",
     "DefinitionMismatch",
     "ExpiredClaim",
     "InvalidArgument",
+    "InvalidDatabaseUrl",
     "InvalidDynamicWork",
     "InvalidReplaySource",
     "InvalidRunId",
@@ -75,6 +80,7 @@ __all__ = [
     "ManualStepMismatch",
     "MissingInputPath",
     "MissingScheduleIdempotencyKey",
+    "PayloadTooLarge",
     "PayloadValidationError",
     "ResultNotCompleted",
     "RunIdTaken",
@@ -439,6 +445,53 @@ class InvalidArgument(SquidMeshError):
     def __init__(self, name: str, reason: str) -> None:
         super().__init__(f"invalid {name}: {reason}", option=name, reason=reason)
         self.option = name
+        self.reason = reason
+
+
+class InvalidDatabaseUrl(InvalidArgument):
+    """The database URL cannot name a usable journal; nothing was created.
+
+    A bad port, a SQLite path that is a directory or not a SQLite file, an unsafe schema name.
+    """
+
+    code = "invalid_database_url"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("database_url", reason)
+
+
+class PayloadTooLarge(SquidMeshError):
+    """A value is larger, serialised as JSON, than the journal accepts; nothing was written.
+
+    ``what`` names the value (``payload``, ``metadata``, ``output``, ``reason``,
+    ``dynamic_work``, ``request``); ``size`` and ``limit`` are in bytes of UTF-8 JSON.
+    """
+
+    code = "payload_too_large"
+
+    def __init__(self, *, what: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{what} is {size} bytes as JSON, over the limit of {limit}",
+            what=what,
+            size=size,
+            limit=limit,
+        )
+        self.what = what
+        self.size = size
+        self.limit = limit
+
+
+class DatabaseUnavailable(SquidMeshError):
+    """The database could not be reached or refused the connection; ``reason`` says why.
+
+    Transient (a server restarting) or not (a wrong database name): the reason is the
+    driver's own message, kept so that an operator sees the real cause.
+    """
+
+    code = "database_unavailable"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"database unavailable: {reason}", reason=reason)
         self.reason = reason
 
 

@@ -17,11 +17,23 @@ from typing import Any, Self
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Transcoding
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    Mapper,
+    OperationalError,
+    Transcoding,
+)
 from eventsourcing.utils import Environment
 
 from squidmesh_es.domain import Attempt, DispatchQueue, WorkflowRun, parse_run_id, queue_id
-from squidmesh_es.errors import Conflict, InvalidArgument, RunNotFound, SquidMeshError
+from squidmesh_es.errors import (
+    Conflict,
+    DatabaseUnavailable,
+    InvalidArgument,
+    RunNotFound,
+    SquidMeshError,
+)
 from squidmesh_es.read_model import (
     DynamicWorkPreview,
     Explanation,
@@ -65,7 +77,14 @@ from squidmesh_es.runtime._signals import Signal, apply_signal
 from squidmesh_es.runtime._starting import build_request, build_spec_request, start_run
 from squidmesh_es.runtime._transaction import Transaction, transaction
 from squidmesh_es.runtime._worker import Worker
-from squidmesh_es.workflow import ActionRegistry, JSONValue, StepContext, Workflow, WorkflowSpec
+from squidmesh_es.workflow import (
+    ActionRegistry,
+    JSONValue,
+    Limits,
+    StepContext,
+    Workflow,
+    WorkflowSpec,
+)
 
 __all__ = ["SquidMesh"]
 
@@ -109,8 +128,11 @@ class SquidMesh(Application[UUID]):
         workflows: Iterable[type[Workflow]] = (),
         notifier: DispatchNotifier | None = None,
         action_registry: ActionRegistry | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
+        self.limits = limits or Limits()
+        """How large a value commands may bring; see `Limits`."""
         self.default_queue = queue
         self.storage = storage
         self.workflows = WorkflowRegistry(workflows)
@@ -141,6 +163,7 @@ class SquidMesh(Application[UUID]):
         workflows: Iterable[type[Workflow]] = (),
         notifier: DispatchNotifier | None = None,
         action_registry: ActionRegistry | None = None,
+        limits: Limits | None = None,
     ) -> Self:
         """Open the journal at ``url`` (``memory://``, ``sqlite:///file.db``, ``postgresql://``).
 
@@ -152,9 +175,12 @@ class SquidMesh(Application[UUID]):
 
         Raises:
             InvalidArgument: the URL is not one of the supported forms.
+            InvalidDatabaseUrl: a part of the URL is unusable (port, path, schema name).
+            DatabaseUnavailable: Postgres cannot be reached or refuses the connection; the
+                reason is the server's or the network's own message.
         """
         settings = parse_database_url(url)
-        if settings.postgres_schema:
+        if settings.backend == "postgres":
             _create_postgres_schema(settings)
         for attempt in range(_OPEN_ATTEMPTS):
             try:
@@ -167,7 +193,10 @@ class SquidMesh(Application[UUID]):
                     workflows=workflows,
                     notifier=notifier,
                     action_registry=action_registry,
+                    limits=limits,
                 )
+            except OperationalError as exc:
+                raise DatabaseUnavailable(str(exc)) from exc
             except Exception as exc:
                 # Processes opening a new Postgres journal at the same instant race in
                 # CREATE TABLE IF NOT EXISTS; the loser may open once the winner is done.
@@ -569,8 +598,10 @@ class SquidMesh(Application[UUID]):
                 does not take.
             WorkflowNotRegistered: a start names a workflow not registered here; nothing
                 was written.
+            PayloadTooLarge: the signal's payload or metadata is over ``limits``.
             and the errors of the command it routes to.
         """
+        self.limits.measure_request({"payload": signal.payload, "metadata": signal.metadata})
         return apply_signal(self, signal)
 
     def cancel(
@@ -778,6 +809,7 @@ class SquidMesh(Application[UUID]):
             InvalidDynamicWork: a rule is broken; ``reason`` says which.
             DefinitionMismatch: the run's definition is not the one this process holds.
         """
+        self.limits.measure(proposal, what="dynamic_work")
         return preview_dynamic_work(
             self, run_id, proposal, action_registry=action_registry, now=self.now(now)
         )
@@ -798,6 +830,7 @@ class SquidMesh(Application[UUID]):
             RunNotFound, InvalidRunId, RunTerminal, InvalidDynamicWork, DefinitionMismatch:
                 as for `preview_dynamic_work`; nothing is written.
         """
+        self.limits.measure(proposal, what="dynamic_work")
         at = self.now(now)
         run = record_dynamic_work(self, run_id, proposal, action_registry=action_registry, now=at)
         return self._snapshot(run, at)
@@ -821,6 +854,7 @@ class SquidMesh(Application[UUID]):
             InvalidDynamicWork: a rule is broken (``missing_action_registry`` without one).
             RunNotFound, InvalidRunId, RunTerminal, DefinitionMismatch: nothing is written.
         """
+        self.limits.measure(proposal, what="dynamic_work")
         at = self.now(now)
         run, queue = schedule_dynamic_work(
             self, run_id, proposal, action_registry=action_registry, now=at
@@ -1025,12 +1059,16 @@ class SquidMesh(Application[UUID]):
         Raises:
             Conflict: one of the aggregates moved on since it was loaded; nothing was
                 written. Discard the objects, reload and decide again.
+            DatabaseUnavailable: the database could not be reached, or the events table
+                stayed locked past ``lock_timeout`` on every retry; nothing was written.
         """
         try:
             recordings = super().save(*objs, **kwargs)
         except IntegrityError as exc:
             ids = [str(getattr(o, "id", getattr(o, "originator_id", "?"))) for o in objs if o]
             raise Conflict("journal moved on since it was read", aggregates=ids) from exc
+        except OperationalError as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
         if self._projections is not None and recordings:
             self._projections_due.set()
         return recordings
@@ -1050,21 +1088,30 @@ def _concurrent_ddl(exc: BaseException) -> bool:
 
 
 def _create_postgres_schema(settings: StorageSettings) -> None:
+    """Connect once, and create the URL's schema when it names one.
+
+    The library's pool reports an unreachable server only as "couldn't get a connection";
+    one direct connection first keeps the real cause (refused, unknown database, bad password).
+    """
     import psycopg
     from psycopg import sql
 
     env = settings.env
-    with psycopg.connect(
-        dbname=env["POSTGRES_DBNAME"],
-        host=env["POSTGRES_HOST"],
-        port=int(env["POSTGRES_PORT"]),
-        user=env["POSTGRES_USER"],
-        password=env["POSTGRES_PASSWORD"] or None,
-        connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
-        autocommit=True,
-    ) as conn:
-        conn.execute(
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                sql.Identifier(str(settings.postgres_schema))
-            )
-        )
+    try:
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=int(env["POSTGRES_PORT"]),
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]) or None,
+            autocommit=True,
+        ) as conn:
+            if settings.postgres_schema:
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                        sql.Identifier(settings.postgres_schema)
+                    )
+                )
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(" ".join(str(exc).split())) from exc
