@@ -195,12 +195,12 @@ class SquidMesh(Application[UUID]):
                     action_registry=action_registry,
                     limits=limits,
                 )
-            except OperationalError as exc:
-                raise DatabaseUnavailable(str(exc)) from exc
             except Exception as exc:
                 # Processes opening a new Postgres journal at the same instant race in
                 # CREATE TABLE IF NOT EXISTS; the loser may open once the winner is done.
                 if attempt + 1 == _OPEN_ATTEMPTS or not _concurrent_ddl(exc):
+                    if isinstance(exc, OperationalError):
+                        raise DatabaseUnavailable(str(exc)) from exc
                     raise
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
