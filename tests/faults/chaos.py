@@ -32,6 +32,7 @@ from pathlib import Path
 
 from squidmesh_es import SquidMesh
 from squidmesh_es.errors import Conflict, DatabaseUnavailable, SquidMeshError
+from squidmesh_es.workflow import Workflow
 
 HERE = Path(__file__).parent
 SQUIDMESH = Path(sys.executable).with_name("squidmesh")
@@ -227,7 +228,7 @@ def run_chaos(config: ChaosConfig, cluster: PrivatePostgres, workdir: Path) -> C
     return report
 
 
-def _four_steps() -> type:
+def _four_steps() -> type[Workflow]:
     sys.path.insert(0, str(HERE))
     from fault_workflows import FourSteps
 
@@ -248,7 +249,7 @@ def _start_all(
         time.sleep(max(0.0, began + config.start_seconds * n / config.runs - time.monotonic()))
         while True:
             try:
-                run = mesh.start(workflow, {"n": n}, idempotency_key=f"fault-{n}")  # type: ignore[arg-type]
+                run = mesh.start(workflow, {"n": n}, idempotency_key=f"fault-{n}")
             except (DatabaseUnavailable, Conflict) as exc:
                 retries[exc.code] += 1
                 time.sleep(0.2)
