@@ -122,13 +122,13 @@ class SquidMesh(Application[UUID]):
         env: Mapping[str, str] | None = None,
         *,
         clock: Clock | None = None,
+        limits: Limits | None = None,
         queue: str = "default",
         transcodings: Iterable[Transcoding] = (),
         storage: StorageSettings | None = None,
         workflows: Iterable[type[Workflow]] = (),
         notifier: DispatchNotifier | None = None,
         action_registry: ActionRegistry | None = None,
-        limits: Limits | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.limits = limits or Limits()
@@ -159,11 +159,11 @@ class SquidMesh(Application[UUID]):
         *,
         queue: str = "default",
         clock: Clock | None = None,
+        limits: Limits | None = None,
         transcodings: Iterable[Transcoding] = (),
         workflows: Iterable[type[Workflow]] = (),
         notifier: DispatchNotifier | None = None,
         action_registry: ActionRegistry | None = None,
-        limits: Limits | None = None,
     ) -> Self:
         """Open the journal at ``url`` (``memory://``, ``sqlite:///file.db``, ``postgresql://``).
 
@@ -187,13 +187,13 @@ class SquidMesh(Application[UUID]):
                 return cls(
                     env=settings.env,
                     clock=clock,
+                    limits=limits,
                     queue=queue,
                     transcodings=transcodings,
                     storage=settings,
                     workflows=workflows,
                     notifier=notifier,
                     action_registry=action_registry,
-                    limits=limits,
                 )
             except Exception as exc:
                 # Processes opening a new Postgres journal at the same instant race in
