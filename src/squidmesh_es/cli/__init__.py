@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from squidmesh_es.cli._controls import (
@@ -18,11 +20,25 @@ from squidmesh_es.cli._list import list_command
 from squidmesh_es.cli._projections import projections
 from squidmesh_es.cli._scheduler import scheduler
 from squidmesh_es.cli._worker import worker
+from squidmesh_es.errors import SquidMeshError
 
 __all__ = ["main"]
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group; one of our errors no command caught ends it as a refusal would."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a `SquidMeshError` it let through exits 1 with one line."""
+        try:
+            return super().invoke(ctx)
+        except SquidMeshError as error:
+            # Opening the journal (a bad URL, a database that is down) in commands that
+            # do not catch our errors themselves: a line with the code, never a traceback.
+            raise click.ClickException(f"{error.code}: {error}") from error
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Operate squidmesh-es runs and workers."""
 
