@@ -151,7 +151,8 @@ class PrivatePostgres:
     def stop(self) -> None:
         """Stop the cluster and delete its folder."""
         try:
-            _as_postgres("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            if (self.data / "postmaster.pid").exists():
+                _as_postgres("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
