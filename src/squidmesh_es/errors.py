@@ -30,7 +30,10 @@ Hierarchy::
     ├── ActionNotAllowed                 action_not_allowed
     ├── InvalidDynamicWork               invalid_dynamic_work
     ├── DefinitionMismatch               incompatible_workflow_definition
+    ├── PayloadTooLarge                  payload_too_large
+    ├── StorageUnavailable               storage_unavailable
     ├── InvalidArgument                  invalid_option
+    │   ├── InvalidDatabaseUrl           invalid_database_url
     │   ├── InvalidSignal                invalid_signal      (carries ``issues``)
     │   ├── WorkflowNotRegistered        invalid_workflow
     │   └── InvalidScheduleIdentity      invalid_schedule_identity
@@ -39,7 +42,6 @@ Hierarchy::
     ├── CorruptedEvent                   invalid_journal_entry
     ├── CipherKeyMismatch                cipher_key_mismatch
     ├── JournalNotFound                  journal_not_found
-    ├── StorageUnavailable               storage_unavailable
     ├── InvalidTrigger                   invalid_trigger
     ├── UnknownStep                      unknown_step
     ├── MissingInputPath                 missing_input_path
@@ -63,9 +65,11 @@ __all__ = [
     "ConflictingCompletion",
     "ConflictingIntent",
     "CorruptedEvent",
+    "StorageUnavailable",
     "DefinitionMismatch",
     "ExpiredClaim",
     "InvalidArgument",
+    "InvalidDatabaseUrl",
     "InvalidDynamicWork",
     "InvalidReplaySource",
     "InvalidRunId",
@@ -80,6 +84,7 @@ __all__ = [
     "ManualStepMismatch",
     "MissingInputPath",
     "MissingScheduleIdempotencyKey",
+    "PayloadTooLarge",
     "PayloadValidationError",
     "ResultNotCompleted",
     "RunIdTaken",
@@ -87,7 +92,6 @@ __all__ = [
     "RunTerminal",
     "SquidMeshError",
     "StaleClaim",
-    "StorageUnavailable",
     "UnknownAttempt",
     "UnknownStep",
     "UnsafeReplay",
@@ -450,6 +454,39 @@ class InvalidArgument(SquidMeshError):
         super().__init__(f"invalid {name}: {reason}", option=name, reason=reason)
         self.option = name
         self.reason = reason
+
+
+class InvalidDatabaseUrl(InvalidArgument):
+    """The database URL cannot name a usable journal; nothing was created.
+
+    A bad port, a SQLite path that is a directory or not a SQLite file, an unsafe schema name.
+    """
+
+    code = "invalid_database_url"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("database_url", reason)
+
+
+class PayloadTooLarge(SquidMeshError):
+    """A value is larger, serialised as JSON, than the journal accepts; nothing was written.
+
+    ``what`` names the value (``payload``, ``metadata``, ``output``, ``reason``,
+    ``dynamic_work``, ``request``); ``size`` and ``limit`` are in bytes of UTF-8 JSON.
+    """
+
+    code = "payload_too_large"
+
+    def __init__(self, *, what: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{what} is {size} bytes as JSON, over the limit of {limit}",
+            what=what,
+            size=size,
+            limit=limit,
+        )
+        self.what = what
+        self.size = size
+        self.limit = limit
 
 
 class InvalidSignal(InvalidArgument):

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from squidmesh_es import SquidMesh
-from squidmesh_es.errors import InvalidArgument
+from squidmesh_es.errors import InvalidArgument, InvalidDatabaseUrl, StorageUnavailable
 from squidmesh_es.runtime import DEFAULT_DATABASE_URL, parse_database_url
 from squidmesh_es.runtime._settings import create_location
 
@@ -88,3 +88,69 @@ def test_from_env_defaults_to_a_sqlite_file_in_the_working_directory(
 def test_invalid_default_queue_name_is_refused() -> None:
     with pytest.raises(InvalidArgument):
         SquidMesh.open("memory://", queue="bad queue!")
+
+
+def test_postgres_timeouts_have_documented_defaults_and_url_options() -> None:
+    defaults = parse_database_url("postgresql://h/db").env
+    chosen = parse_database_url(
+        "postgresql://h/db?lock_timeout=2&statement_timeout=0&idle_in_transaction_timeout=7"
+    ).env
+
+    assert (
+        defaults["POSTGRES_LOCK_TIMEOUT"],
+        defaults["POSTGRES_STATEMENT_TIMEOUT"],
+        defaults["POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT"],
+    ) == ("10", "30", "5")
+    assert (
+        chosen["POSTGRES_LOCK_TIMEOUT"],
+        chosen["POSTGRES_STATEMENT_TIMEOUT"],
+        chosen["POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT"],
+    ) == ("2", "0", "7")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://h:abc/db",
+        "postgresql://h:99999/db",
+        "postgresql://h/db?lock_timeout=soon",
+        "postgresql://h/db?pool_size=0",
+        'postgresql://h/db?schema=a"b',
+        "postgresql://h/db?schema=Orders",
+        f"postgresql://h/db?schema={'s' * 64}",
+    ],
+)
+def test_unusable_postgres_url_parts_are_refused_before_anything_is_created(url: str) -> None:
+    with pytest.raises(InvalidDatabaseUrl) as caught:
+        SquidMesh.open(url)
+
+    assert caught.value.code == "invalid_database_url"
+    assert caught.value.option == "database_url"
+
+
+def test_a_sqlite_path_that_is_a_directory_or_another_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a journal")
+
+    with pytest.raises(InvalidDatabaseUrl, match="is a directory"):
+        SquidMesh.open(f"sqlite:///{tmp_path}")
+    with pytest.raises(InvalidDatabaseUrl, match="not a SQLite database"):
+        SquidMesh.open(f"sqlite:///{tmp_path / 'notes.txt'}")
+    with pytest.raises(InvalidDatabaseUrl, match="cannot create the folder"):
+        SquidMesh.open(f"sqlite:///{tmp_path / 'notes.txt' / 'journal.db'}")
+
+    assert (tmp_path / "notes.txt").read_text() == "not a journal"
+
+
+def test_an_empty_sqlite_file_becomes_a_journal(tmp_path: Path) -> None:
+    (tmp_path / "new.db").touch()
+
+    with SquidMesh.open(f"sqlite:///{tmp_path / 'new.db'}") as mesh:
+        assert mesh.storage is not None and mesh.storage.backend == "sqlite"
+
+
+def test_an_unreachable_postgres_is_a_typed_error_with_the_real_cause() -> None:
+    with pytest.raises(StorageUnavailable) as caught:
+        SquidMesh.open("postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2")
+
+    assert caught.value.code == "storage_unavailable"
+    assert "refused" in caught.value.reason.lower()

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import signal
+import threading
 from datetime import timedelta
 from types import FrameType
+from typing import IO, Any
 
 import click
 
 from squidmesh_es.cli._group import configure_logging
 from squidmesh_es.cli._options import load_worker_code, open_journal
-from squidmesh_es.runtime import DEFAULT_DATABASE_URL
+from squidmesh_es.domain import check_queue_name
+from squidmesh_es.errors import InvalidArgument, StorageUnavailable
+from squidmesh_es.runtime import DEFAULT_DATABASE_URL, SquidMesh, parse_database_url
+from squidmesh_es.workflow import ActionRegistry, Workflow
 
 __all__ = ["worker"]
+
+logger = logging.getLogger("squidmesh_es.cli.worker")
+
+RECONNECT_BACKOFF = (0.5, 30.0)
+"""Seconds between attempts to reach the database at start: doubling, up to the maximum."""
+
+_OPTION_NAMES = {
+    "queue": "--queue",
+    "queues": "--queue",
+    "concurrency": "--concurrency",
+    "lease_for": "--lease-seconds",
+    "heartbeat_interval": "--heartbeat-seconds",
+    "owner_id": "--owner-id",
+}
 
 
 @click.command()
@@ -56,19 +76,36 @@ def worker(
     """Execute visible attempts of the imported workflows until stopped.
 
     SIGTERM or Ctrl-C stops claiming; the steps in hand finish and are committed first.
+    Invalid options exit with status 2 before anything is opened. While the database cannot
+    be reached, the worker waits and tries again (the wait doubles up to 30 s), logging why.
     """
     configure_logging()
     workflows, registry = load_worker_code(modules, actions)
-    with open_journal(database_url, workflows=workflows, action_registry=registry) as mesh:
-        running = mesh.worker(
-            queues=list(queues) or None,
-            concurrency=concurrency,
-            owner_id=owner_id,
-            lease_for=timedelta(seconds=lease_seconds),
-            heartbeat_interval=(
-                timedelta(seconds=heartbeat_seconds) if heartbeat_seconds is not None else None
-            ),
-        )
+    options: dict[str, object] = {
+        "queues": list(queues) or None,
+        "concurrency": concurrency,
+        "owner_id": owner_id,
+        "lease_for": _duration(lease_seconds, "--lease-seconds"),
+        "heartbeat_interval": (
+            _duration(heartbeat_seconds, "--heartbeat-seconds")
+            if heartbeat_seconds is not None
+            else None
+        ),
+    }
+    _check_options(database_url, queues, options)
+    stopping = threading.Event()
+
+    def stop_waiting(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop_waiting)
+    signal.signal(signal.SIGINT, stop_waiting)
+    mesh = _open_when_reachable(database_url, workflows, registry, stopping)
+    if mesh is None:
+        click.echo("worker stopped before the database could be reached", err=True)
+        return
+    with mesh:
+        running = mesh.worker(**options)  # type: ignore[arg-type]
 
         def stop(signum: int, frame: FrameType | None) -> None:
             click.echo(f"stopping worker {running.owner_id} (signal {signum})", err=True)
@@ -76,6 +113,8 @@ def worker(
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        if stopping.is_set():
+            running.stop(timeout=0)
         names = ", ".join(sorted(w.name for w in workflows)) or "no workflow classes"
         if registry is not None:
             names += f" and {len(registry)} actions"
@@ -86,3 +125,55 @@ def worker(
         click.echo(
             f"worker {running.owner_id} stopped after {running.stats.executed} steps", err=True
         )
+
+
+def _check_options(database_url: str, queues: tuple[str, ...], options: dict[str, object]) -> None:
+    """Refuse bad options with a usage error (exit 2), before any database is opened.
+
+    The worker's own rules (lease, heartbeat, concurrency) are checked by building one on
+    an in-memory journal, so this command and the library can never disagree.
+    """
+    try:
+        parse_database_url(database_url)
+    except InvalidArgument as exc:
+        raise _BadOption(exc.reason, param_hint="--database-url") from None
+    try:
+        for queue in queues:
+            check_queue_name(queue)
+        with SquidMesh.open("memory://") as probe:
+            probe.worker(**options)  # type: ignore[arg-type]
+    except InvalidArgument as exc:
+        raise _BadOption(exc.reason, param_hint=_OPTION_NAMES.get(exc.option, exc.option)) from None
+
+
+def _duration(seconds: float, option: str) -> timedelta:
+    try:
+        return timedelta(seconds=seconds)
+    except (ValueError, OverflowError):
+        raise _BadOption("must be a finite number of seconds", param_hint=option) from None
+
+
+class _BadOption(click.BadParameter):
+    """A bad option value: exit status 2 and one line on stderr, without the usage text."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print ``Error: Invalid value for <option>: <reason>``."""
+        click.echo(f"Error: {self.format_message()}", file=file, err=file is None)
+
+
+def _open_when_reachable(
+    database_url: str,
+    workflows: list[type[Workflow]],
+    registry: ActionRegistry | None,
+    stopping: threading.Event,
+) -> SquidMesh | None:
+    """Open the journal, waiting out a database that is down; ``None`` if stopped first."""
+    delay, longest = RECONNECT_BACKOFF
+    while not stopping.is_set():
+        try:
+            return open_journal(database_url, workflows=workflows, action_registry=registry)
+        except StorageUnavailable as exc:
+            logger.warning("%s; retrying in %.1f s", exc.message, delay)
+        stopping.wait(delay)
+        delay = min(delay * 2, longest)
+    return None

@@ -26,13 +26,14 @@ VIEW_NAME = "squidmesh_projections"
 _VIEWS: dict[str, type[ProjectionView]] = {
     "eventsourcing.sqlite": SQLiteProjectionView,
     "eventsourcing.postgres": PostgresProjectionView,
+    "squidmesh_es.runtime._postgres:PostgresFactory": PostgresProjectionView,
 }
 
 
 def view_class(settings: Mapping[str, str]) -> type[ProjectionView]:
     """The view class for the journal ``settings`` (``journal_env(url)``) point at."""
     module = settings.get("PERSISTENCE_MODULE") or "eventsourcing.popo"
-    return _VIEWS.get(module, MemoryProjectionView)
+    return _VIEWS.get(module, MemoryProjectionView)  # the library's POPO, or ours
 
 
 def open_view(settings: Mapping[str, str]) -> ProjectionView:

@@ -21,6 +21,7 @@ from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
     Mapper,
+    OperationalError,
     PersistenceError,
     Transcoding,
 )
@@ -91,7 +92,14 @@ from squidmesh_es.runtime._snapshotter import Snapshotter
 from squidmesh_es.runtime._starting import build_request, build_spec_request, start_run
 from squidmesh_es.runtime._transaction import Transaction, transaction
 from squidmesh_es.runtime._worker import Worker
-from squidmesh_es.workflow import ActionRegistry, JSONValue, StepContext, Workflow, WorkflowSpec
+from squidmesh_es.workflow import (
+    ActionRegistry,
+    JSONValue,
+    Limits,
+    StepContext,
+    Workflow,
+    WorkflowSpec,
+)
 
 __all__ = ["SquidMesh"]
 
@@ -130,6 +138,7 @@ class SquidMesh(Application[UUID]):
         env: Mapping[str, str] | None = None,
         *,
         clock: Clock | None = None,
+        limits: Limits | None = None,
         queue: str = "default",
         transcodings: Iterable[Transcoding] = (),
         storage: StorageSettings | None = None,
@@ -139,6 +148,8 @@ class SquidMesh(Application[UUID]):
         dispatch_order: DispatchOrder = DispatchOrder.RUNS_UNDER_WAY_FIRST,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
+        self.limits = limits or Limits()
+        """How large a value commands may bring; see `Limits`."""
         self.default_queue = queue
         self.dispatch_order = DispatchOrder(dispatch_order)
         """Which visible attempt this runtime's claimers take first."""
@@ -171,6 +182,7 @@ class SquidMesh(Application[UUID]):
         *,
         queue: str = "default",
         clock: Clock | None = None,
+        limits: Limits | None = None,
         transcodings: Iterable[Transcoding] = (),
         workflows: Iterable[type[Workflow]] = (),
         notifier: DispatchNotifier | None = None,
@@ -202,6 +214,7 @@ class SquidMesh(Application[UUID]):
                 malformed (or the ``cryptography`` package is missing).
             CipherKeyMismatch: the journal cannot be read with the key given, or is
                 encrypted and no key was given.
+            InvalidDatabaseUrl: a part of the URL is unusable (port, path, schema name).
             JournalNotFound: ``create=False`` and there is no journal at ``url``.
             StorageUnavailable: the database cannot be reached.
         """
@@ -213,19 +226,13 @@ class SquidMesh(Application[UUID]):
         else:
             create_location(settings)
             if settings.postgres_schema:
-                import psycopg
-
-                try:
-                    _create_postgres_schema(settings)
-                except psycopg.Error as exc:
-                    raise StorageUnavailable(
-                        backend="postgres", reason=redact_text(str(exc))
-                    ) from exc
+                _create_postgres_schema(settings)
         for attempt in range(_OPEN_ATTEMPTS):
             try:
                 mesh = cls(
                     env=env,
                     clock=clock,
+                    limits=limits,
                     queue=queue,
                     transcodings=transcodings,
                     storage=settings,
@@ -647,8 +654,10 @@ class SquidMesh(Application[UUID]):
                 does not take.
             WorkflowNotRegistered: a start names a workflow not registered here; nothing
                 was written.
+            PayloadTooLarge: the signal's payload or metadata is over ``limits``.
             and the errors of the command it routes to.
         """
+        self.limits.measure_request({"payload": signal.payload, "metadata": signal.metadata})
         return apply_signal(self, signal)
 
     def cancel(
@@ -857,6 +866,7 @@ class SquidMesh(Application[UUID]):
             ActionNotAllowed: with ``action_registry``, a node names an action it refuses.
             DefinitionMismatch: the run's definition is not the one this process holds.
         """
+        self.limits.measure(proposal, what="dynamic_work")
         return preview_dynamic_work(
             self, run_id, proposal, action_registry=action_registry, now=self.now(now)
         )
@@ -877,6 +887,7 @@ class SquidMesh(Application[UUID]):
             RunNotFound, InvalidRunId, RunTerminal, InvalidDynamicWork, DefinitionMismatch:
                 as for `preview_dynamic_work`; nothing is written.
         """
+        self.limits.measure(proposal, what="dynamic_work")
         at = self.now(now)
         run = record_dynamic_work(self, run_id, proposal, action_registry=action_registry, now=at)
         return self._snapshot(run, at)
@@ -901,6 +912,7 @@ class SquidMesh(Application[UUID]):
             ActionNotAllowed: a node names an action the registry refuses.
             RunNotFound, InvalidRunId, RunTerminal, DefinitionMismatch: nothing is written.
         """
+        self.limits.measure(proposal, what="dynamic_work")
         at = self.now(now)
         run, queue = schedule_dynamic_work(
             self, run_id, proposal, action_registry=action_registry, now=at
@@ -1132,12 +1144,17 @@ class SquidMesh(Application[UUID]):
         Raises:
             Conflict: one of the aggregates moved on since it was loaded; nothing was
                 written. Discard the objects, reload and decide again.
+            StorageUnavailable: the database could not be reached, or the events table
+                stayed locked past ``lock_timeout`` on every retry; nothing was written.
         """
         try:
             recordings = super().save(*objs, **kwargs)
         except IntegrityError as exc:
             ids = [str(getattr(o, "id", getattr(o, "originator_id", "?"))) for o in objs if o]
             raise Conflict("journal moved on since it was read", aggregates=ids) from exc
+        except OperationalError as exc:
+            backend = self.storage.backend if self.storage is not None else "journal"
+            raise StorageUnavailable(backend=backend, reason=redact_text(str(exc))) from exc
         if self._projections is not None and recordings:
             self._projections_due.set()
         return recordings
@@ -1182,21 +1199,30 @@ def _concurrent_ddl(exc: BaseException) -> bool:
 
 
 def _create_postgres_schema(settings: StorageSettings) -> None:
+    """Create the URL's schema (the server was probed by `create_location`).
+
+    Raises:
+        StorageUnavailable: the server refused (no such database, no right to create it).
+    """
     import psycopg
     from psycopg import sql
 
     env = settings.env
-    with psycopg.connect(
-        dbname=env["POSTGRES_DBNAME"],
-        host=env["POSTGRES_HOST"],
-        port=int(env["POSTGRES_PORT"]),
-        user=env["POSTGRES_USER"],
-        password=env["POSTGRES_PASSWORD"] or None,
-        connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
-        autocommit=True,
-    ) as conn:
-        conn.execute(
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                sql.Identifier(str(settings.postgres_schema))
+    try:
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=int(env["POSTGRES_PORT"]),
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]) or None,
+            autocommit=True,
+        ) as conn:
+            conn.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    sql.Identifier(str(settings.postgres_schema))
+                )
             )
-        )
+    except psycopg.Error as exc:
+        reason = redact_text(" ".join(str(exc).split()))
+        raise StorageUnavailable(backend="postgres", reason=reason) from exc

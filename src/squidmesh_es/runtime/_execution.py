@@ -235,7 +235,7 @@ def run_claimed(
         reason: JSONDict = {"code": exc.code, "message": exc.message}
         return Finished(claim, outcome=StepOutcome(OutcomeStatus.ERROR, reason=reason))
     with _heartbeat(mesh, claim, heartbeat_interval, lease_for):
-        outcome = run_step(step_class, claim.attempt.input, ctx)
+        outcome = run_step(step_class, claim.attempt.input, ctx, limits=mesh.limits)
     return Finished(claim, outcome=outcome)
 
 

@@ -112,6 +112,7 @@ def build_request(
         InvalidTrigger: the trigger is unknown, or missing while the workflow has several.
         PayloadValidationError: the payload breaks the workflow's contract.
         InvalidRunId: ``run_id`` is not a UUID.
+        PayloadTooLarge: the payload or metadata is over ``mesh.limits``.
     """
     check_idempotency_key(idempotency_key)
     start_metadata = check_metadata(metadata)
@@ -119,6 +120,7 @@ def build_request(
     trigger_name = workflow.resolve_trigger(trigger).name
     run_input = workflow.validate_payload(payload, trigger_name, now=now)
     queue_name = check_queue_name(mesh.default_queue if queue is None else queue)
+    mesh.limits.measure_request({"payload": run_input, "metadata": start_metadata})
     rid = _run_id(run_id, idempotency_key, f"start:{workflow.name}:{trigger_name}")
     index = {k: run_input[k] for k in workflow.index_keys if k in run_input}
     return StartRequest(
@@ -164,6 +166,7 @@ def build_spec_request(
         InvalidTrigger: the trigger is unknown, or missing while the spec has several.
         PayloadValidationError: the payload breaks the spec's payload contract.
         InvalidRunId: ``run_id`` is not a UUID.
+        PayloadTooLarge: the payload, metadata or spec is over ``mesh.limits``.
     """
     check_idempotency_key(idempotency_key)
     start_metadata = check_metadata(metadata)
@@ -177,6 +180,9 @@ def build_spec_request(
     trigger_name = resolved.trigger(trigger).name
     run_input = resolved.validate_payload(payload, trigger_name, now=now)
     queue_name = check_queue_name(mesh.default_queue if queue is None else queue)
+    mesh.limits.measure_request(
+        {"payload": run_input, "metadata": start_metadata, "spec": resolved.to_dict()}
+    )
     rid = _run_id(run_id, idempotency_key, f"start_spec:{resolved.workflow}:{trigger_name}")
     return StartRequest(
         workflow=resolved.workflow,

@@ -27,6 +27,12 @@ from squidmesh_es.workflow._elements import (
     TriggerSpec,
 )
 from squidmesh_es.workflow._json import JSONObject, JSONValue, canonical_json, is_json_value
+from squidmesh_es.workflow._limits import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_MAX_VALUE_BYTES,
+    Limits,
+    json_size,
+)
 from squidmesh_es.workflow._mapping import ContextPath, InputBinding, run_state
 from squidmesh_es.workflow._payload import today_iso8601
 from squidmesh_es.workflow._registry import ActionEntry, ActionRegistry
@@ -66,6 +72,8 @@ from squidmesh_es.workflow._vocab import (
 
 __all__ = [
     "COMPLETE",
+    "DEFAULT_MAX_REQUEST_BYTES",
+    "DEFAULT_MAX_VALUE_BYTES",
     "NO_RETRY",
     "RUNTIME_OWNED_FIELDS",
     "ActionEntry",
@@ -90,6 +98,7 @@ __all__ = [
     "InputBinding",
     "JSONObject",
     "JSONValue",
+    "Limits",
     "LogLevel",
     "Ok",
     "Outcome",
@@ -122,6 +131,7 @@ __all__ = [
     "equals",
     "greater_than",
     "is_json_value",
+    "json_size",
     "less_than",
     "log",
     "manual",

@@ -12,8 +12,10 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TypeVar, cast
 
+from squidmesh_es.errors import InvalidArgument, PayloadTooLarge
 from squidmesh_es.redaction import redact_json, redact_text
 from squidmesh_es.workflow._json import JSONObject, JSONValue, is_json_value
+from squidmesh_es.workflow._limits import Limits
 from squidmesh_es.workflow._retry import to_ms
 from squidmesh_es.workflow._steps import Defer, Error, Ok, Retry, Step, StepContext
 from squidmesh_es.workflow._vocab import Outcome
@@ -73,7 +75,13 @@ class StepOutcome:
         }
 
 
-def run_step(step: Step | type[Step], input: JSONObject, ctx: StepContext) -> StepOutcome:
+def run_step(
+    step: Step | type[Step],
+    input: JSONObject,
+    ctx: StepContext,
+    *,
+    limits: Limits | None = None,
+) -> StepOutcome:
     """Run `step` once on `input` and return its normalized outcome; never raises for it.
 
     The step gets its own copy of `input`, so nothing it does to it reaches the run state.
@@ -84,6 +92,10 @@ def run_step(step: Step | type[Step], input: JSONObject, ctx: StepContext) -> St
     policy here, so no secret a step put in it reaches the journal. An ``async`` step is
     awaited on a fresh event loop; when the caller is itself inside a running loop, on a
     helper thread, so the caller's loop is never re-entered.
+
+    An output or reason over ``limits`` (default `Limits()`), or holding text that is not
+    valid Unicode, fails the attempt for good (``error``, no retry): running the step again
+    would most likely return it again, and the journal must not store it.
     """
     try:
         instance = step() if isinstance(step, type) else step
@@ -91,8 +103,19 @@ def run_step(step: Step | type[Step], input: JSONObject, ctx: StepContext) -> St
         if inspect.isawaitable(result):
             result = _await(result)
     except Exception as exc:
-        return _raised(type(exc).__name__, str(exc))
-    return _normalize(result)
+        return _within(_raised(type(exc).__name__, str(exc)), limits or Limits())
+    return _within(_normalize(result), limits or Limits())
+
+
+def _within(outcome: StepOutcome, limits: Limits) -> StepOutcome:
+    """``outcome``, or a final failure when what it would store is unstorable."""
+    what, value = ("output", outcome.output) if outcome.output else ("reason", outcome.reason)
+    try:
+        limits.measure(value, what=what)
+    except (PayloadTooLarge, InvalidArgument) as exc:
+        reason = cast(JSONObject, {"type": type(exc).__name__, **exc.to_dict()})
+        return StepOutcome(OutcomeStatus.ERROR, reason=reason)
+    return outcome
 
 
 def _await(awaitable: Awaitable[_T]) -> _T:

@@ -13,6 +13,7 @@ import pytest
 from squidmesh_es.workflow import (
     Defer,
     Error,
+    Limits,
     Ok,
     Outcome,
     OutcomeStatus,
@@ -197,3 +198,40 @@ def test_step_cannot_change_the_input_it_was_given() -> None:
     run_step(Mutates(), state, CTX)
 
     assert state == {"account": {"tier": "gold"}}
+
+
+LIMITS = Limits(max_value_bytes=100, max_request_bytes=100)
+
+
+@pytest.mark.parametrize(
+    ("result", "what"),
+    [
+        (Ok({"trace": "x" * 100}), "output"),
+        (Retry({"trace": "x" * 100}), "reason"),
+        (Error({"trace": "x" * 100}), "reason"),
+    ],
+    ids=["ok", "retry", "error"],
+)
+def test_a_result_over_the_limit_fails_for_good(result: StepResult, what: str) -> None:
+    outcome = run_step(_returning(result), {}, CTX, limits=LIMITS)
+
+    assert outcome.status is OutcomeStatus.ERROR
+    assert isinstance(outcome.reason, dict)
+    assert outcome.reason["code"] == "payload_too_large"
+    assert outcome.reason["details"] == {"what": what, "size": 112, "limit": 100}
+    assert outcome.output == {}
+
+
+def test_a_result_at_the_limit_is_kept() -> None:
+    outcome = run_step(_returning(Ok({"blob": "x" * 89})), {}, CTX, limits=LIMITS)
+
+    assert outcome == StepOutcome(OutcomeStatus.OK, output={"blob": "x" * 89})
+
+
+def test_an_output_that_is_not_valid_unicode_fails_for_good() -> None:
+    outcome = run_step(_returning(Ok({"name": "\ud800"})), {}, CTX)
+
+    assert outcome.status is OutcomeStatus.ERROR
+    assert isinstance(outcome.reason, dict)
+    assert (outcome.reason["type"], outcome.reason["code"]) == ("InvalidArgument", "invalid_option")
+    assert "lone surrogate" in str(outcome.reason["message"])
