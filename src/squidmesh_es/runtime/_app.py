@@ -626,6 +626,35 @@ class SquidMesh(Application[UUID]):
             idle_backoff=idle_backoff,
         )
 
+    def start_many(
+        self,
+        workflow: type[Workflow],
+        payloads: Iterable[Mapping[str, JSONValue]],
+        *,
+        trigger: str | None = None,
+        queue: str | None = None,
+        metadata: Mapping[str, JSONValue] | None = None,
+        now: datetime | None = None,
+    ) -> list[UUID]:
+        """Start one run of ``workflow`` per payload, all in one commit; their ids, in order.
+
+        A backlog started this way costs one commit instead of one per run (on Postgres a
+        commit costs about as much as a thousand events). Every payload is validated before
+        anything is written: one bad payload refuses them all. For idempotency keys or a
+        host's own aggregates in the same commit, use `transaction`.
+
+        Raises:
+            PayloadValidationError, InvalidTrigger, PayloadTooLarge: refused, nothing written.
+            Conflict: the queue kept moving; nothing was written.
+        """
+        with self.transaction() as tx:
+            return [
+                tx.start(
+                    workflow, payload, trigger=trigger, queue=queue, metadata=metadata, now=now
+                )
+                for payload in payloads
+            ]
+
     def transaction(self) -> AbstractContextManager[Transaction]:
         """Commit a host's aggregates and the runs it starts together, or nothing at all.
 
@@ -657,7 +686,6 @@ class SquidMesh(Application[UUID]):
             PayloadTooLarge: the signal's payload or metadata is over ``limits``.
             and the errors of the command it routes to.
         """
-        self.limits.measure_request({"payload": signal.payload, "metadata": signal.metadata})
         return apply_signal(self, signal)
 
     def cancel(

@@ -394,12 +394,14 @@ def apply_signal(mesh: SquidMesh, signal: Signal) -> RunSnapshot:
             does not take.
         WorkflowNotRegistered: a start names a workflow this runtime has not registered
             (and the signal carries no class); nothing is written.
+        PayloadTooLarge: the signal's payload or metadata is over ``mesh.limits``.
         and whatever the routed command raises.
     """
     if not isinstance(signal, Signal):
         message = "apply_signal takes a Signal (Signal.start_run, Signal.approve_run, ...)"
         raise InvalidSignal([Issue((), "not_a_signal", message)])
     _check_fields(signal)
+    mesh.limits.measure_request({"payload": signal.payload, "metadata": signal.metadata})
     now = mesh.now(signal.occurred_at)
     if signal.kind is SignalType.START_RUN:
         return mesh.start(
