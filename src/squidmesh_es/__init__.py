@@ -3,6 +3,7 @@
 import importlib.metadata
 import logging
 
+from squidmesh_es.domain import DispatchOrder
 from squidmesh_es.read_model import (
     DynamicWorkPreview,
     Explanation,
@@ -32,6 +33,7 @@ __all__ = [
     "ActionRegistry",
     "Clock",
     "Defer",
+    "DispatchOrder",
     "DynamicWorkPreview",
     "EditorSpec",
     "Error",

@@ -13,6 +13,7 @@ def test_top_level_exports() -> None:
         "ActionRegistry",
         "Clock",
         "Defer",
+        "DispatchOrder",
         "DynamicWorkPreview",
         "EditorSpec",
         "Error",
