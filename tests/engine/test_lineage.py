@@ -254,3 +254,16 @@ def test_a_child_parent_run_carries_the_metadata_given_at_start_child_run(
     assert child.parent_run["metadata"] == link["metadata"]
     assert child.parent_run["metadata"]["reason"] == "split shipment"
     assert "sk-live" not in str(child.parent_run)
+
+
+def test_a_child_run_does_not_wait_behind_a_backlog_of_new_runs(mesh: SquidMesh) -> None:
+    parent_id = mesh.start(Parent).run_id
+    backlog = mesh.start_many(Sequential, [{"order_id": f"o{n}"} for n in range(20)])
+    mesh.execute_next(owner_id="w")  # the parent's step starts the child
+
+    child_id = mesh.get_run(parent_id).child_runs[0]["child_run_id"]
+    for _ in range(3):
+        mesh.execute_next(owner_id="w")
+
+    assert mesh.get_run(child_id).terminal_status == "completed"
+    assert not any(mesh.get_run(r).is_terminal for r in backlog)

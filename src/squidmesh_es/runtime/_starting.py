@@ -294,7 +294,10 @@ def prepare_start(
         queue = mesh.get_queue(request.queue, now=now)
     queue.enqueue_run(run.run_id, now=now)
     settled = Settled(runs={str(run.run_id): run}, queue=queue)
-    carry_out(mesh, queue, run, progress, now=now, settled=settled, fresh=True)
+    # A new run's first work waits behind runs under way; a child run's is part of its
+    # parent's progress, so it does not wait behind the backlog either.
+    fresh = "parent" not in request.context
+    carry_out(mesh, queue, run, progress, now=now, settled=settled, fresh=fresh)
     return PreparedStart(run, queue, settled)
 
 
