@@ -22,7 +22,7 @@ backlog of new runs does not hold back every next step of the runs in flight.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -761,7 +761,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
         for entry in chain(expired, waiting):
             yield self.attempts[entry.key]
 
-    def _due(self, heap: Heap, now: datetime, valid: Any) -> Iterator[Entry]:
+    def _due(self, heap: Heap, now: datetime, valid: Callable[[Entry], bool]) -> Iterator[Entry]:
         for entry in iter_sorted(heap):
             if entry.due_at > now:
                 return
