@@ -8,6 +8,9 @@ backlog stays about N (after each window the runs that ended are replaced), and 
 - ``starts/s``: runs started per second while building the backlog (batched starts);
 - ``steps/s``: steps whose outcome became durable per second during the window;
 - ``commits/step``: committed write transactions of the worker per step;
+- ``cpu ms/step``: CPU time of the worker process(es) per step (threads and the background
+  snapshot writer included, the database server not): unlike steps/s, it barely moves when
+  other programs load the machine, so it is the figure to compare across backlogs;
 - ``run p50/p99``: per run that finished in the window, from its first claim to its last
   step's durable outcome, in ms: how long a run under way waits for its own next steps
   (with a FIFO queue it would wait behind the whole backlog);
@@ -61,6 +64,7 @@ class RunClock(Recorder):
         self.closed: set[str] = set()
         self.t0 = time.perf_counter()
         self.worker_commits = 0
+        self.cpu_seconds = 0.0
 
     def observe(self, at: float, events: Sequence[Any]) -> None:
         with self.lock:
@@ -107,6 +111,7 @@ class Row:
     seconds: float
     commits: int
     run_latencies_ms: list[float] = field(repr=False, default_factory=list)
+    cpu_seconds: float = 0.0
     snapshot_bytes: int = 0
     load_ms: float = 0.0
 
@@ -148,9 +153,11 @@ def window_in_process(mesh: BacklogMesh, threads: int, steps: int, timeout: floa
     mesh.clock_recorder = clock
     worker = mesh.worker(concurrency=threads, owner_id=f"bench-{threads}", idle_backoff=IDLE)
     clock.t0 = time.perf_counter()
+    cpu0 = time.process_time()
     worker.start()
     finished = clock.all_done.wait(timeout)
     worker.stop()
+    clock.cpu_seconds = time.process_time() - cpu0
     mesh.bench_recorder = None
     mesh.clock_recorder = None
     clock.worker_commits = worker.stats.commits
@@ -185,7 +192,7 @@ def window_in_processes(url: str, procs: int, threads: int, steps: int, timeout:
         seconds = time.perf_counter() - t0
         done = probe.get_queue().counters["completed"] - before
         probe.close()
-        commits, latencies = 0, []
+        commits, latencies, cpu = 0, [], 0.0
         for child in children:
             assert child.stdin is not None
             child.stdin.close()
@@ -193,9 +200,9 @@ def window_in_processes(url: str, procs: int, threads: int, steps: int, timeout:
             report = json.loads(out.strip().splitlines()[-1])
             commits += report["commits"]
             latencies.extend(report["run_latencies_ms"])
-        return Row(
-            "postgres", 0, f"{procs} procs x {threads}", 0, done, seconds, commits, latencies
-        )
+            cpu += report["cpu_seconds"]
+        shape = f"{procs} procs x {threads}"
+        return Row("postgres", 0, shape, 0, done, seconds, commits, latencies, cpu)
     finally:
         for child in children:
             if child.poll() is None:
@@ -212,12 +219,15 @@ def child(url: str, threads: int) -> None:
     print("READY", flush=True)
     sys.stdin.readline()
     worker = mesh.worker(concurrency=threads, owner_id=f"proc-{os.getpid()}", idle_backoff=IDLE)
+    cpu0 = time.process_time()
     worker.start()
     sys.stdin.read()  # until the parent closes it
     worker.stop()
+    cpu_seconds = time.process_time() - cpu0
     report = {
         "commits": worker.stats.commits,
         "run_latencies_ms": clock.run_latencies_ms(),
+        "cpu_seconds": cpu_seconds,
     }
     mesh.close()
     print(json.dumps(report), flush=True)
@@ -251,6 +261,7 @@ def bench_backlog(backend: str, backlog: int, args: argparse.Namespace) -> list[
                         max(clock.done.values()) - clock.t0,
                         clock.worker_commits,
                         clock.run_latencies_ms(),
+                        clock.cpu_seconds,
                     )
                 else:
                     row = window_in_processes(url, procs, threads, window, args.timeout)
@@ -273,13 +284,14 @@ def render(rows: list[Row], header: bool = True) -> str:
     if header:
         lines.append(
             f"{'backend':<9}{'backlog':>9}  {'workers':<16}{'starts/s':>9}{'steps/s':>9}"
-            f"{'commits/step':>13}{'run p50 ms':>11}{'run p99 ms':>11}"
+            f"{'commits/step':>13}{'cpu ms/step':>12}{'run p50 ms':>11}{'run p99 ms':>11}"
             f"{'snapshot KB':>12}{'load ms':>9}"
         )
     for r in rows:
         lines.append(
             f"{r.backend:<9}{r.backlog:>9}  {r.shape:<16}{r.starts_per_s:>9.0f}"
             f"{r.steps_per_s:>9.0f}{r.commits / max(r.steps, 1):>13.2f}"
+            f"{1000 * r.cpu_seconds / max(r.steps, 1):>12.2f}"
             f"{percentile(r.run_latencies_ms, 50):>11.0f}"
             f"{percentile(r.run_latencies_ms, 99):>11.0f}"
             f"{r.snapshot_bytes / 1024:>12.0f}{r.load_ms:>9.0f}"
