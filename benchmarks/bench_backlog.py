@@ -194,9 +194,7 @@ def window_in_processes(url: str, procs: int, threads: int, steps: int, timeout:
         probe.close()
         commits, latencies, cpu = 0, [], 0.0
         for child in children:
-            assert child.stdin is not None
-            child.stdin.close()
-            out, _ = child.communicate(timeout=120)
+            out, _ = child.communicate(input="", timeout=120)  # EOF on stdin: stop and report
             report = json.loads(out.strip().splitlines()[-1])
             commits += report["commits"]
             latencies.extend(report["run_latencies_ms"])
