@@ -18,7 +18,7 @@ def raw_states(mesh: SquidMesh) -> list[bytes]:
     if storage.backend == "sqlite":
         with sqlite3.connect(storage.env["SQLITE_DBNAME"]) as conn:
             rows = conn.execute(
-                "SELECT state FROM stored_events UNION ALL SELECT state FROM stored_snapshots"
+                "SELECT state FROM stored_events UNION ALL SELECT state FROM squidmesh_snapshots"
             ).fetchall()
         return [bytes(row[0]) for row in rows]
     if storage.backend == "postgres":

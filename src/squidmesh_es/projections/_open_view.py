@@ -27,6 +27,7 @@ _VIEWS: dict[str, type[ProjectionView]] = {
     "eventsourcing.sqlite": SQLiteProjectionView,
     "eventsourcing.postgres": PostgresProjectionView,
     "squidmesh_es.runtime._postgres:PostgresFactory": PostgresProjectionView,
+    "squidmesh_es.runtime._sqlite:SQLiteFactory": SQLiteProjectionView,
 }
 
 

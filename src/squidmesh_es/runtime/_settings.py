@@ -115,7 +115,7 @@ def _sqlite(url: str) -> StorageSettings:
     return StorageSettings(
         "sqlite",
         {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": "squidmesh_es.runtime._sqlite:SQLiteFactory",
             "SQLITE_DBNAME": str(file),
             "SQLITE_LOCK_TIMEOUT": "30",
         },
