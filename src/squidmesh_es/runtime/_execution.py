@@ -45,8 +45,10 @@ from squidmesh_es.domain._planner import (
 )
 from squidmesh_es.errors import (
     Conflict,
+    ConflictingIntent,
     DefinitionMismatch,
     InvalidArgument,
+    RunNotFound,
     RunTerminal,
     SquidMeshError,
     UnknownAttempt,
@@ -66,10 +68,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIN_HEARTBEAT_INTERVAL",
+    "RACE_SIGNS",
     "Claim",
     "Settled",
     "claim_attempts",
     "run_claimed",
+    "run_moved",
     "settle",
 ]
 
@@ -81,6 +85,29 @@ MIN_HEARTBEAT_INTERVAL = timedelta(milliseconds=50)
 
 CONFLICT_RETRIES = 50
 """How often a fenced write reloads and decides again before giving up with `Conflict`."""
+
+RACE_SIGNS = (ConflictingIntent, RunTerminal)
+"""What the queue raises when it shows a twin's commit that the run, read before it, lacked.
+
+A command reads its run, then the run's queue. When a concurrent command commits between
+the two reads, the queue already holds the twin's work (the same runnable key scheduled at
+another instant, or the run closed) while the run does not: the decision was made on a stale
+run. Such an error is not the caller's: the command decides again (see `run_moved`).
+"""
+
+
+def run_moved(mesh: SquidMesh, run_id: UUID, seen_version: int | None) -> bool:
+    """Whether ``run_id`` moved past ``seen_version`` since it was read (``None``: absent).
+
+    Commands call it when their decision raised one of `RACE_SIGNS`: a run that moved means
+    a concurrent commit, so the whole decision is made again on the new state; a run that
+    did not move means the error is the answer.
+    """
+    try:
+        version: int | None = mesh.get_run(run_id).version
+    except RunNotFound:
+        version = None
+    return version != seen_version
 
 
 @dataclass(frozen=True, slots=True)
