@@ -657,7 +657,8 @@ class SquidMesh(Application[UUID]):
             PayloadTooLarge: the signal's payload or metadata is over ``limits``.
             and the errors of the command it routes to.
         """
-        self.limits.measure_request({"payload": signal.payload, "metadata": signal.metadata})
+        if isinstance(signal, Signal):  # anything else is refused as InvalidSignal below
+            self.limits.measure_request({"payload": signal.payload, "metadata": signal.metadata})
         return apply_signal(self, signal)
 
     def cancel(
