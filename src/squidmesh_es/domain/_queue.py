@@ -104,6 +104,11 @@ class Attempt:
     """Scheduling order in this queue: breaks ties between equal visible times."""
     fresh: bool = field(default=False, compare=False)
     """Scheduled by its run's start: waits behind runs under way (`DispatchOrder`)."""
+    lease_expiries: int = field(default=0, compare=False)
+    """How often a claim of this attempt ended by its lease running out, without an outcome.
+
+    Derived, never stored in an event: each takeover of an expired claim counts one.
+    """
 
     @classmethod
     def from_state(cls, state: JSONDict) -> Attempt:
@@ -129,6 +134,7 @@ class Attempt:
             claim_token_hash=state.get("claim_token_hash"),
             seq=state.get("seq", 0),
             fresh=state.get("fresh", False),
+            lease_expiries=state.get("lease_expiries", 0),
         )
 
     def to_state(self) -> JSONDict:
@@ -287,13 +293,18 @@ class DispatchQueue(AnomalyLog, Aggregate):
                     anomaly, self, runnable_key=self.runnable_key, claim_id=self.claim_id
                 )
                 return
+            attempt = q.attempts[self.runnable_key]
+            # The claim rule let a held attempt be claimed only once its lease had ended:
+            # this claim takes over from one that ended without an outcome.
+            expired = attempt.status is AttemptStatus.CLAIMED
             q.replace_live(
-                q.attempts[self.runnable_key],
+                attempt,
                 status=AttemptStatus.CLAIMED,
                 claim_id=self.claim_id,
                 claim_token_hash=self.claim_token_hash,
                 owner_id=self.owner_id,
                 lease_until=self.lease_until,
+                lease_expiries=attempt.lease_expiries + expired,
             )
             q.counters["claimed"] += 1
 

@@ -140,6 +140,8 @@ class Finished:
     claim: Claim
     outcome: StepOutcome | None = None
     mismatch: DefinitionMismatch | None = None
+    abandoned: bool = False
+    """The attempt's leases ran out too often (a poison step): it was not run again."""
 
 
 @dataclass(slots=True)
@@ -254,13 +256,20 @@ def run_claimed(
         return Finished(claim, outcome=StepOutcome(OutcomeStatus.OK))
     if not definition.is_custom(planned):
         return Finished(claim, outcome=StepOutcome(OutcomeStatus.OK))  # carried out on settle
+    expiries = claim.attempt.lease_expiries
+    if retry_policy(definition.spec, planned).abandons_after(expiries):
+        # Every earlier claim ended with its lease and no outcome: the step kills or hangs
+        # its worker. Running it again would take this worker down too.
+        reason: JSONDict = {"code": "attempt_abandoned", "lease_expiries": expiries}
+        outcome = StepOutcome(OutcomeStatus.ERROR, reason=reason)
+        return Finished(claim, outcome=outcome, abandoned=True)
     ctx = _context(mesh, run, claim)
     try:
         step_class = definition.step_class(planned)
     except SquidMeshError as exc:
         # The action was disabled or dropped from the registry since the work was planned.
-        reason: JSONDict = {"code": exc.code, "message": exc.message}
-        return Finished(claim, outcome=StepOutcome(OutcomeStatus.ERROR, reason=reason))
+        refusal: JSONDict = {"code": exc.code, "message": exc.message}
+        return Finished(claim, outcome=StepOutcome(OutcomeStatus.ERROR, reason=refusal))
     with _heartbeat(mesh, claim, heartbeat_interval, lease_for):
         outcome = run_step(step_class, claim.attempt.input, ctx, limits=mesh.limits)
     return Finished(claim, outcome=outcome)
@@ -482,8 +491,15 @@ def _decide(
         return Progress(to_schedule=[again])
     attempt_number = claim.attempt.attempt_number
     policy = retry_policy(spec, planned)
-    retryable = outcome.status is OutcomeStatus.RETRY
+    retryable = outcome.status is OutcomeStatus.RETRY and not item.abandoned
     error = _error(outcome, attempt_number, retryable=retryable)
+    if item.abandoned:
+        error = {
+            **error,
+            "code": "attempt_abandoned",
+            "message": "the attempt's lease ran out too often without an outcome",
+            "lease_expiries": claim.attempt.lease_expiries,
+        }
     if retryable and policy.allows_retry_after(attempt_number):
         delay = outcome.delay if outcome.delay is not None else policy.delay_for(attempt_number)
         retry_key = runnable_key(run.run_id, claim.attempt.step, attempt_number + 1)
