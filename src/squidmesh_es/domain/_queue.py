@@ -417,6 +417,30 @@ class DispatchQueue(AnomalyLog, Aggregate):
                 )
             )
 
+    class ClaimsReleased(ToleratedEvent, Event):
+        """An operator declared ``owner_id`` dead: its claims count as expired from now on.
+
+        The attempts may be claimed again at once (each takeover counts a lease expiry), and
+        the released worker's late heartbeats and outcomes are refused as expired.
+        """
+
+        TOPIC = "squidmesh.DispatchQueue.ClaimsReleased"
+        owner_id: str
+        runnable_keys: list[str]
+
+        def evolve(self, q: DispatchQueue) -> None:
+            for key in self.runnable_keys:
+                attempt = q.attempts.get(key)
+                if (
+                    attempt is None
+                    or attempt.status is not AttemptStatus.CLAIMED
+                    or attempt.owner_id != self.owner_id
+                    or attempt.lease_until is None
+                    or attempt.lease_until <= self.timestamp
+                ):
+                    continue  # finished, taken over or expired meanwhile: nothing to release
+                q.replace_live(attempt, lease_until=self.timestamp)
+
     class LiveWakeupEmitted(ToleratedEvent, Event):
         """A notifier hint for the attempt went out after its scheduling committed."""
 
@@ -1003,6 +1027,32 @@ class DispatchQueue(AnomalyLog, Aggregate):
         if retry_runnable_key is None:
             return None
         return self.attempts[retry_runnable_key]
+
+    def held_by(self, owner_id: str, now: datetime) -> list[str]:
+        """Keys of the attempts ``owner_id`` holds under a lease still running at ``now``.
+
+        A scan of the live attempts: for operator commands, never on the claim path.
+        """
+        return [
+            a.runnable_key
+            for a in self.attempts.values()
+            if a.status is AttemptStatus.CLAIMED
+            and a.owner_id == owner_id
+            and a.lease_until is not None
+            and a.lease_until > now
+        ]
+
+    def release_owner(self, owner_id: str, *, now: datetime) -> list[str]:
+        """End every running lease of ``owner_id`` at ``now``; returns the released keys.
+
+        Writes nothing when the owner holds nothing.
+        """
+        keys = self.held_by(owner_id, now)
+        if keys:
+            self.trigger_event(
+                self.ClaimsReleased, owner_id=owner_id, runnable_keys=keys, timestamp=now
+            )
+        return keys
 
     def record_wakeup(self, runnable_key: str, *, now: datetime) -> None:
         """Note that a live hint for the attempt went out.

@@ -65,6 +65,7 @@ from squidmesh_es.runtime._dynamic_work import (
 )
 from squidmesh_es.runtime._execution import (
     CONFLICT_RETRIES,
+    DEFAULT_LEASE,
     Finished,
     check_heartbeat,
     check_lease,
@@ -78,6 +79,12 @@ from squidmesh_es.runtime._lineage import start_child
 from squidmesh_es.runtime._mapper import JournalMapper
 from squidmesh_es.runtime._notifier import DispatchNotifier, ScheduledAttempt
 from squidmesh_es.runtime._ports import ProjectionsPort
+from squidmesh_es.runtime._presence import (
+    ReleaseReport,
+    WorkerInfo,
+    list_workers,
+    release_worker,
+)
 from squidmesh_es.runtime._recovery import RecoveryReport, recover
 from squidmesh_es.runtime._registry import WorkflowRegistry
 from squidmesh_es.runtime._settings import (
@@ -605,7 +612,7 @@ class SquidMesh(Application[UUID]):
         queues: Sequence[str] | None = None,
         concurrency: int = 1,
         owner_id: str | None = None,
-        lease_for: timedelta = timedelta(seconds=300),
+        lease_for: timedelta = DEFAULT_LEASE,
         heartbeat_interval: timedelta | None = None,
         idle_backoff: tuple[timedelta, timedelta] = (
             timedelta(milliseconds=20),
@@ -614,7 +621,8 @@ class SquidMesh(Application[UUID]):
     ) -> Worker:
         """A worker that runs this runtime's attempts in ``concurrency`` threads.
 
-        Call ``start()`` and ``stop()``, or ``run_forever()``. See `Worker`.
+        Call ``start()`` and ``stop()``, or ``run_forever()``. See `Worker`. Leases are 30 s
+        by default and extended every third of the lease while steps run.
         """
         return Worker(
             self,
@@ -624,6 +632,40 @@ class SquidMesh(Application[UUID]):
             lease_for=lease_for,
             heartbeat_interval=heartbeat_interval,
             idle_backoff=idle_backoff,
+        )
+
+    def list_workers(
+        self, *, include_gone: bool = False, now: datetime | None = None
+    ) -> list[WorkerInfo]:
+        """Worker processes of this journal, newest first: ``live`` or ``silent`` (likely dead).
+
+        With ``include_gone``, also the last workers that stopped or were released.
+        """
+        return list_workers(self, now=self.now(now), include_gone=include_gone)
+
+    def release_worker(
+        self,
+        owner_id: str,
+        *,
+        queues: Sequence[str] | None = None,
+        actor: str | None = None,
+        now: datetime | None = None,
+    ) -> ReleaseReport:
+        """Treat every claim of ``owner_id`` as expired now, so its steps are redelivered.
+
+        For a worker known to be dead (its host is gone): its attempts need not wait for
+        their leases. If it was alive after all, its outcomes are refused as expired and the
+        steps run again elsewhere (delivery is at least once).
+
+        Raises:
+            InvalidArgument: an empty id, or an unknown worker and no ``queues``.
+        """
+        return release_worker(
+            self,
+            owner_id,
+            queues=list(queues) if queues is not None else None,
+            actor=actor,
+            now=self.now(now),
         )
 
     def transaction(self) -> AbstractContextManager[Transaction]:

@@ -67,11 +67,14 @@ if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
 
 __all__ = [
+    "DEFAULT_LEASE",
     "MIN_HEARTBEAT_INTERVAL",
     "RACE_SIGNS",
     "Claim",
     "Settled",
+    "automatic_heartbeat",
     "claim_attempts",
+    "extend_leases",
     "run_claimed",
     "run_moved",
     "settle",
@@ -82,6 +85,9 @@ step_logger = logging.getLogger("squidmesh_es.steps")
 
 MIN_HEARTBEAT_INTERVAL = timedelta(milliseconds=50)
 """Shorter heartbeat intervals are refused: they would turn the journal into a clock."""
+
+DEFAULT_LEASE = timedelta(seconds=30)
+"""A worker's lease when given none: short, since workers extend it while steps run."""
 
 CONFLICT_RETRIES = 50
 """How often a fenced write reloads and decides again before giving up with `Conflict`."""
@@ -343,6 +349,54 @@ def _beat(
                 exc.code,
             )
             return
+
+
+def automatic_heartbeat(lease_for: timedelta) -> timedelta | None:
+    """The heartbeat a worker uses when given none: a third of the lease.
+
+    Two beats may be lost before the lease runs out. ``None`` for a lease too short to beat
+    within (under three times `MIN_HEARTBEAT_INTERVAL`).
+    """
+    interval = lease_for / 3
+    return interval if interval >= MIN_HEARTBEAT_INTERVAL else None
+
+
+def extend_leases(
+    mesh: SquidMesh, queue_name: str, claims: Sequence[Claim], lease_for: timedelta
+) -> dict[str, SquidMeshError]:
+    """Extend the leases of ``claims`` (all of ``queue_name``) in one commit.
+
+    Returns the claims the journal refused (no longer current: taken over, released,
+    finished, or their run ended), by runnable key; the others now run until
+    ``now + lease_for``.
+
+    Raises:
+        Conflict: the queue kept moving for every retry.
+        StorageUnavailable: the database could not be reached.
+    """
+    for _ in range(CONFLICT_RETRIES):
+        queue = mesh.get_queue(queue_name)
+        now = mesh.now()
+        refused: dict[str, SquidMeshError] = {}
+        for claim in claims:
+            try:
+                queue.heartbeat(
+                    claim.key,
+                    claim_id=claim.claim_id,
+                    claim_token_hash=claim.token_hash,
+                    lease_for=lease_for,
+                    now=now,
+                )
+            except SquidMeshError as exc:
+                refused[claim.key] = exc
+        if not queue.pending_events:
+            return refused
+        try:
+            mesh.save(queue)
+        except Conflict:
+            continue
+        return refused
+    raise Conflict("queue kept moving while extending leases", queue=queue_name)
 
 
 def _extend_lease(mesh: SquidMesh, claim: Claim, lease_for: timedelta) -> None:

@@ -547,3 +547,35 @@ def test_the_lease_expiry_count_survives_a_snapshot_and_old_snapshots_count_zero
 
     assert Attempt.from_state(state["attempts"][key]).lease_expiries == 1
     assert Attempt.from_state(old_state).lease_expiries == 0
+
+
+def test_releasing_an_owner_ends_its_running_leases_now_and_leaves_others_alone() -> None:
+    queue = new_queue()
+    mine, theirs = schedule(queue), schedule(queue)
+    claim(queue, mine, token="t1", claim_id="c1", owner="dead")
+    claim(queue, theirs, token="t2", claim_id="c2", owner="alive")
+    at = T0 + timedelta(seconds=5)
+
+    released = queue.release_owner("dead", now=at)
+
+    assert released == [mine]
+    assert [a.runnable_key for a in queue.claimable(at)] == [mine]
+    with pytest.raises(ExpiredClaim):
+        queue.complete(mine, claim_id="c1", claim_token_hash=sha("t1"), result={}, now=at)
+    claim(queue, mine, token="t3", claim_id="c3", owner="heir", at=at)
+    assert queue.attempt(mine).lease_expiries == 1  # type: ignore[union-attr]
+    assert queue.release_owner("dead", now=at) == []  # nothing held: nothing written
+
+
+def test_a_release_replayed_after_its_attempt_finished_changes_nothing() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key, token="t1", claim_id="c1", owner="dead")
+    queue.complete(key, claim_id="c1", claim_token_hash=sha("t1"), result={}, now=T0)
+
+    queue.trigger_event(
+        DispatchQueue.ClaimsReleased, owner_id="dead", runnable_keys=[key], timestamp=T0
+    )
+
+    attempt = queue.attempt(key)
+    assert attempt is not None and attempt.status is AttemptStatus.COMPLETED
