@@ -177,6 +177,11 @@ class DispatchQueue(AnomalyLog, Aggregate):
         """Every other waiting attempt, by visible time."""
         leases: Heap
         """Claimed attempts, by lease end: expired ones may be taken over."""
+        unapplied: CowMap[str, str]
+        """Completed or failed attempts whose result the run has not applied, to their run:
+        recovery's index (our own commits apply a result in the commit that records it)."""
+        recovered_to: int
+        """Notification id up to which recovery has examined the journal for this queue."""
 
     class Event(Aggregate.Event):
         """Base of the queue's events."""
@@ -207,6 +212,8 @@ class DispatchQueue(AnomalyLog, Aggregate):
             q.anomalies = []
             q.anomaly_count = 0
             q.fresh_ready = q.continuing_ready = q.leases = None
+            q.unapplied = CowMap()
+            q.recovered_to = 0
 
     class RunQueued(ToleratedEvent, Event):
         """A run will put attempts on this queue; recovery finds started runs through it."""
@@ -441,6 +448,18 @@ class DispatchQueue(AnomalyLog, Aggregate):
                     continue  # finished, taken over or expired meanwhile: nothing to release
                 q.replace_live(attempt, lease_until=self.timestamp)
 
+    class RecoveryChecked(Event):
+        """Recovery examined the journal's events up to ``position`` for this queue's runs.
+
+        The next pass reads only the events after it (see `runtime._recovery`).
+        """
+
+        TOPIC = "squidmesh.DispatchQueue.RecoveryChecked"
+        position: int
+
+        def apply(self, q: DispatchQueue) -> None:
+            q.recovered_to = max(q.recovered_to, self.position)
+
     class LiveWakeupEmitted(ToleratedEvent, Event):
         """A notifier hint for the attempt went out after its scheduling committed."""
 
@@ -555,6 +574,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
             "counters": dict(self.counters),
             "anomalies": list(self.anomalies),
             "anomaly_count": self.anomaly_count,
+            "recovered_to": self.recovered_to,
         }
 
     def restore_state(self) -> None:
@@ -576,6 +596,8 @@ class DispatchQueue(AnomalyLog, Aggregate):
         self.attempts = CowMap()
         self.runs = CowMap()
         self.fresh_ready = self.continuing_ready = self.leases = None
+        self.unapplied = CowMap()
+        state.setdefault("recovered_to", 0)  # snapshots written before recovery kept one
         for record in records:
             self.add_live(record)
 
@@ -587,11 +609,14 @@ class DispatchQueue(AnomalyLog, Aggregate):
         self.attempts[key] = attempt
         self.runs[attempt.run_id] = (*(self.runs.get(attempt.run_id) or ()), key)
         self._index(attempt)
+        self._track_result(attempt)
 
     def replace_live(self, attempt: Attempt, **changes: Any) -> None:
         """Record a live attempt's new state; the indexes follow, stale entries fall out."""
         updated = replace(attempt, **changes)
         self.attempts[attempt.runnable_key] = updated
+        if updated.status != attempt.status:
+            self._track_result(updated)
         if updated.status != attempt.status or updated.lease_until != attempt.lease_until:
             self._index(updated)
             self._drop_stale()
@@ -600,6 +625,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
         """Move ``attempt`` out of the live state into the bounded memory of finished ones."""
         key = attempt.runnable_key
         self.attempts.pop(key)
+        self.unapplied.pop(key)
         remaining = tuple(k for k in self.runs.get(attempt.run_id) or () if k != key)
         if remaining:
             self.runs[attempt.run_id] = remaining
@@ -621,6 +647,12 @@ class DispatchQueue(AnomalyLog, Aggregate):
             "input": failed.input,
             "visible_at": visible_at,
         }
+
+    def _track_result(self, attempt: Attempt) -> None:
+        if attempt.status in (AttemptStatus.COMPLETED, AttemptStatus.FAILED):
+            self.unapplied[attempt.runnable_key] = attempt.run_id
+        else:
+            self.unapplied.pop(attempt.runnable_key)
 
     def _index(self, attempt: Attempt) -> None:
         if attempt.status in _WAITING:
@@ -1027,6 +1059,17 @@ class DispatchQueue(AnomalyLog, Aggregate):
         if retry_runnable_key is None:
             return None
         return self.attempts[retry_runnable_key]
+
+    def runs_with_unapplied_results(self) -> list[str]:
+        """Runs with a completed or failed attempt their journal has not applied (an index)."""
+        return list(dict.fromkeys(run_id for _, run_id in self.unapplied.items()))
+
+    def check_recovery(self, position: int, *, now: datetime) -> bool:
+        """Record that recovery examined the journal up to ``position``; False if not further."""
+        if position <= self.recovered_to:
+            return False
+        self.trigger_event(self.RecoveryChecked, position=position, timestamp=now)
+        return True
 
     def held_by(self, owner_id: str, now: datetime) -> list[str]:
         """Keys of the attempts ``owner_id`` holds under a lease still running at ``now``.
