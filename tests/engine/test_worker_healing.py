@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from squidmesh_es import SquidMesh
 from squidmesh_es.cli import main
+from squidmesh_es.domain import REGISTRY_ID
 from squidmesh_es.errors import InvalidArgument
 from squidmesh_es.runtime import DEFAULT_LEASE, SystemClock
 from squidmesh_es.runtime._execution import claim_attempts, run_claimed
@@ -180,3 +181,18 @@ def test_a_killed_worker_process_is_listed_and_released_from_the_command_line(
     assert released.exit_code == 0, released.output
     assert released.output.splitlines()[0] == "released 1 claims of doomed"
     assert mesh.get_run(run_id).terminal_status == "completed"
+
+
+def test_the_registry_is_snapshotted_so_a_new_process_reads_little(
+    open_mesh: OpenMesh, backend: str
+) -> None:
+    mesh = open_mesh()
+    register_dead_worker(mesh, "w1")
+    for _ in range(150):
+        record_presence(mesh, "w1", "seen")
+
+    reopened = open_mesh()
+
+    assert [w.owner_id for w in reopened.list_workers()] == ["w1"]
+    if mesh.snapshots is not None:
+        assert list(mesh.snapshots.get(REGISTRY_ID))  # a checkpoint was written

@@ -31,6 +31,7 @@ from squidmesh_es.domain import (
     Attempt,
     DispatchOrder,
     DispatchQueue,
+    WorkerRegistry,
     WorkflowRun,
     parse_run_id,
     queue_id,
@@ -124,8 +125,11 @@ class SquidMesh(Application[UUID]):
     """
 
     name = "SquidMesh"
-    snapshotting_intervals = {WorkflowRun: 100}
-    """Queues are snapshotted by `queue_snapshot_interval`, which grows with their state."""
+    snapshotting_intervals = {WorkflowRun: 100, WorkerRegistry: 100}
+    """Queues are snapshotted by `queue_snapshot_interval`, which grows with their state.
+
+    The worker registry gains a presence fact per worker every 15 s: its snapshots keep a
+    fresh process's ``squidmesh workers list`` from replaying days of them."""
     env = {"AGGREGATE_CACHE_MAXSIZE": "512"}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
