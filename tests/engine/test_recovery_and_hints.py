@@ -187,13 +187,34 @@ def test_an_ended_run_still_open_on_its_queue_is_closed(
     assert not mesh.recover().repaired
 
 
-def test_recovery_skips_runs_of_unregistered_workflows(mesh: SquidMesh) -> None:
-    started = mesh.start(Sequential, {"order_id": "o1"})
+def test_recovery_skips_runs_of_unregistered_workflows(mesh: SquidMesh, clock: ManualClock) -> None:
+    mesh.start(Sequential, {"order_id": "healthy"})  # nothing to repair: not even read
+    gap = planned_but_unscheduled(mesh, clock)
     mesh.workflows = WorkflowRegistry()  # a process without this workflow's code
 
     report = mesh.recover()
 
-    assert report.skipped_runs == [str(started.run_id)]
+    assert report.skipped_runs == [str(gap)]
+    assert report.examined_runs == 1
+
+
+def planned_but_unscheduled(mesh: SquidMesh, clock: ManualClock) -> str:
+    mesh.register(Sequential)
+    spec = Sequential.to_spec()
+    run = WorkflowRun.start(
+        run_id=uuid4(),
+        workflow=Sequential.name,
+        trigger="place",
+        input={"order_id": "o1", "amount": 10},
+        queue="default",
+        definition_fingerprint=spec.fingerprint,
+        now=clock.now(),
+    )
+    plan_entry(spec, run, now=clock.now())
+    queue = mesh.get_queue()
+    queue.enqueue_run(run.run_id, now=clock.now())
+    mesh.save(run, queue)  # crashed before scheduling: planned, queued, no attempt
+    return str(run.run_id)
 
 
 class RecordingNotifier:

@@ -19,6 +19,7 @@ from squidmesh_es.cli._list import list_command
 from squidmesh_es.cli._projections import projections
 from squidmesh_es.cli._scheduler import scheduler
 from squidmesh_es.cli._worker import worker
+from squidmesh_es.cli._workers import workers
 
 __all__ = ["main"]
 
@@ -29,6 +30,7 @@ def main() -> None:
 
 
 main.add_command(worker)
+main.add_command(workers)
 main.add_command(projections)
 main.add_command(list_command)
 main.add_command(inspect_command)

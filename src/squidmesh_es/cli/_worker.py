@@ -61,8 +61,13 @@ _OPTION_NAMES = {
 @click.option("--queue", "queues", multiple=True, help="Queue to pull from; repeat for several.")
 @click.option("--concurrency", default=1, show_default=True, help="Steps run at once.")
 @click.option("--owner-id", default=None, help="Worker id recorded on claims.")
-@click.option("--lease-seconds", default=300.0, show_default=True, help="Lease per claim.")
-@click.option("--heartbeat-seconds", default=None, type=float, help="Extend leases this often.")
+@click.option("--lease-seconds", default=30.0, show_default=True, help="Lease per claim.")
+@click.option(
+    "--heartbeat-seconds",
+    default=None,
+    type=float,
+    help="Extend the leases in hand this often (default: a third of the lease).",
+)
 def worker(
     database_url: str,
     modules: tuple[str, ...],

@@ -1,4 +1,4 @@
-"""The journal: ``WorkflowRun`` and ``DispatchQueue`` aggregates, their events and rules.
+"""The journal: ``WorkflowRun``, ``DispatchQueue`` and ``WorkerRegistry``, events and rules.
 
 Pure domain code: no I/O, no clock. Time comes in as ``now``; ids and claim tokens are made by
 the caller. The aggregates' versions are the journal fences.
@@ -23,10 +23,13 @@ from squidmesh_es.domain._vocab import (
     RunStatus,
     TerminalStatus,
 )
+from squidmesh_es.domain._workers import PRESENCE_INTERVAL, REGISTRY_ID, WorkerRegistry
 
 __all__ = [
     "JOURNAL_NAMESPACE",
     "MAX_KEPT_ANOMALIES",
+    "PRESENCE_INTERVAL",
+    "REGISTRY_ID",
     "AnomalyReason",
     "Attempt",
     "AttemptStatus",
@@ -38,6 +41,7 @@ __all__ = [
     "RunStatus",
     "Runnable",
     "TerminalStatus",
+    "WorkerRegistry",
     "WorkflowRun",
     "check_queue_name",
     "hash_claim_token",

@@ -104,6 +104,11 @@ class Attempt:
     """Scheduling order in this queue: breaks ties between equal visible times."""
     fresh: bool = field(default=False, compare=False)
     """Scheduled by its run's start: waits behind runs under way (`DispatchOrder`)."""
+    lease_expiries: int = field(default=0, compare=False)
+    """How often a claim of this attempt ended by its lease running out, without an outcome.
+
+    Derived, never stored in an event: each takeover of an expired claim counts one.
+    """
 
     @classmethod
     def from_state(cls, state: JSONDict) -> Attempt:
@@ -129,6 +134,7 @@ class Attempt:
             claim_token_hash=state.get("claim_token_hash"),
             seq=state.get("seq", 0),
             fresh=state.get("fresh", False),
+            lease_expiries=state.get("lease_expiries", 0),
         )
 
     def to_state(self) -> JSONDict:
@@ -171,6 +177,11 @@ class DispatchQueue(AnomalyLog, Aggregate):
         """Every other waiting attempt, by visible time."""
         leases: Heap
         """Claimed attempts, by lease end: expired ones may be taken over."""
+        unapplied: CowMap[str, str]
+        """Completed or failed attempts whose result the run has not applied, to their run:
+        recovery's index (our own commits apply a result in the commit that records it)."""
+        recovered_to: int
+        """Notification id up to which recovery has examined the journal for this queue."""
 
     class Event(Aggregate.Event):
         """Base of the queue's events."""
@@ -201,6 +212,8 @@ class DispatchQueue(AnomalyLog, Aggregate):
             q.anomalies = []
             q.anomaly_count = 0
             q.fresh_ready = q.continuing_ready = q.leases = None
+            q.unapplied = CowMap()
+            q.recovered_to = 0
 
     class RunQueued(ToleratedEvent, Event):
         """A run will put attempts on this queue; recovery finds started runs through it."""
@@ -287,13 +300,18 @@ class DispatchQueue(AnomalyLog, Aggregate):
                     anomaly, self, runnable_key=self.runnable_key, claim_id=self.claim_id
                 )
                 return
+            attempt = q.attempts[self.runnable_key]
+            # The claim rule let a held attempt be claimed only once its lease had ended:
+            # this claim takes over from one that ended without an outcome.
+            expired = attempt.status is AttemptStatus.CLAIMED
             q.replace_live(
-                q.attempts[self.runnable_key],
+                attempt,
                 status=AttemptStatus.CLAIMED,
                 claim_id=self.claim_id,
                 claim_token_hash=self.claim_token_hash,
                 owner_id=self.owner_id,
                 lease_until=self.lease_until,
+                lease_expiries=attempt.lease_expiries + expired,
             )
             q.counters["claimed"] += 1
 
@@ -405,6 +423,42 @@ class DispatchQueue(AnomalyLog, Aggregate):
                     **intent,
                 )
             )
+
+    class ClaimsReleased(ToleratedEvent, Event):
+        """An operator declared ``owner_id`` dead: its claims count as expired from now on.
+
+        The attempts may be claimed again at once (each takeover counts a lease expiry), and
+        the released worker's late heartbeats and outcomes are refused as expired.
+        """
+
+        TOPIC = "squidmesh.DispatchQueue.ClaimsReleased"
+        owner_id: str
+        runnable_keys: list[str]
+
+        def evolve(self, q: DispatchQueue) -> None:
+            for key in self.runnable_keys:
+                attempt = q.attempts.get(key)
+                if (
+                    attempt is None
+                    or attempt.status is not AttemptStatus.CLAIMED
+                    or attempt.owner_id != self.owner_id
+                    or attempt.lease_until is None
+                    or attempt.lease_until <= self.timestamp
+                ):
+                    continue  # finished, taken over or expired meanwhile: nothing to release
+                q.replace_live(attempt, lease_until=self.timestamp)
+
+    class RecoveryChecked(Event):
+        """Recovery examined the journal's events up to ``position`` for this queue's runs.
+
+        The next pass reads only the events after it (see `runtime._recovery`).
+        """
+
+        TOPIC = "squidmesh.DispatchQueue.RecoveryChecked"
+        position: int
+
+        def apply(self, q: DispatchQueue) -> None:
+            q.recovered_to = max(q.recovered_to, self.position)
 
     class LiveWakeupEmitted(ToleratedEvent, Event):
         """A notifier hint for the attempt went out after its scheduling committed."""
@@ -520,6 +574,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
             "counters": dict(self.counters),
             "anomalies": list(self.anomalies),
             "anomaly_count": self.anomaly_count,
+            "recovered_to": self.recovered_to,
         }
 
     def restore_state(self) -> None:
@@ -541,6 +596,8 @@ class DispatchQueue(AnomalyLog, Aggregate):
         self.attempts = CowMap()
         self.runs = CowMap()
         self.fresh_ready = self.continuing_ready = self.leases = None
+        self.unapplied = CowMap()
+        state.setdefault("recovered_to", 0)  # snapshots written before recovery kept one
         for record in records:
             self.add_live(record)
 
@@ -552,11 +609,14 @@ class DispatchQueue(AnomalyLog, Aggregate):
         self.attempts[key] = attempt
         self.runs[attempt.run_id] = (*(self.runs.get(attempt.run_id) or ()), key)
         self._index(attempt)
+        self._track_result(attempt)
 
     def replace_live(self, attempt: Attempt, **changes: Any) -> None:
         """Record a live attempt's new state; the indexes follow, stale entries fall out."""
         updated = replace(attempt, **changes)
         self.attempts[attempt.runnable_key] = updated
+        if updated.status != attempt.status:
+            self._track_result(updated)
         if updated.status != attempt.status or updated.lease_until != attempt.lease_until:
             self._index(updated)
             self._drop_stale()
@@ -565,6 +625,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
         """Move ``attempt`` out of the live state into the bounded memory of finished ones."""
         key = attempt.runnable_key
         self.attempts.pop(key)
+        self.unapplied.pop(key)
         remaining = tuple(k for k in self.runs.get(attempt.run_id) or () if k != key)
         if remaining:
             self.runs[attempt.run_id] = remaining
@@ -586,6 +647,12 @@ class DispatchQueue(AnomalyLog, Aggregate):
             "input": failed.input,
             "visible_at": visible_at,
         }
+
+    def _track_result(self, attempt: Attempt) -> None:
+        if attempt.status in (AttemptStatus.COMPLETED, AttemptStatus.FAILED):
+            self.unapplied[attempt.runnable_key] = attempt.run_id
+        else:
+            self.unapplied.pop(attempt.runnable_key)
 
     def _index(self, attempt: Attempt) -> None:
         if attempt.status in _WAITING:
@@ -992,6 +1059,43 @@ class DispatchQueue(AnomalyLog, Aggregate):
         if retry_runnable_key is None:
             return None
         return self.attempts[retry_runnable_key]
+
+    def runs_with_unapplied_results(self) -> list[str]:
+        """Runs with a completed or failed attempt their journal has not applied (an index)."""
+        return list(dict.fromkeys(run_id for _, run_id in self.unapplied.items()))
+
+    def check_recovery(self, position: int, *, now: datetime) -> bool:
+        """Record that recovery examined the journal up to ``position``; False if not further."""
+        if position <= self.recovered_to:
+            return False
+        self.trigger_event(self.RecoveryChecked, position=position, timestamp=now)
+        return True
+
+    def held_by(self, owner_id: str, now: datetime) -> list[str]:
+        """Keys of the attempts ``owner_id`` holds under a lease still running at ``now``.
+
+        A scan of the live attempts: for operator commands, never on the claim path.
+        """
+        return [
+            a.runnable_key
+            for a in self.attempts.values()
+            if a.status is AttemptStatus.CLAIMED
+            and a.owner_id == owner_id
+            and a.lease_until is not None
+            and a.lease_until > now
+        ]
+
+    def release_owner(self, owner_id: str, *, now: datetime) -> list[str]:
+        """End every running lease of ``owner_id`` at ``now``; returns the released keys.
+
+        Writes nothing when the owner holds nothing.
+        """
+        keys = self.held_by(owner_id, now)
+        if keys:
+            self.trigger_event(
+                self.ClaimsReleased, owner_id=owner_id, runnable_keys=keys, timestamp=now
+            )
+        return keys
 
     def record_wakeup(self, runnable_key: str, *, now: datetime) -> None:
         """Note that a live hint for the attempt went out.

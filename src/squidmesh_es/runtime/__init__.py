@@ -4,9 +4,10 @@ from squidmesh_es.runtime._app import SquidMesh
 from squidmesh_es.runtime._cipher import create_cipher_key
 from squidmesh_es.runtime._clock import Clock, SystemClock
 from squidmesh_es.runtime._cron import CronDecision, CronStart
-from squidmesh_es.runtime._execution import MIN_HEARTBEAT_INTERVAL, Claim, Finished
+from squidmesh_es.runtime._execution import DEFAULT_LEASE, MIN_HEARTBEAT_INTERVAL, Claim, Finished
 from squidmesh_es.runtime._mapper import JournalMapper
 from squidmesh_es.runtime._notifier import DispatchNotifier, ScheduledAttempt
+from squidmesh_es.runtime._presence import ReleaseReport, WorkerInfo
 from squidmesh_es.runtime._recovery import RecoveryReport
 from squidmesh_es.runtime._registry import WorkflowRegistry
 from squidmesh_es.runtime._scheduler import Scheduler, SchedulerPass
@@ -22,6 +23,7 @@ from squidmesh_es.runtime._worker import Worker, WorkerStats
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "DEFAULT_LEASE",
     "MIN_HEARTBEAT_INTERVAL",
     "Claim",
     "Clock",
@@ -31,6 +33,7 @@ __all__ = [
     "Finished",
     "JournalMapper",
     "RecoveryReport",
+    "ReleaseReport",
     "ScheduledAttempt",
     "Scheduler",
     "SchedulerPass",
@@ -41,6 +44,7 @@ __all__ = [
     "SystemClock",
     "Transaction",
     "Worker",
+    "WorkerInfo",
     "WorkerStats",
     "WorkflowRegistry",
     "create_cipher_key",

@@ -31,6 +31,7 @@ from squidmesh_es.domain import (
     Attempt,
     DispatchOrder,
     DispatchQueue,
+    WorkerRegistry,
     WorkflowRun,
     parse_run_id,
     queue_id,
@@ -65,6 +66,7 @@ from squidmesh_es.runtime._dynamic_work import (
 )
 from squidmesh_es.runtime._execution import (
     CONFLICT_RETRIES,
+    DEFAULT_LEASE,
     Finished,
     check_heartbeat,
     check_lease,
@@ -78,6 +80,12 @@ from squidmesh_es.runtime._lineage import start_child
 from squidmesh_es.runtime._mapper import JournalMapper
 from squidmesh_es.runtime._notifier import DispatchNotifier, ScheduledAttempt
 from squidmesh_es.runtime._ports import ProjectionsPort
+from squidmesh_es.runtime._presence import (
+    ReleaseReport,
+    WorkerInfo,
+    list_workers,
+    release_worker,
+)
 from squidmesh_es.runtime._recovery import RecoveryReport, recover
 from squidmesh_es.runtime._registry import WorkflowRegistry
 from squidmesh_es.runtime._settings import (
@@ -117,8 +125,11 @@ class SquidMesh(Application[UUID]):
     """
 
     name = "SquidMesh"
-    snapshotting_intervals = {WorkflowRun: 100}
-    """Queues are snapshotted by `queue_snapshot_interval`, which grows with their state."""
+    snapshotting_intervals = {WorkflowRun: 100, WorkerRegistry: 100}
+    """Queues are snapshotted by `queue_snapshot_interval`, which grows with their state.
+
+    The worker registry gains a presence fact per worker every 15 s: its snapshots keep a
+    fresh process's ``squidmesh workers list`` from replaying days of them."""
     env = {"AGGREGATE_CACHE_MAXSIZE": "512"}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -605,7 +616,7 @@ class SquidMesh(Application[UUID]):
         queues: Sequence[str] | None = None,
         concurrency: int = 1,
         owner_id: str | None = None,
-        lease_for: timedelta = timedelta(seconds=300),
+        lease_for: timedelta = DEFAULT_LEASE,
         heartbeat_interval: timedelta | None = None,
         idle_backoff: tuple[timedelta, timedelta] = (
             timedelta(milliseconds=20),
@@ -614,7 +625,8 @@ class SquidMesh(Application[UUID]):
     ) -> Worker:
         """A worker that runs this runtime's attempts in ``concurrency`` threads.
 
-        Call ``start()`` and ``stop()``, or ``run_forever()``. See `Worker`.
+        Call ``start()`` and ``stop()``, or ``run_forever()``. See `Worker`. Leases are 30 s
+        by default and extended every third of the lease while steps run.
         """
         return Worker(
             self,
@@ -654,6 +666,40 @@ class SquidMesh(Application[UUID]):
                 )
                 for payload in payloads
             ]
+
+    def list_workers(
+        self, *, include_gone: bool = False, now: datetime | None = None
+    ) -> list[WorkerInfo]:
+        """Worker processes of this journal, newest first: ``live`` or ``silent`` (likely dead).
+
+        With ``include_gone``, also the last workers that stopped or were released.
+        """
+        return list_workers(self, now=self.now(now), include_gone=include_gone)
+
+    def release_worker(
+        self,
+        owner_id: str,
+        *,
+        queues: Sequence[str] | None = None,
+        actor: str | None = None,
+        now: datetime | None = None,
+    ) -> ReleaseReport:
+        """Treat every claim of ``owner_id`` as expired now, so its steps are redelivered.
+
+        For a worker known to be dead (its host is gone): its attempts need not wait for
+        their leases. If it was alive after all, its outcomes are refused as expired and the
+        steps run again elsewhere (delivery is at least once).
+
+        Raises:
+            InvalidArgument: an empty id, or an unknown worker and no ``queues``.
+        """
+        return release_worker(
+            self,
+            owner_id,
+            queues=list(queues) if queues is not None else None,
+            actor=actor,
+            now=self.now(now),
+        )
 
     def transaction(self) -> AbstractContextManager[Transaction]:
         """Commit a host's aggregates and the runs it starts together, or nothing at all.

@@ -20,7 +20,14 @@ from squidmesh_es.domain import (
 from squidmesh_es.domain._planner import resolve_boundary
 from squidmesh_es.errors import Conflict, ManualStepMismatch, RunTerminal
 from squidmesh_es.redaction import redact_json
-from squidmesh_es.runtime._execution import CONFLICT_RETRIES, Settled, after_commit, carry_out
+from squidmesh_es.runtime._execution import (
+    CONFLICT_RETRIES,
+    RACE_SIGNS,
+    Settled,
+    after_commit,
+    carry_out,
+    run_moved,
+)
 from squidmesh_es.workflow import Outcome
 
 if TYPE_CHECKING:
@@ -130,9 +137,13 @@ def resolve_manual_run(
     """Resume, approve or reject the boundary the run is paused at, and continue the run.
 
     The receipt, the resolution, the boundary's result and what follows it (successor
-    attempts, or the run's end) commit together. An approval's decision, approved or
-    rejected, lands in the run context under the step's output key; a rejection then takes
-    the step's error route, whose step can read who rejected and why.
+    attempts, or the run's end) commit together. A twin resolution committing meanwhile
+    makes this one decide again: with the same idempotency key it returns the run as the
+    twin left it; without, it meets the run no longer paused (`ManualStepMismatch`).
+
+    An approval's decision, approved or rejected, lands in the run context under the step's
+    output key; a rejection then takes the step's error route, whose step can read who
+    rejected and why.
 
     Raises:
         RunNotFound, InvalidRunId: no such run.
@@ -142,18 +153,24 @@ def resolve_manual_run(
     """
     for _ in range(CONFLICT_RETRIES):
         run = mesh.get_run(run_id)
+        seen = run.version
         queue = mesh.get_queue(run.queue, now=now)
-        settled = decide_manual(
-            mesh,
-            run,
-            queue,
-            action,
-            actor=actor,
-            comment=comment,
-            metadata=metadata,
-            idempotency_key=idempotency_key,
-            now=now,
-        )
+        try:
+            settled = decide_manual(
+                mesh,
+                run,
+                queue,
+                action,
+                actor=actor,
+                comment=comment,
+                metadata=metadata,
+                idempotency_key=idempotency_key,
+                now=now,
+            )
+        except RACE_SIGNS:
+            if run_moved(mesh, run.run_id, seen):
+                continue  # a twin resolved it between our two reads: decide again
+            raise
         if settled is None:
             return run
         try:

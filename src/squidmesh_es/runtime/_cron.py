@@ -32,7 +32,7 @@ from squidmesh_es.errors import (
 )
 from squidmesh_es.read_model import RunSnapshot
 from squidmesh_es.runtime._clock import ensure_aware
-from squidmesh_es.runtime._execution import CONFLICT_RETRIES, after_commit
+from squidmesh_es.runtime._execution import CONFLICT_RETRIES, RACE_SIGNS, after_commit, run_moved
 from squidmesh_es.runtime._starting import build_request, find_run, prepare_start, start_run
 from squidmesh_es.workflow import CronIdempotency, JSONValue, TriggerType, Workflow
 
@@ -289,7 +289,12 @@ def start_cron(
             if existing.workflow != workflow.name or existing.trigger != spec.name:
                 raise RunIdTaken(request.run_id, "it belongs to another workflow or trigger")
             return _result(mesh, duplicate, existing, sid, key, at)
-        prepared = prepare_start(mesh, request, now=at)
+        try:
+            prepared = prepare_start(mesh, request, now=at)
+        except RACE_SIGNS:
+            if run_moved(mesh, request.run_id, None):
+                continue  # a twin delivery started it between our reads: look again
+            raise
         if prepared.settled is None:  # started between our read and prepare_start's
             return _result(mesh, duplicate, prepared.run, sid, key, at)
         try:

@@ -24,7 +24,14 @@ from squidmesh_es.domain._planner import Progress
 from squidmesh_es.errors import Conflict
 from squidmesh_es.read_model import DynamicWorkPreview, build_run_graph
 from squidmesh_es.runtime._definitions import RunDefinition
-from squidmesh_es.runtime._execution import CONFLICT_RETRIES, Settled, after_commit, carry_out
+from squidmesh_es.runtime._execution import (
+    CONFLICT_RETRIES,
+    RACE_SIGNS,
+    Settled,
+    after_commit,
+    carry_out,
+    run_moved,
+)
 from squidmesh_es.workflow import ActionRegistry
 
 if TYPE_CHECKING:
@@ -109,6 +116,7 @@ def schedule_dynamic_work(
     parsed = DynamicProposal.parse(proposal)
     for _ in range(CONFLICT_RETRIES):
         run = mesh.get_run(run_id)
+        seen = run.version
         definition = _current_definition(mesh, run)
         check = check_proposal(
             run, definition.spec, parsed, status="scheduled", registry=action_registry
@@ -120,7 +128,12 @@ def schedule_dynamic_work(
         run.plan(runnables, now=now)
         queue = mesh.get_queue(run.queue, now=now)
         settled = Settled(runs={str(run.run_id): run}, queue=queue)
-        carry_out(mesh, queue, run, Progress(to_schedule=runnables), now=now, settled=settled)
+        try:
+            carry_out(mesh, queue, run, Progress(to_schedule=runnables), now=now, settled=settled)
+        except RACE_SIGNS:
+            if run_moved(mesh, run.run_id, seen):
+                continue  # a twin scheduled it between our reads: decide again
+            raise
         try:
             mesh.save(run, queue)
         except Conflict:

@@ -45,8 +45,10 @@ from squidmesh_es.domain._planner import (
 )
 from squidmesh_es.errors import (
     Conflict,
+    ConflictingIntent,
     DefinitionMismatch,
     InvalidArgument,
+    RunNotFound,
     RunTerminal,
     SquidMeshError,
     UnknownAttempt,
@@ -65,11 +67,16 @@ if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
 
 __all__ = [
+    "DEFAULT_LEASE",
     "MIN_HEARTBEAT_INTERVAL",
+    "RACE_SIGNS",
     "Claim",
     "Settled",
+    "automatic_heartbeat",
     "claim_attempts",
+    "extend_leases",
     "run_claimed",
+    "run_moved",
     "settle",
 ]
 
@@ -79,8 +86,34 @@ step_logger = logging.getLogger("squidmesh_es.steps")
 MIN_HEARTBEAT_INTERVAL = timedelta(milliseconds=50)
 """Shorter heartbeat intervals are refused: they would turn the journal into a clock."""
 
+DEFAULT_LEASE = timedelta(seconds=30)
+"""A worker's lease when given none: short, since workers extend it while steps run."""
+
 CONFLICT_RETRIES = 50
 """How often a fenced write reloads and decides again before giving up with `Conflict`."""
+
+RACE_SIGNS = (ConflictingIntent, RunTerminal)
+"""What the queue raises when it shows a twin's commit that the run, read before it, lacked.
+
+A command reads its run, then the run's queue. When a concurrent command commits between
+the two reads, the queue already holds the twin's work (the same runnable key scheduled at
+another instant, or the run closed) while the run does not: the decision was made on a stale
+run. Such an error is not the caller's: the command decides again (see `run_moved`).
+"""
+
+
+def run_moved(mesh: SquidMesh, run_id: UUID, seen_version: int | None) -> bool:
+    """Whether ``run_id`` moved past ``seen_version`` since it was read (``None``: absent).
+
+    Commands call it when their decision raised one of `RACE_SIGNS`: a run that moved means
+    a concurrent commit, so the whole decision is made again on the new state; a run that
+    did not move means the error is the answer.
+    """
+    try:
+        version: int | None = mesh.get_run(run_id).version
+    except RunNotFound:
+        version = None
+    return version != seen_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +146,8 @@ class Finished:
     claim: Claim
     outcome: StepOutcome | None = None
     mismatch: DefinitionMismatch | None = None
+    abandoned: bool = False
+    """The attempt's leases ran out too often (a poison step): it was not run again."""
 
 
 @dataclass(slots=True)
@@ -227,13 +262,20 @@ def run_claimed(
         return Finished(claim, outcome=StepOutcome(OutcomeStatus.OK))
     if not definition.is_custom(planned):
         return Finished(claim, outcome=StepOutcome(OutcomeStatus.OK))  # carried out on settle
+    expiries = claim.attempt.lease_expiries
+    if retry_policy(definition.spec, planned).abandons_after(expiries):
+        # Every earlier claim ended with its lease and no outcome: the step kills or hangs
+        # its worker. Running it again would take this worker down too.
+        reason: JSONDict = {"code": "attempt_abandoned", "lease_expiries": expiries}
+        outcome = StepOutcome(OutcomeStatus.ERROR, reason=reason)
+        return Finished(claim, outcome=outcome, abandoned=True)
     ctx = _context(mesh, run, claim)
     try:
         step_class = definition.step_class(planned)
     except SquidMeshError as exc:
         # The action was disabled or dropped from the registry since the work was planned.
-        reason: JSONDict = {"code": exc.code, "message": exc.message}
-        return Finished(claim, outcome=StepOutcome(OutcomeStatus.ERROR, reason=reason))
+        refusal: JSONDict = {"code": exc.code, "message": exc.message}
+        return Finished(claim, outcome=StepOutcome(OutcomeStatus.ERROR, reason=refusal))
     with _heartbeat(mesh, claim, heartbeat_interval, lease_for):
         outcome = run_step(step_class, claim.attempt.input, ctx, limits=mesh.limits)
     return Finished(claim, outcome=outcome)
@@ -307,6 +349,54 @@ def _beat(
                 exc.code,
             )
             return
+
+
+def automatic_heartbeat(lease_for: timedelta) -> timedelta | None:
+    """The heartbeat a worker uses when given none: a third of the lease.
+
+    Two beats may be lost before the lease runs out. ``None`` for a lease too short to beat
+    within (under three times `MIN_HEARTBEAT_INTERVAL`).
+    """
+    interval = lease_for / 3
+    return interval if interval >= MIN_HEARTBEAT_INTERVAL else None
+
+
+def extend_leases(
+    mesh: SquidMesh, queue_name: str, claims: Sequence[Claim], lease_for: timedelta
+) -> dict[str, SquidMeshError]:
+    """Extend the leases of ``claims`` (all of ``queue_name``) in one commit.
+
+    Returns the claims the journal refused (no longer current: taken over, released,
+    finished, or their run ended), by runnable key; the others now run until
+    ``now + lease_for``.
+
+    Raises:
+        Conflict: the queue kept moving for every retry.
+        StorageUnavailable: the database could not be reached.
+    """
+    for _ in range(CONFLICT_RETRIES):
+        queue = mesh.get_queue(queue_name)
+        now = mesh.now()
+        refused: dict[str, SquidMeshError] = {}
+        for claim in claims:
+            try:
+                queue.heartbeat(
+                    claim.key,
+                    claim_id=claim.claim_id,
+                    claim_token_hash=claim.token_hash,
+                    lease_for=lease_for,
+                    now=now,
+                )
+            except SquidMeshError as exc:
+                refused[claim.key] = exc
+        if not queue.pending_events:
+            return refused
+        try:
+            mesh.save(queue)
+        except Conflict:
+            continue
+        return refused
+    raise Conflict("queue kept moving while extending leases", queue=queue_name)
 
 
 def _extend_lease(mesh: SquidMesh, claim: Claim, lease_for: timedelta) -> None:
@@ -455,8 +545,15 @@ def _decide(
         return Progress(to_schedule=[again])
     attempt_number = claim.attempt.attempt_number
     policy = retry_policy(spec, planned)
-    retryable = outcome.status is OutcomeStatus.RETRY
+    retryable = outcome.status is OutcomeStatus.RETRY and not item.abandoned
     error = _error(outcome, attempt_number, retryable=retryable)
+    if item.abandoned:
+        error = {
+            **error,
+            "code": "attempt_abandoned",
+            "message": "the attempt's lease ran out too often without an outcome",
+            "lease_expiries": claim.attempt.lease_expiries,
+        }
     if retryable and policy.allows_retry_after(attempt_number):
         delay = outcome.delay if outcome.delay is not None else policy.delay_for(attempt_number)
         retry_key = runnable_key(run.run_id, claim.attempt.step, attempt_number + 1)

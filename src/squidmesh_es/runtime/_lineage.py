@@ -15,7 +15,7 @@ from squidmesh_es.errors import (
     UnsafeReplay,
 )
 from squidmesh_es.redaction import redact_json
-from squidmesh_es.runtime._execution import CONFLICT_RETRIES, after_commit
+from squidmesh_es.runtime._execution import CONFLICT_RETRIES, RACE_SIGNS, after_commit, run_moved
 from squidmesh_es.runtime._starting import build_request, find_run, prepare_start, start_run
 from squidmesh_es.workflow import JSONValue, StepContext, Workflow
 
@@ -189,7 +189,12 @@ def start_child(
             metadata=dict(metadata or {}),
             now=now,
         )
-        prepared = prepare_start(mesh, request, now=now)
+        try:
+            prepared = prepare_start(mesh, request, now=now)
+        except RACE_SIGNS:
+            if run_moved(mesh, child_id, None):
+                continue  # a twin started the child between our reads: decide again
+            raise
         if not linked and prepared.settled is None:
             return prepared.run
         try:

@@ -18,7 +18,14 @@ from squidmesh_es.domain import (
 )
 from squidmesh_es.domain._planner import plan_entry
 from squidmesh_es.errors import Conflict, InvalidArgument, RunIdTaken, RunNotFound
-from squidmesh_es.runtime._execution import CONFLICT_RETRIES, Settled, after_commit, carry_out
+from squidmesh_es.runtime._execution import (
+    CONFLICT_RETRIES,
+    RACE_SIGNS,
+    Settled,
+    after_commit,
+    carry_out,
+    run_moved,
+)
 from squidmesh_es.workflow import (
     ActionRegistry,
     JSONValue,
@@ -208,13 +215,20 @@ def start_run(mesh: SquidMesh, request: StartRequest, *, now: datetime) -> Prepa
     """Commit the run's start, its receipt, its entry runnables and their attempts at once.
 
     A run that already exists under the request's id is returned (with no queue) when the
-    same request started it; otherwise the committed run comes with its saved queue.
+    same request started it; otherwise the committed run comes with its saved queue. A
+    twin start committing meanwhile makes this one decide again, so it gets the same run
+    back (or `RunIdTaken`), never the queue's view of the twin's work.
 
     Raises:
         RunIdTaken: the run id belongs to a different request.
     """
     for _ in range(CONFLICT_RETRIES):
-        prepared = prepare_start(mesh, request, now=now)
+        try:
+            prepared = prepare_start(mesh, request, now=now)
+        except RACE_SIGNS:
+            if run_moved(mesh, request.run_id, None):
+                continue
+            raise
         if prepared.settled is None:
             return prepared
         try:

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from squidmesh_es.domain import DispatchQueue, WorkflowRun, parse_run_id
-from squidmesh_es.errors import RunIdTaken
+from squidmesh_es.errors import Conflict, RunIdTaken
 from squidmesh_es.runtime._controls import decide_cancel, decide_manual
-from squidmesh_es.runtime._execution import Settled, after_commit
+from squidmesh_es.runtime._execution import RACE_SIGNS, Settled, after_commit, run_moved
 from squidmesh_es.runtime._signals import MANUAL_ACTION_OF, Signal, SignalType
 from squidmesh_es.runtime._starting import build_request, prepare_start
 from squidmesh_es.workflow import JSONValue, Workflow
@@ -63,6 +63,8 @@ class Transaction:
 
         Raises:
             RunIdTaken: the run id belongs to a different request, here or in the journal.
+            Conflict: a twin started the run while this transaction decided; nothing was
+                written: reload and decide again.
         """
         at = self.mesh.now(now)
         request = build_request(
@@ -82,7 +84,16 @@ class Transaction:
             if request.matches(held):
                 return held.run_id
             raise RunIdTaken(request.run_id, "a different start request started it")
-        prepared = prepare_start(self.mesh, request, now=at, queue=self._queues.get(request.queue))
+        try:
+            prepared = prepare_start(
+                self.mesh, request, now=at, queue=self._queues.get(request.queue)
+            )
+        except RACE_SIGNS as exc:
+            if run_moved(self.mesh, request.run_id, None):
+                raise Conflict(
+                    "a twin started the run meanwhile", run_id=str(request.run_id)
+                ) from exc
+            raise
         if prepared.queue is not None and prepared.settled is not None:
             self._queues[request.queue] = prepared.queue
             self._effects.append(prepared.settled)
@@ -121,9 +132,21 @@ class Transaction:
         signal = build(run_id, **control)
         assert signal.run_id is not None
         run, queue = self._run_and_queue(signal.run_id)
+        seen = run.version
         now = self.mesh.now(signal.occurred_at)
+        try:
+            settled = self._decide(signal, run, queue, now)
+        except RACE_SIGNS as exc:
+            if run.run_id not in self._aggregates and run_moved(self.mesh, run.run_id, seen):
+                raise Conflict("the run moved meanwhile", run_id=str(run.run_id)) from exc
+            raise
+        self._include(run, queue, settled)
+
+    def _decide(
+        self, signal: Signal, run: WorkflowRun, queue: DispatchQueue, now: datetime
+    ) -> Settled | None:
         if signal.kind is SignalType.CANCEL_RUN:
-            settled = decide_cancel(
+            return decide_cancel(
                 run,
                 queue,
                 actor=signal.actor,
@@ -132,19 +155,17 @@ class Transaction:
                 idempotency_key=signal.idempotency_key,
                 now=now,
             )
-        else:
-            settled = decide_manual(
-                self.mesh,
-                run,
-                queue,
-                MANUAL_ACTION_OF[signal.kind],
-                actor=signal.actor,
-                comment=signal.comment,
-                metadata=dict(signal.metadata),
-                idempotency_key=signal.idempotency_key,
-                now=now,
-            )
-        self._include(run, queue, settled)
+        return decide_manual(
+            self.mesh,
+            run,
+            queue,
+            MANUAL_ACTION_OF[signal.kind],
+            actor=signal.actor,
+            comment=signal.comment,
+            metadata=dict(signal.metadata),
+            idempotency_key=signal.idempotency_key,
+            now=now,
+        )
 
     def _run_and_queue(self, run_id: UUID | str) -> tuple[WorkflowRun, DispatchQueue]:
         """The run and its queue as this transaction already holds them, else loaded."""

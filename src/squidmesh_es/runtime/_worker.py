@@ -7,6 +7,12 @@ claim and completion keeps its own fence.
 
 Stopping is graceful: no new claims, the steps in hand finish and are settled, then the
 threads end.
+
+Leases are short (`DEFAULT_LEASE`) and the coordinator keeps them alive: every heartbeat
+interval it extends the leases of all the claims in hand, one commit per queue, so a step may
+run for hours while a crashed worker's steps come back within one lease. The worker records
+its presence in the journal's `WorkerRegistry` when it starts, about every
+`PRESENCE_INTERVAL` while it runs, and when it stops.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import os
 import queue as queue_module
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,15 +31,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from squidmesh_es.errors import InvalidArgument
+from squidmesh_es.domain import PRESENCE_INTERVAL
+from squidmesh_es.errors import InvalidArgument, SquidMeshError
 from squidmesh_es.runtime._execution import (
+    DEFAULT_LEASE,
     Claim,
     Finished,
+    automatic_heartbeat,
     check_heartbeat,
     check_lease,
+    extend_leases,
     run_claimed,
     settle,
 )
+from squidmesh_es.runtime._presence import record_presence
 
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
@@ -61,7 +73,7 @@ class Worker:
         queues: Sequence[str],
         concurrency: int = 1,
         owner_id: str | None = None,
-        lease_for: timedelta = timedelta(seconds=300),
+        lease_for: timedelta = DEFAULT_LEASE,
         heartbeat_interval: timedelta | None = None,
         idle_backoff: tuple[timedelta, timedelta] = (
             timedelta(milliseconds=20),
@@ -69,6 +81,9 @@ class Worker:
         ),
     ) -> None:
         """Configure the worker; nothing runs until `start`.
+
+        Without ``heartbeat_interval`` the worker beats every third of ``lease_for``
+        (`automatic_heartbeat`).
 
         Raises:
             InvalidArgument: no queue, concurrency below 1, or a bad lease or heartbeat.
@@ -87,7 +102,8 @@ class Worker:
         self.concurrency = concurrency
         self.owner_id = owner_id or _default_owner()
         self.lease_for = lease_for
-        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_interval = heartbeat_interval or automatic_heartbeat(lease_for)
+        """How often the leases of the claims in hand are extended (``None``: never)."""
         self.idle_backoff = (low.total_seconds(), high.total_seconds())
         self.stats = WorkerStats()
         self._done: queue_module.SimpleQueue[tuple[str, Finished]] = queue_module.SimpleQueue()
@@ -97,6 +113,10 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight = 0
         self._next_queue = 0
+        self._held: dict[str, Claim] = {}
+        """Claims in hand (running, or finished but not yet settled), by runnable key."""
+        self._next_beat = 0.0
+        self._next_presence = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -142,6 +162,7 @@ class Worker:
         assert self._pool is not None
         backoff = self.idle_backoff[0]
         pending: list[tuple[str, Finished]] = []
+        self._presence("started")
         try:
             while True:
                 done = self._drain_done()
@@ -150,12 +171,15 @@ class Worker:
                 want = 0 if self._stopping.is_set() else self.concurrency - self._in_flight
                 try:
                     claims = self._commit(pending, want)
+                    for _, item in pending:
+                        self._held.pop(item.claim.key, None)
                     pending = []
                 except Exception:  # noqa: BLE001 - keep working; leases protect the work
                     logger.exception("worker %s could not commit; retrying", self.owner_id)
                     claims = []
                 for claim in claims:
                     self._submit(claim)
+                self._keep_alive()
                 if self._stopping.is_set() and self._in_flight == 0 and not pending:
                     if self._done.empty():
                         return
@@ -163,11 +187,70 @@ class Worker:
                 if claims:
                     backoff = self.idle_backoff[0]
                     continue
-                self._wake.wait(backoff)
+                self._wake.wait(min(backoff, self._until_next_beat()))
                 self._wake.clear()
                 backoff = min(backoff * 2, self.idle_backoff[1])
         finally:
             self._pool.shutdown(wait=True)
+            self._presence("stopped")
+
+    # -- leases and presence --------------------------------------------------------------
+
+    def _until_next_beat(self) -> float:
+        due = [self._next_presence]
+        if self._held and self.heartbeat_interval is not None:
+            due.append(self._next_beat)
+        return max(0.0, min(due) - time.monotonic())
+
+    def _keep_alive(self) -> None:
+        """Extend the leases in hand when a heartbeat is due; record presence when due."""
+        now = time.monotonic()
+        interval = self.heartbeat_interval
+        if interval is not None and self._held and now >= self._next_beat:
+            self._next_beat = now + interval.total_seconds()
+            self._beat()
+        if now >= self._next_presence:
+            self._presence("seen")
+
+    def _beat(self) -> None:
+        by_queue: dict[str, list[Claim]] = {}
+        for claim in self._held.values():
+            by_queue.setdefault(claim.queue, []).append(claim)
+        for queue_name, claims in by_queue.items():
+            try:
+                refused = extend_leases(self.mesh, queue_name, claims, self.lease_for)
+            except Exception:  # noqa: BLE001 - the next beat tries again; leases still run
+                logger.warning(
+                    "worker %s could not extend its leases on %s",
+                    self.owner_id,
+                    queue_name,
+                    exc_info=True,
+                )
+                continue
+            for key, error in refused.items():
+                # Released, taken over, finished or its run ended: its outcome will be
+                # refused too, so stop beating for it.
+                logger.warning(
+                    "heartbeat stopped: claim of %s is no longer current (%s)", key, error.code
+                )
+                self._held.pop(key, None)
+
+    def _presence(self, change: str) -> None:
+        self._next_presence = time.monotonic() + PRESENCE_INTERVAL.total_seconds()
+        try:
+            record_presence(
+                self.mesh,
+                self.owner_id,
+                change,
+                queues=self.queues,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                lease_for=self.lease_for,
+            )
+        except SquidMeshError as exc:
+            logger.warning("worker %s presence not recorded: %s", self.owner_id, exc.code)
+        except Exception:  # noqa: BLE001 - presence is advisory; the work goes on
+            logger.warning("worker %s presence not recorded", self.owner_id, exc_info=True)
 
     def _drain_done(self) -> list[tuple[str, Finished]]:
         done = []
@@ -215,13 +298,13 @@ class Worker:
     def _submit(self, claim: Claim) -> None:
         assert self._pool is not None
         self._in_flight += 1
-        future = self._pool.submit(
-            run_claimed,
-            self.mesh,
-            claim,
-            heartbeat_interval=self.heartbeat_interval,
-            lease_for=self.lease_for,
-        )
+        if not self._held:
+            self._next_beat = time.monotonic() + (
+                self.heartbeat_interval.total_seconds() if self.heartbeat_interval else 0.0
+            )
+        self._held[claim.key] = claim
+        # The coordinator beats for every claim in hand (`_keep_alive`): no thread per step.
+        future = self._pool.submit(run_claimed, self.mesh, claim, lease_for=self.lease_for)
         future.add_done_callback(functools.partial(self._finished, claim))
 
     def _finished(self, claim: Claim, future: Future[Finished]) -> None:

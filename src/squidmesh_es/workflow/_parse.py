@@ -35,7 +35,12 @@ from squidmesh_es.workflow._elements import (
 )
 from squidmesh_es.workflow._json import JSONValue, is_json_value
 from squidmesh_es.workflow._mapping import InputBinding
-from squidmesh_es.workflow._retry import Backoff, RetryPolicy, from_ms
+from squidmesh_es.workflow._retry import (
+    DEFAULT_MAX_LEASE_EXPIRIES,
+    Backoff,
+    RetryPolicy,
+    from_ms,
+)
 from squidmesh_es.workflow._vocab import (
     BackoffType,
     ConditionOperator,
@@ -103,6 +108,7 @@ class _Backoff(_Model):
 class _Retry(_Model):
     max_attempts: StrictInt
     backoff: _Backoff | None = None
+    max_lease_expiries: StrictInt = DEFAULT_MAX_LEASE_EXPIRIES
 
 
 class _Binding(_Model):
@@ -256,14 +262,17 @@ def _step(model: _Step) -> StepSpec:
 
 def _retry(model: _Retry) -> RetryPolicy:
     backoff = model.backoff
+    expiries = model.max_lease_expiries
     if backoff is None:
-        return RetryPolicy(model.max_attempts)
+        return RetryPolicy(model.max_attempts, max_lease_expiries=expiries)
     if backoff.delay_ms is not None:
-        return RetryPolicy(model.max_attempts, Backoff.fixed(from_ms(backoff.delay_ms)))
+        fixed = Backoff.fixed(from_ms(backoff.delay_ms))
+        return RetryPolicy(model.max_attempts, fixed, max_lease_expiries=expiries)
     assert backoff.min_ms is not None and backoff.max_ms is not None
     return RetryPolicy(
         model.max_attempts,
         Backoff.exponential(min=from_ms(backoff.min_ms), max=from_ms(backoff.max_ms)),
+        max_lease_expiries=expiries,
     )
 
 
@@ -353,6 +362,7 @@ _FIELD_CODES = {
 
 _RETRY_CODES = {
     "max_attempts": "invalid_step_retry_max_attempts",
+    "max_lease_expiries": "invalid_step_retry_max_lease_expiries",
     "backoff": "invalid_step_retry_backoff",
 }
 

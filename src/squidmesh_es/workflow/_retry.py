@@ -85,20 +85,34 @@ class Backoff:
         return {"type": self.type.value, "min_ms": to_ms(self.min), "max_ms": to_ms(self.max)}
 
 
+DEFAULT_MAX_LEASE_EXPIRIES: Final = 3
+"""Leases of one attempt that may run out before the attempt is abandoned."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How many attempts a step gets, and the backoff between them.
+    """How many attempts a step gets, the backoff between them, and when to give one up.
 
     `max_attempts` counts every attempt, the first included: ``RetryPolicy(max_attempts=2)``
     allows exactly one retry. Without a backoff, a retry is visible at once.
+
+    `max_lease_expiries` guards against a poison step, one that kills or hangs its worker:
+    each time a claim of the attempt ends by its lease running out, with no outcome, another
+    worker takes it over; once it ran out this many times, the attempt is failed with
+    ``attempt_abandoned`` (no retry: running it again would kill the next worker too) and the
+    step's error route, if any, is taken.
     """
 
     max_attempts: int
     backoff: Backoff | None = None
+    max_lease_expiries: int = DEFAULT_MAX_LEASE_EXPIRIES
+    """Default 3; a step that declares no policy has the default too."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or isinstance(self.max_attempts, bool):
-            raise TypeError(f"max_attempts must be an int, got {self.max_attempts!r}")
+        for name in ("max_attempts", "max_lease_expiries"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an int, got {value!r}")
         if self.backoff is not None and not isinstance(self.backoff, Backoff):
             raise TypeError(f"backoff must be a Backoff, got {type(self.backoff).__name__}")
 
@@ -118,11 +132,21 @@ class RetryPolicy:
             return timedelta(0)
         return self.backoff.delay_for(failed_attempt)
 
+    def abandons_after(self, lease_expiries: int) -> bool:
+        """Whether an attempt whose leases ran out `lease_expiries` times is given up."""
+        return lease_expiries >= self.max_lease_expiries
+
     def to_dict(self) -> JSONObject:
-        """The spec form: ``{"max_attempts": n}`` plus ``"backoff"`` when there is one."""
+        """The spec form: ``{"max_attempts": n}`` plus ``"backoff"`` when there is one.
+
+        ``max_lease_expiries`` is written only when it is not the default, so definitions
+        written before it existed keep their fingerprints.
+        """
         data: JSONObject = {"max_attempts": self.max_attempts}
         if self.backoff is not None:
             data["backoff"] = self.backoff.to_dict()
+        if self.max_lease_expiries != DEFAULT_MAX_LEASE_EXPIRIES:
+            data["max_lease_expiries"] = self.max_lease_expiries
         return data
 
 

@@ -281,6 +281,12 @@ class _Checks:
                 "invalid_step_retry_max_attempts",
                 f"step {step.name!r}: max_attempts counts every attempt and must be at least 1",
             )
+        if step.retry.max_lease_expiries < 1:
+            self.add(
+                (*at, "retry", "max_lease_expiries"),
+                "invalid_step_retry_max_lease_expiries",
+                f"step {step.name!r}: max_lease_expiries must be at least 1",
+            )
         backoff = step.retry.backoff
         if backoff is not None and (
             backoff.min.total_seconds() <= 0

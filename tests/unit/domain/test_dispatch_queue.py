@@ -6,7 +6,7 @@ from uuid import uuid4
 
 import pytest
 
-from squidmesh_es.domain import AttemptStatus, DispatchOrder, DispatchQueue, runnable_key
+from squidmesh_es.domain import Attempt, AttemptStatus, DispatchOrder, DispatchQueue, runnable_key
 from squidmesh_es.errors import (
     AttemptNotClaimable,
     ConflictingCompletion,
@@ -504,3 +504,78 @@ def test_a_claim_looks_at_the_front_of_the_queue_only() -> None:
 
 def runnable_key_of(queue: DispatchQueue, step: str) -> str:
     return next(a.runnable_key for a in queue.claimable(T0 + timedelta(days=1)) if a.step == step)
+
+
+def test_each_takeover_of_an_expired_claim_counts_one_lease_expiry() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key, token="t1", claim_id="c1", owner="w1")
+    claim(queue, key, token="t2", claim_id="c2", owner="w2", at=T0 + LEASE)
+    claim(queue, key, token="t3", claim_id="c3", owner="w3", at=T0 + 2 * LEASE)
+
+    attempt = queue.attempt(key)
+    assert attempt is not None and attempt.lease_expiries == 2
+
+
+def test_a_heartbeat_keeps_the_count_and_a_retry_starts_from_zero() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key, token="t1", claim_id="c1", owner="w1")
+    claim(queue, key, token="t2", claim_id="c2", owner="w2", at=T0 + LEASE)
+    queue.heartbeat(key, claim_id="c2", claim_token_hash=sha("t2"), lease_for=LEASE, now=T0 + LEASE)
+    retry = queue.fail(
+        key,
+        claim_id="c2",
+        claim_token_hash=sha("t2"),
+        error={"code": "x"},
+        retry_runnable_key=key.replace(":1", ":2"),
+        retry_visible_at=T0 + LEASE,
+        now=T0 + LEASE,
+    )
+
+    assert retry is not None and retry.lease_expiries == 0
+
+
+def test_the_lease_expiry_count_survives_a_snapshot_and_old_snapshots_count_zero() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key, token="t1", claim_id="c1", owner="w1")
+    claim(queue, key, token="t2", claim_id="c2", owner="w2", at=T0 + LEASE)
+    state = queue.stored_state()
+    old_state = {**state["attempts"][key]}
+    del old_state["lease_expiries"]
+
+    assert Attempt.from_state(state["attempts"][key]).lease_expiries == 1
+    assert Attempt.from_state(old_state).lease_expiries == 0
+
+
+def test_releasing_an_owner_ends_its_running_leases_now_and_leaves_others_alone() -> None:
+    queue = new_queue()
+    mine, theirs = schedule(queue), schedule(queue)
+    claim(queue, mine, token="t1", claim_id="c1", owner="dead")
+    claim(queue, theirs, token="t2", claim_id="c2", owner="alive")
+    at = T0 + timedelta(seconds=5)
+
+    released = queue.release_owner("dead", now=at)
+
+    assert released == [mine]
+    assert [a.runnable_key for a in queue.claimable(at)] == [mine]
+    with pytest.raises(ExpiredClaim):
+        queue.complete(mine, claim_id="c1", claim_token_hash=sha("t1"), result={}, now=at)
+    claim(queue, mine, token="t3", claim_id="c3", owner="heir", at=at)
+    assert queue.attempt(mine).lease_expiries == 1  # type: ignore[union-attr]
+    assert queue.release_owner("dead", now=at) == []  # nothing held: nothing written
+
+
+def test_a_release_replayed_after_its_attempt_finished_changes_nothing() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key, token="t1", claim_id="c1", owner="dead")
+    queue.complete(key, claim_id="c1", claim_token_hash=sha("t1"), result={}, now=T0)
+
+    queue.trigger_event(
+        DispatchQueue.ClaimsReleased, owner_id="dead", runnable_keys=[key], timestamp=T0
+    )
+
+    attempt = queue.attempt(key)
+    assert attempt is not None and attempt.status is AttemptStatus.COMPLETED

@@ -10,11 +10,11 @@ import pytest
 from eventsourcing.domain import Aggregate
 from eventsourcing.domain import Snapshot as LibrarySnapshot
 
-from squidmesh_es.domain import DispatchQueue, WorkflowRun
+from squidmesh_es.domain import DispatchQueue, WorkerRegistry, WorkflowRun
 
 DOC = Path(__file__).parents[3] / "docs" / "journal.md"
 BASE_FIELDS = {"originator_id", "originator_version", "timestamp", "originator_topic"}
-AGGREGATES: tuple[type[Aggregate], ...] = (WorkflowRun, DispatchQueue)
+AGGREGATES: tuple[type[Aggregate], ...] = (WorkflowRun, DispatchQueue, WorkerRegistry)
 
 
 def event_classes(aggregate: type[Aggregate]) -> dict[str, type]:
@@ -79,7 +79,9 @@ def test_event_is_documented_with_topic_and_fields(aggregate: str, name: str, cl
 
 def test_every_event_heading_names_an_existing_event() -> None:
     documented = re.findall(
-        r"^### (WorkflowRun|DispatchQueue)\.(\w+)[ \t]*$", doc_text(), flags=re.MULTILINE
+        r"^### (WorkflowRun|DispatchQueue|WorkerRegistry)\.(\w+)[ \t]*$",
+        doc_text(),
+        flags=re.MULTILINE,
     )
 
     assert sorted(documented) == sorted((a, n) for a, n, _ in EVENTS)

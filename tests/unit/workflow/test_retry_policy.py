@@ -59,3 +59,23 @@ def test_spec_form_is_in_milliseconds() -> None:
         "backoff": {"type": "exponential", "min_ms": 1000, "max_ms": 30000},
     }
     assert Backoff.fixed(SECOND).to_dict() == {"type": "fixed", "delay_ms": 1000}
+
+
+def test_an_attempt_is_abandoned_once_its_leases_ran_out_max_lease_expiries_times() -> None:
+    policy = RetryPolicy(2, max_lease_expiries=2)
+
+    assert [policy.abandons_after(n) for n in (0, 1, 2, 3)] == [False, False, True, True]
+    assert [NO_RETRY.abandons_after(n) for n in (2, 3)] == [False, True]  # default 3
+
+
+def test_the_default_lease_expiry_limit_stays_out_of_the_spec_form() -> None:
+    assert RetryPolicy(3).to_dict() == {"max_attempts": 3}  # fingerprints stay as they were
+    assert RetryPolicy(3, max_lease_expiries=5).to_dict() == {
+        "max_attempts": 3,
+        "max_lease_expiries": 5,
+    }
+
+
+def test_max_lease_expiries_must_be_an_int() -> None:
+    with pytest.raises(TypeError):
+        RetryPolicy(3, max_lease_expiries=True)

@@ -787,3 +787,28 @@ def test_validate_spec_accepts_a_spec_object() -> None:
 
     assert caught.value.code == "invalid_workflow_spec"
     assert caught.value.codes == {"invalid_entry_step"}
+
+
+def test_a_lease_expiry_limit_round_trips_through_the_spec_form() -> None:
+    data = changed(
+        transition_spec(),
+        lambda d: _step(d, "check").update(retry={"max_attempts": 2, "max_lease_expiries": 1}),
+    )
+
+    spec = WorkflowSpec.from_dict(data)
+
+    assert spec.step("check").retry_policy.max_lease_expiries == 1
+    assert WorkflowSpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize("value", [0, "2"])
+def test_a_lease_expiry_limit_below_one_or_not_an_int_is_refused(value: object) -> None:
+    data = changed(
+        transition_spec(),
+        lambda d: _step(d, "check").update(retry={"max_attempts": 2, "max_lease_expiries": value}),
+    )
+
+    assert (
+        ("steps", 1, "retry", "max_lease_expiries"),
+        "invalid_step_retry_max_lease_expiries",
+    ) in issues_of(data)
