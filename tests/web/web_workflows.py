@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import BaseModel
 
 from squidmesh_es.workflow import (
     COMPLETE,
+    Defer,
     JSONObject,
     Ok,
     Outcome,
@@ -88,3 +91,18 @@ class WebDigest(Workflow):
 
     echo = step(Echo)
     transitions = [transition(echo, to=COMPLETE)]
+
+
+class AwaitStock(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Defer:
+        return Defer("out of stock", timedelta(hours=1))
+
+
+class WebBackorder(Workflow):
+    """A step that finds the stock missing and looks again in an hour."""
+
+    payload = Refund
+    triggers = [manual("backorder")]
+
+    wait_for_stock = step(AwaitStock)
+    transitions = [transition(wait_for_stock, to=COMPLETE)]

@@ -45,9 +45,9 @@ def run_cursor(summary: RunSummary) -> str:
 def cursor_before(moment: datetime) -> str:
     """A cursor that lists runs started strictly before ``moment``: a time range's upper end.
 
-    No run id sorts below the empty string, so a run started exactly at ``moment`` is left out.
+    No run id sorts below the nil UUID, so a run started exactly at ``moment`` is left out.
     """
-    raw = json.dumps([moment.isoformat(), ""]).encode()
+    raw = json.dumps([moment.isoformat(), str(UUID(int=0))]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -23,6 +23,7 @@ from squidmesh_es.read_model import (
     explain_run_snapshot,
     redact,
 )
+from squidmesh_es.redaction import REDACTED
 from squidmesh_es.runtime import cron_ticks
 from squidmesh_es.web._graph_svg import NODE_COLOURS, graph_svg
 from squidmesh_es.web._queues import queue_stats
@@ -205,6 +206,8 @@ def timeline(snapshot: RunSnapshot) -> list[dict[str, Any]]:
         )
         claim = record.claim
         if claim is not None and claim.claimed_at is not None:
+            # Owners and leases are claim data: only an auditor's scope keeps them.
+            owner = f"by {claim.owner_id}" if claim.owner_id != REDACTED else "owner hidden"
             lease = f", lease until {_iso(claim.lease_until)}" if claim.lease_until else ""
             rows.append(
                 {
@@ -212,7 +215,7 @@ def timeline(snapshot: RunSnapshot) -> list[dict[str, Any]]:
                     "kind": "claim",
                     "what": "claimed",
                     "step": attempt,
-                    "detail": f"by {claim.owner_id}{lease}",
+                    "detail": owner + lease,
                 }
             )
         if claim is not None and claim.finished_at is not None:
