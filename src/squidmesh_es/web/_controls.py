@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -48,10 +49,13 @@ async def control_page(request: Request) -> Response:
         )
     shown = {k: form.get(k, "") for k in ("actor", "comment")}
     try:
-        target = _run(dashboard, control, run_id, form)
+        # The journal's calls block: they run in the thread pool, as the pages do.
+        target = await run_in_threadpool(_run, dashboard, control, run_id, form)
     except SquidMeshError as refusal:
         status = 400 if isinstance(refusal, InvalidArgument) else 409
-        return show_run(request, run_id, refusal=refusal, form=shown, status_code=status)
+        return await run_in_threadpool(
+            show_run, request, run_id, refusal=refusal, form=shown, status_code=status
+        )
     url = request.url_for("run", run_id=target).include_query_params(done=control)
     return RedirectResponse(str(url), status_code=303)
 

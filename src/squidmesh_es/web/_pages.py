@@ -84,8 +84,8 @@ def runs_page(request: Request) -> Response:
     """The catalog, newest first, filtered and paged by keyset cursor."""
     dashboard = dashboard_of(request)
     params = request.query_params
-    form = {name: params.get(name, "").strip() for name in (*TEXT_FILTERS, "index", "since")}
-    form["until"] = params.get("until", "").strip()
+    fields = (*TEXT_FILTERS, "index", "since", "until")
+    form = {name: params.get(name, "").strip() for name in fields}
     error: SquidMeshError | None = None
     runs: list[Any] = []
     next_url: str | None = None
