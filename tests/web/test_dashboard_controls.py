@@ -55,10 +55,10 @@ def test_a_dashboard_without_token_or_check_is_read_only(mesh: SquidMesh) -> Non
     with served(mesh) as client:
         page = client.get(f"/runs/{run_id}").text
         before = head(mesh)
+        client.cookies.set("squidmesh_csrf", "x")
         refused = client.post(
             f"/runs/{run_id}/approve",
             data={"actor": "ana", "csrf": "x", "request_id": "0" * 32, "token": "guess"},
-            cookies={"squidmesh_csrf": "x"},
         )
 
     assert 'id="controls"' not in page and "read-only" in page
