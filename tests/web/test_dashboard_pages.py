@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -325,3 +326,17 @@ def _cells(html: str, queue: str) -> dict[str, str]:
     return dict(
         (name, value) for name, value in re.findall(r'class="n ([a-z-]+)[^"]*">(\d+)<', row)
     )
+
+
+def test_without_the_workflows_code_the_graph_has_nodes_but_no_edges(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    with SquidMesh.open(url, workflows=WORKFLOWS) as writer:
+        run_id = writer.start(WebRefund, {"order_id": "A-1"}).run_id
+        writer.drain()
+
+    with SquidMesh.open(url) as reader, served(reader) as client:
+        page = client.get(f"/runs/{run_id}")
+
+    assert page.status_code == 200
+    assert _node(page.text, "check") == "completed"
+    assert 'class="edge' not in page.text
