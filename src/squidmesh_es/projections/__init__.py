@@ -7,7 +7,13 @@ rebuilds them, reports their status and serves ``list_runs`` from them.
 
 from squidmesh_es.projections._contract import TABLES, Column, ColumnType, Table, json_schema
 from squidmesh_es.projections._followers import PROJECTIONS, Projections, ProjectionStatus
-from squidmesh_es.projections._listing import MAX_LIMIT, RunList, list_runs, run_cursor
+from squidmesh_es.projections._listing import (
+    MAX_LIMIT,
+    RunList,
+    cursor_before,
+    list_runs,
+    run_cursor,
+)
 from squidmesh_es.projections._projection import (
     RunCatalog,
     RunIndex,
@@ -46,6 +52,7 @@ __all__ = [
     "RunProjectionRunner",
     "Table",
     "ViewFollower",
+    "cursor_before",
     "json_schema",
     "list_runs",
     "run_cursor",

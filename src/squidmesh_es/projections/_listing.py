@@ -19,7 +19,7 @@ from squidmesh_es.projections._view import ProjectionView, Row, RunQuery
 from squidmesh_es.read_model import DeadlineView, RunSummary, SnapshotStatus
 from squidmesh_es.workflow import Workflow
 
-__all__ = ["MAX_LIMIT", "RunList", "list_runs", "run_cursor"]
+__all__ = ["MAX_LIMIT", "RunList", "cursor_before", "list_runs", "run_cursor"]
 
 MAX_LIMIT = 1000
 """The largest page ``list_runs`` returns."""
@@ -39,6 +39,15 @@ class RunList(list[RunSummary]):
 def run_cursor(summary: RunSummary) -> str:
     """The cursor that continues a listing after ``summary``."""
     raw = json.dumps([summary.indexed_at.isoformat(), summary.run_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_before(moment: datetime) -> str:
+    """A cursor that lists runs started strictly before ``moment``: a time range's upper end.
+
+    No run id sorts below the nil UUID, so a run started exactly at ``moment`` is left out.
+    """
+    raw = json.dumps([moment.isoformat(), str(UUID(int=0))]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -10,7 +10,7 @@ from squidmesh_es.runtime._notifier import DispatchNotifier, ScheduledAttempt
 from squidmesh_es.runtime._presence import ReleaseReport, WorkerInfo
 from squidmesh_es.runtime._recovery import RecoveryReport
 from squidmesh_es.runtime._registry import WorkflowRegistry
-from squidmesh_es.runtime._scheduler import Scheduler, SchedulerPass
+from squidmesh_es.runtime._scheduler import Scheduler, SchedulerPass, cron_ticks
 from squidmesh_es.runtime._settings import (
     DEFAULT_DATABASE_URL,
     StorageSettings,
@@ -48,6 +48,7 @@ __all__ = [
     "WorkerStats",
     "WorkflowRegistry",
     "create_cipher_key",
+    "cron_ticks",
     "journal_env",
     "parse_database_url",
 ]
