@@ -57,7 +57,13 @@ from squidmesh_es.redaction import redact_text
 from squidmesh_es.runtime._cipher import check_cipher_key, cipher_env
 from squidmesh_es.runtime._clock import Clock, SystemClock, ensure_aware
 from squidmesh_es.runtime._cron import CronStart, IntendedWindow, start_cron
-from squidmesh_es.runtime._definitions import RunDefinition, SpecCache, definition_of
+from squidmesh_es.runtime._definitions import (
+    DefinitionChange,
+    DefinitionStore,
+    RunDefinition,
+    SpecCache,
+    definition_of,
+)
 from squidmesh_es.runtime._dynamic_work import (
     preview_dynamic_work,
     record_dynamic_work,
@@ -146,6 +152,7 @@ class SquidMesh(Application[UUID]):
         notifier: DispatchNotifier | None = None,
         action_registry: ActionRegistry | None = None,
         dispatch_order: DispatchOrder = DispatchOrder.RUNS_UNDER_WAY_FIRST,
+        on_definition_change: str = "follow",
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.limits = limits or Limits()
@@ -157,6 +164,10 @@ class SquidMesh(Application[UUID]):
         self.workflows = WorkflowRegistry(workflows)
         self.action_registry = action_registry
         self._runtime_specs = SpecCache()
+        self.on_definition_change = DefinitionChange.parse(on_definition_change)
+        """``follow`` (runs keep their own graph) or ``fail`` (upstream's fencing)."""
+        self.definitions = DefinitionStore(self)
+        """The graphs class-declared runs started with, stored once per fingerprint."""
         self.notifier = notifier
         self._projections: ProjectionsPort | None = None
         self._projections_due = threading.Event()
@@ -190,6 +201,7 @@ class SquidMesh(Application[UUID]):
         dispatch_order: DispatchOrder = DispatchOrder.RUNS_UNDER_WAY_FIRST,
         cipher_key: str | None = None,
         create: bool = True,
+        on_definition_change: str = "follow",
     ) -> Self:
         """Open the journal at ``url`` (``memory://``, ``sqlite:///file.db``, ``postgresql://``).
 
@@ -208,6 +220,11 @@ class SquidMesh(Application[UUID]):
         ``create=False`` opens an existing journal only: no file, directory, schema or table
         is created, and a missing journal is an error (read-only tools use it, so a typo in
         a path or schema name is reported instead of creating an empty journal).
+
+        ``on_definition_change`` says what happens to a run whose workflow was changed by a
+        deploy since it started: ``"follow"`` (default) lets it follow the graph it started
+        with, running today's step code; ``"fail"`` fails it with
+        ``incompatible_workflow_definition``, as upstream Squid Mesh does.
 
         Raises:
             InvalidArgument: the URL is not one of the supported forms, or the cipher key is
@@ -240,6 +257,7 @@ class SquidMesh(Application[UUID]):
                     notifier=notifier,
                     action_registry=action_registry,
                     dispatch_order=dispatch_order,
+                    on_definition_change=on_definition_change,
                 )
             except Exception as exc:
                 # Processes opening a new Postgres journal at the same instant race in
@@ -359,26 +377,49 @@ class SquidMesh(Application[UUID]):
             self.workflows.register(workflow)
 
     def can_execute(self, attempt: Attempt) -> bool:
-        """Whether this runtime has the code for ``attempt``: its workflow and its action.
+        """Whether this runtime has the code for ``attempt``: its workflow, step and action.
 
         A run started from a runtime spec carries its definition, so only the action key
-        (if any) must be allowed by this process's action registry (known and enabled).
+        (if any) must be allowed by this process's action registry (known and enabled). A
+        step that this deploy no longer provides is left for a worker that has it: the run
+        waits, and `explain_run` says which step is missing.
         """
         metadata = attempt.metadata or {}
-        workflow = metadata.get("workflow")
-        if metadata.get("definition") != "runtime_spec" and workflow not in self.workflows:
+        name = metadata.get("workflow")
+        workflow = self.workflows.get(name) if isinstance(name, str) else None
+        runtime_spec = metadata.get("definition") == "runtime_spec"
+        if not runtime_spec and workflow is None:
             return False
         action = metadata.get("action")
-        if action is None:
+        if action is not None:
+            # A disabled action is a kill switch: its work waits, unclaimed, until a worker
+            # that allows it (or this one, re-enabled) takes it.
+            return self.action_registry is not None and self.action_registry.refusal(action) is None
+        if runtime_spec or (workflow is not None and workflow.has_step(attempt.step)):
             return True
-        # A disabled action is a kill switch: its work waits, unclaimed, until a worker that
-        # allows it (or this one, re-enabled) takes it.
-        return self.action_registry is not None and self.action_registry.refusal(action) is None
+        return self._has_code_for(attempt)
+
+    def _has_code_for(self, attempt: Attempt) -> bool:
+        """The rare path: a step this code does not declare by name, read from the run's graph."""
+        try:
+            run = self.get_run(attempt.run_id)
+        except SquidMeshError:
+            return False
+        definition = self.definition(run)
+        planned = run.planned.get(attempt.runnable_key)
+        if definition is None or planned is None:
+            return definition is not None  # an unknown attempt: settling refuses it
+        return definition.has_code(planned)
 
     def definition(self, run: WorkflowRun) -> RunDefinition | None:
         """The definition ``run`` executes under; ``None`` when this process lacks its code."""
         return definition_of(
-            run, self.workflows.get(run.workflow), self.action_registry, self._runtime_specs
+            run,
+            self.workflows.get(run.workflow),
+            self.action_registry,
+            self.definitions,
+            self._runtime_specs,
+            self.on_definition_change,
         )
 
     def require_definition(self, run: WorkflowRun) -> RunDefinition:
@@ -1147,14 +1188,17 @@ class SquidMesh(Application[UUID]):
             StorageUnavailable: the database could not be reached, or the events table
                 stayed locked past ``lock_timeout`` on every retry; nothing was written.
         """
+        definitions = self.definitions.to_save(objs)  # graphs of runs started here, once
         try:
-            recordings = super().save(*objs, **kwargs)
+            recordings = super().save(*objs, *definitions, **kwargs)
         except IntegrityError as exc:
+            self.definitions.saved(definitions, committed=False)
             ids = [str(getattr(o, "id", getattr(o, "originator_id", "?"))) for o in objs if o]
             raise Conflict("journal moved on since it was read", aggregates=ids) from exc
         except OperationalError as exc:
             backend = self.storage.backend if self.storage is not None else "journal"
             raise StorageUnavailable(backend=backend, reason=redact_text(str(exc))) from exc
+        self.definitions.saved(definitions, committed=True)
         if self._projections is not None and recordings:
             self._projections_due.set()
         return recordings
