@@ -64,6 +64,7 @@ from squidmesh_es.runtime._definitions import (
     SpecCache,
     definition_of,
 )
+from squidmesh_es.runtime._deploys import DeployProblem, check_deploy, missing_steps
 from squidmesh_es.runtime._dynamic_work import (
     preview_dynamic_work,
     record_dynamic_work,
@@ -988,11 +989,26 @@ class SquidMesh(Application[UUID]):
     def explain_run(self, run_id: UUID | str, *, now: datetime | None = None) -> Explanation:
         """Why the run is where it is, what to do next, and the evidence, from its journal.
 
+        A step of the run that this deploy no longer provides is named, with the run's and
+        this deploy's definition fingerprints (only where this runtime registered the
+        run's workflow: a process without it is no deploy of it).
+
         Raises:
             RunNotFound, InvalidRunId: no such run.
         """
         at = self.now(now)
-        return explain_run_snapshot(self.inspect_run(run_id, now=at), now=at)
+        run = self.get_run(run_id)
+        snapshot = self._snapshot(run, at)
+        return explain_run_snapshot(snapshot, now=at, missing_steps=missing_steps(self, run))
+
+    def check_deploy(self) -> list[DeployProblem]:
+        """Runs in flight of the workflows registered here that this code cannot serve.
+
+        Open a runtime with the code about to be deployed and call it before the deploy
+        goes live: each problem names the run and the steps of its own graph that the code
+        lacks (or says the code would fail it). Reads every run start: not for hot paths.
+        """
+        return check_deploy(self)
 
     def inspect_run_graph(
         self, run_id: UUID | str, *, include_history: bool = False, now: datetime | None = None

@@ -1,0 +1,309 @@
+"""Deploys never break runs in flight: each run follows the graph it started with.
+
+A deploy is a new runtime opened on the same journal with changed workflow classes (on
+memory, where there is nothing to reopen, the one runtime gets the new code). Runs started
+before it finish along their own graph, running today's code for their steps; new runs
+take the new graph.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+import pytest
+from deploy_workflows import (
+    ApprovedV1,
+    ApprovedV2,
+    JoinV1,
+    JoinV2,
+    Order,
+    RefV1,
+    RefV2,
+    RemovedV1,
+    RemovedV2,
+    Reserve,
+    RetryingV1,
+    RetryingV2,
+)
+
+from squidmesh_es import SquidMesh
+from squidmesh_es.runtime import DefinitionChange, WorkflowRegistry
+from squidmesh_es.testing import ManualClock
+from squidmesh_es.workflow import (
+    COMPLETE,
+    Outcome,
+    Workflow,
+    approval,
+    log,
+    manual,
+    step,
+    transition,
+)
+
+from conftest import OpenMesh
+
+
+def deploy(
+    open_mesh: OpenMesh, backend: str, *workflows: type[Workflow], strict: bool = False
+) -> SquidMesh:
+    """The runtime after a deploy of ``workflows``: a new one on the same journal."""
+    on_change = DefinitionChange.FAIL if strict else DefinitionChange.FOLLOW
+    if backend == "memory":
+        mesh = open_mesh()
+        mesh.workflows = WorkflowRegistry(workflows)
+        mesh.on_definition_change = on_change
+        return mesh
+    return open_mesh(workflows=list(workflows), on_definition_change=on_change.value)
+
+
+def steps_of(mesh: SquidMesh, run_id: UUID | str) -> list[str]:
+    """The steps the run applied, in order, each once."""
+    applied = [str(a["step"]) for a in mesh.get_run(run_id).applied.values()]
+    return list(dict.fromkeys(applied))
+
+
+def finish(mesh: SquidMesh, workflow: type[Workflow], **payload: object) -> UUID:
+    """Start a run and take it through its approval, if any, to the end."""
+    run_id = UUID(mesh.start(workflow, {"order_id": "new", **payload}).run_id)
+    mesh.drain(owner_id="w")
+    if mesh.inspect_run(run_id).status == "paused":
+        mesh.approve(run_id, actor="ops")
+        mesh.drain(owner_id="w")
+    return run_id
+
+
+def test_a_run_paused_at_an_approval_follows_its_own_graph_with_todays_code(
+    open_mesh: OpenMesh, backend: str
+) -> None:
+    before = open_mesh(workflows=[ApprovedV1])
+    run_id = before.start(ApprovedV1, {"order_id": "o1"}).run_id
+    before.drain(owner_id="w1")
+    assert before.inspect_run(run_id).status == "paused"
+
+    after = deploy(open_mesh, backend, ApprovedV2)
+    after.approve(run_id, actor="ops")
+    after.drain(owner_id="w2")
+
+    run = after.get_run(run_id)
+    assert run.terminal_status == "completed"
+    assert steps_of(after, run_id) == ["reserve", "review", "charge"]  # no notify
+    assert run.context["charged"] == "v2"  # the fixed code, found by workflow and step name
+    assert steps_of(after, finish(after, ApprovedV2)) == [
+        "reserve",
+        "review",
+        "charge",
+        "notify",
+    ]
+
+
+def test_a_run_waiting_in_a_retry_backoff_keeps_its_own_retry_policy(
+    open_mesh: OpenMesh, backend: str, clock: ManualClock
+) -> None:
+    before = open_mesh(workflows=[RetryingV1])
+    run_id = before.start(RetryingV1, {"order_id": "o1", "succeed_on": 3}).run_id
+    before.drain(owner_id="w1")
+    assert before.inspect_run(run_id).reason == "waiting_for_retry"
+
+    after = deploy(open_mesh, backend, RetryingV2)  # no retries, and one more step
+    for _ in range(2):
+        clock.advance(timedelta(seconds=60))
+        after.drain(owner_id="w2")
+
+    run = after.get_run(run_id)
+    assert run.terminal_status == "completed"
+    assert run.context["charged_on_attempt"] == 3  # V2 would have failed it at attempt 2
+    assert steps_of(after, run_id) == ["charge"]
+    assert steps_of(after, finish(after, RetryingV2)) == ["charge", "notify"]
+
+
+def test_a_run_mid_dependency_join_joins_along_its_own_graph(
+    open_mesh: OpenMesh, backend: str
+) -> None:
+    before = open_mesh(workflows=[JoinV1])
+    run_id = before.start(JoinV1, {"order_id": "o1"}).run_id
+    before.execute_next(owner_id="w1")  # fetch
+    before.execute_next(owner_id="w1")  # one branch; the other is still to run
+    assert len(steps_of(before, run_id)) == 2
+
+    after = deploy(open_mesh, backend, JoinV2)  # the join waits for a new audit step
+    after.drain(owner_id="w2")
+
+    run = after.get_run(run_id)
+    assert run.terminal_status == "completed"
+    assert set(steps_of(after, run_id)) == {"fetch", "left", "right", "join"}
+    assert run.context["joined"] == 3
+    assert "audit" in steps_of(after, finish(after, JoinV2))
+
+
+def test_a_step_renamed_under_its_declared_ref_runs_for_runs_in_flight(
+    open_mesh: OpenMesh, backend: str
+) -> None:
+    before = open_mesh(workflows=[RefV1])
+    run_id = before.start(RefV1, {"order_id": "o1"}).run_id
+    before.drain(owner_id="w1")
+
+    after = deploy(open_mesh, backend, RefV2)
+    after.approve(run_id, actor="ops")
+    after.drain(owner_id="w2")
+
+    run = after.get_run(run_id)
+    assert run.terminal_status == "completed"
+    assert steps_of(after, run_id) == ["reserve", "review", "charge"]
+    assert run.context["charged"] == "v2"
+
+
+def test_a_removed_step_leaves_its_run_waiting_explained_until_it_is_restored(
+    open_mesh: OpenMesh, backend: str
+) -> None:
+    before = open_mesh(workflows=[RemovedV1])
+    run_id = before.start(RemovedV1, {"order_id": "o1"}).run_id
+    before.execute_next(owner_id="w1")  # reserve; charge is next
+
+    after = deploy(open_mesh, backend, RemovedV2)
+    assert after.drain(owner_id="w2") == 0
+
+    assert not after.inspect_run(run_id).terminal
+    explanation = after.explain_run(run_id)
+    assert explanation.step == "charge"
+    assert "missing from this deploy" in explanation.summary
+    assert explanation.next_actions[0] == "deploy_missing_step"
+    (missing,) = explanation.details["missing_steps"]  # type: ignore[misc]
+    assert missing["run_definition_fingerprint"] == RemovedV1.to_spec().fingerprint  # type: ignore[index]
+    assert missing["deploy_definition_fingerprint"] == RemovedV2.to_spec().fingerprint  # type: ignore[index]
+    (problem,) = after.check_deploy()
+    assert (problem.run_id, problem.reason) == (str(run_id), "missing_steps")
+    assert (problem.missing_steps, problem.waiting_steps) == (("charge",), ("charge",))
+
+    restored = deploy(open_mesh, backend, RemovedV1)
+    assert restored.check_deploy() == []
+    restored.drain(owner_id="w3")
+    assert restored.get_run(run_id).terminal_status == "completed"
+    assert steps_of(restored, run_id) == ["reserve", "charge"]
+
+
+class RefGone(Workflow):
+    """``ref_order`` deployed without its payment step."""
+
+    name = "ref_order"
+    payload = Order
+    triggers = [manual("place")]
+
+    reserve = step(Reserve)
+    review = approval()
+    rejected = log("rejected")
+    transitions = [
+        transition(reserve, to=review),
+        transition(review, on=Outcome.ERROR, to=rejected),
+        transition(rejected, to=COMPLETE),
+        transition(review, to=COMPLETE),
+    ]
+
+
+def test_deploy_check_lists_a_run_at_an_approval_whose_next_step_is_gone(
+    open_mesh: OpenMesh, backend: str
+) -> None:
+    before = open_mesh(workflows=[RefV1])
+    run_id = before.start(RefV1, {"order_id": "o1"}).run_id
+    before.drain(owner_id="w1")
+
+    unrelated = deploy(open_mesh, backend, ApprovedV1)
+    assert unrelated.check_deploy() == []  # a runtime without ref_order is no deploy of it
+    after = deploy(open_mesh, backend, RefGone)
+    (problem,) = after.check_deploy()
+
+    assert (problem.run_id, problem.reason) == (str(run_id), "missing_steps")
+    assert (problem.missing_steps, problem.waiting_steps) == (("charge",), ())
+
+
+def test_a_removed_step_is_not_claimed_by_a_deploy_without_it_but_by_one_with_it(
+    open_mesh: OpenMesh, backend: str
+) -> None:
+    before = open_mesh(workflows=[RemovedV1])
+    run_id = before.start(RemovedV1, {"order_id": "o1"}).run_id
+    before.execute_next(owner_id="w1")
+    after = deploy(open_mesh, backend, RemovedV2)
+    fresh = after.start(RemovedV2, {"order_id": "o2"}).run_id
+
+    assert after.drain(owner_id="w2") == 1  # the new run's reserve only
+
+    assert after.get_run(fresh).terminal_status == "completed"
+    assert not after.get_run(run_id).is_terminal
+
+
+def test_strict_mode_fails_a_changed_run_and_keeps_both_fingerprints_as_evidence(
+    open_mesh: OpenMesh, backend: str
+) -> None:
+    before = open_mesh(workflows=[ApprovedV1])
+    run_id = before.start(ApprovedV1, {"order_id": "o1"}).run_id
+    before.drain(owner_id="w1")
+
+    after = deploy(open_mesh, backend, ApprovedV2, strict=True)
+    (problem,) = after.check_deploy()
+    assert problem.reason == "incompatible_workflow_definition"
+    after.approve(run_id, actor="ops")
+    after.drain(owner_id="w2")
+
+    run = after.get_run(run_id)
+    assert run.terminal_status == "failed"
+    assert run.error is not None and run.error["code"] == "incompatible_workflow_definition"
+    details = run.error["details"]
+    assert details["persisted_definition_fingerprint"] == ApprovedV1.to_spec().fingerprint
+    assert details["current_definition_fingerprint"] == ApprovedV2.to_spec().fingerprint
+    evidence = after.explain_run(run_id).evidence
+    assert evidence["definition_fingerprint"] == ApprovedV1.to_spec().fingerprint
+
+
+def test_strict_mode_lets_unchanged_runs_finish(open_mesh: OpenMesh, backend: str) -> None:
+    before = open_mesh(workflows=[ApprovedV1])
+    run_id = before.start(ApprovedV1, {"order_id": "o1"}).run_id
+    before.drain(owner_id="w1")
+
+    after = deploy(open_mesh, backend, ApprovedV1, strict=True)
+    after.approve(run_id, actor="ops")
+    after.drain(owner_id="w2")
+
+    assert after.get_run(run_id).terminal_status == "completed"
+
+
+def test_a_definition_is_stored_once_per_fingerprint(mesh: SquidMesh) -> None:
+    mesh.register(ApprovedV1)
+    first = mesh.start(ApprovedV1, {"order_id": "o1"})
+    mesh.start(ApprovedV1, {"order_id": "o2"})
+
+    stored = [
+        n.topic
+        for n in mesh.recorder.select_notifications(start=1, limit=1000)
+        if n.topic.startswith("squidmesh.WorkflowDefinition")
+    ]
+
+    assert stored == ["squidmesh.WorkflowDefinition.DefinitionRecorded"]
+    spec = mesh.definitions.spec_for("approved_order", first.definition_fingerprint)
+    assert spec is not None and spec.to_dict() == ApprovedV1.to_spec().to_dict()
+
+
+@pytest.mark.parametrize("workflow", [ApprovedV1, ApprovedV2])
+def test_a_run_journal_written_before_graphs_were_stored_still_loads_and_runs(
+    open_mesh: OpenMesh,
+    backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    workflow: type[Workflow],
+) -> None:
+    """Earlier builds stored no definition: such a run finishes if its workflow is
+    unchanged, and is refused (as before) if it changed, since its graph is unknown."""
+    before = open_mesh(workflows=[ApprovedV1])
+    monkeypatch.setattr(before.definitions, "prepare", lambda spec: None)
+    run_id = before.start(ApprovedV1, {"order_id": "o1"}).run_id
+    before.drain(owner_id="w1")
+    monkeypatch.undo()
+
+    after = deploy(open_mesh, backend, workflow)
+    after.approve(run_id, actor="ops")
+    after.drain(owner_id="w2")
+
+    run = after.get_run(run_id)
+    if workflow is ApprovedV1:
+        assert run.terminal_status == "completed"
+    else:
+        assert run.terminal_status == "failed"
+        assert run.error is not None and run.error["code"] == "incompatible_workflow_definition"
