@@ -64,7 +64,13 @@ from squidmesh_es.runtime._definitions import (
     SpecCache,
     definition_of,
 )
-from squidmesh_es.runtime._deploys import DeployProblem, check_deploy, missing_steps
+from squidmesh_es.runtime._deploys import (
+    DeployProblem,
+    Migration,
+    check_deploy,
+    migrate_run,
+    missing_steps,
+)
 from squidmesh_es.runtime._dynamic_work import (
     preview_dynamic_work,
     record_dynamic_work,
@@ -1009,6 +1015,35 @@ class SquidMesh(Application[UUID]):
         lacks (or says the code would fail it). Reads every run start: not for hot paths.
         """
         return check_deploy(self)
+
+    def migrate_run(
+        self,
+        run_id: UUID | str,
+        *,
+        to: type[Workflow] | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+        dry_run: bool = False,
+        now: datetime | None = None,
+    ) -> Migration:
+        """Move a run in flight onto ``to``'s definition (default: its registered class).
+
+        Safe moves only: every step the run applied or waits on exists in the new
+        definition with the same kind, every route it took still leads where it led, and
+        no new step would wait forever. The move is a ``RunMigrated`` event with ``actor``
+        and ``reason``; the run then follows the new graph. ``dry_run`` checks and writes
+        nothing. A run already on that definition is left alone (``unchanged``).
+
+        Raises:
+            UnsafeMigration: ``conflicts`` names each conflicting step; nothing is written.
+            RunTerminal: the run has ended.
+            InvalidReplaySource: the run carries a runtime-authored spec.
+            InvalidArgument: ``to`` is another workflow, or none is registered here.
+            RunNotFound, InvalidRunId: no such run.
+        """
+        return migrate_run(
+            self, run_id, to=to, actor=actor, reason=reason, dry_run=dry_run, now=self.now(now)
+        )
 
     def inspect_run_graph(
         self, run_id: UUID | str, *, include_history: bool = False, now: datetime | None = None

@@ -236,7 +236,7 @@ class DefinitionStore:
                 self._pending[key] = spec
 
     def to_save(self, objs: Sequence[object]) -> list[WorkflowDefinition]:
-        """The definitions that runs being started among ``objs`` need stored with them."""
+        """The definitions that runs started (or migrated) among ``objs`` need stored with them."""
         found: dict[str, WorkflowDefinition] = {}
         if not self._pending:
             return []
@@ -248,13 +248,13 @@ class DefinitionStore:
                 spec = self._pending.get(key)
             if spec is None or key in found:
                 continue
-            started = [e for e in obj.pending_events if isinstance(e, WorkflowRun.RunStarted)]
-            if started:
+            moved = [e for e in obj.pending_events if isinstance(e, _MOVES_TO_A_DEFINITION)]
+            if moved:
                 found[key] = WorkflowDefinition.record(
                     workflow=spec.workflow,
                     fingerprint=spec.fingerprint,
                     spec=dict(spec.to_dict()),
-                    now=started[0].timestamp,
+                    now=moved[0].timestamp,
                 )
         return list(found.values())
 
@@ -288,6 +288,9 @@ class DefinitionStore:
         except AggregateNotFoundError:
             return None
         return found if isinstance(found, WorkflowDefinition) else None
+
+
+_MOVES_TO_A_DEFINITION = (WorkflowRun.RunStarted, WorkflowRun.RunMigrated)
 
 
 def _key(workflow: str, fingerprint: str) -> str:

@@ -1,23 +1,44 @@
-"""Deploys and runs in flight: which steps a run needs that this code does not provide.
+"""Deploys and runs in flight: missing steps, the pre-deploy check, and explicit migration.
 
 A run follows the graph it started with and runs today's code for its steps. When today's
 code lacks one of them, no worker of this deploy claims the step's attempt: the run waits,
 `missing_steps` tells why, and `check_deploy` lists such runs before the code goes live.
+`migrate_run` moves a run onto today's graph when that cannot strand it or contradict
+what it already did.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
+from uuid import UUID
 
-from squidmesh_es.domain import AttemptStatus, JSONDict, WorkflowRun
+from squidmesh_es.domain import AttemptStatus, JSONDict, WorkflowRun, is_side_work
+from squidmesh_es.errors import (
+    Conflict,
+    InvalidArgument,
+    InvalidReplaySource,
+    RunTerminal,
+    UnsafeMigration,
+)
+from squidmesh_es.runtime._execution import CONFLICT_RETRIES
 from squidmesh_es.runtime._journal_listing import run_starts
+from squidmesh_es.workflow import Outcome, Workflow, WorkflowMode, WorkflowSpec
 
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
 
-__all__ = ["DeployProblem", "check_deploy", "missing_steps"]
+__all__ = [
+    "DeployProblem",
+    "Migration",
+    "check_deploy",
+    "migrate_run",
+    "migration_conflicts",
+    "missing_steps",
+    "runs_in_flight",
+]
 
 _WAITING = (AttemptStatus.AVAILABLE, AttemptStatus.RETRY_SCHEDULED)
 
@@ -86,7 +107,7 @@ def check_deploy(mesh: SquidMesh) -> list[DeployProblem]:
     has not ended: meant for a deploy pipeline, not for a hot path.
     """
     problems: list[DeployProblem] = []
-    for run in _runs_in_flight(mesh):
+    for run in runs_in_flight(mesh):
         definition = mesh.definition(run)
         workflow = mesh.workflows.get(run.workflow)
         if definition is None or workflow is None:
@@ -110,10 +131,144 @@ def check_deploy(mesh: SquidMesh) -> list[DeployProblem]:
     return problems
 
 
-def _runs_in_flight(mesh: SquidMesh) -> Iterator[WorkflowRun]:
+def runs_in_flight(mesh: SquidMesh, workflow: str | None = None) -> Iterator[WorkflowRun]:
+    """Runs not ended of ``workflow`` (default: of every workflow registered here)."""
     for started in run_starts(mesh):
-        if started.workflow not in mesh.workflows:
+        wanted = started.workflow in mesh.workflows if workflow is None else None
+        if not (wanted or started.workflow == workflow):
             continue
         run = mesh.get_run(started.originator_id)
         if not run.is_terminal:
             yield run
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What `migrate_run` did, or with ``dry_run`` would do, to one run."""
+
+    run_id: str
+    workflow: str
+    status: str
+    """``migrated``, ``unchanged`` (already on that definition) or ``would_migrate``."""
+    from_fingerprint: str | None
+    to_fingerprint: str
+
+    def to_dict(self) -> JSONDict:
+        """The migration as JSON-safe data (for ``--json``)."""
+        return {
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "status": self.status,
+            "from_fingerprint": self.from_fingerprint,
+            "to_fingerprint": self.to_fingerprint,
+        }
+
+
+def migrate_run(
+    mesh: SquidMesh,
+    run_id: UUID | str,
+    *,
+    to: type[Workflow] | None,
+    actor: str | None,
+    reason: str | None,
+    dry_run: bool,
+    now: datetime,
+) -> Migration:
+    """Move the run onto ``to``'s definition (default: its registered class) when safe.
+
+    Raises:
+        RunNotFound, InvalidRunId: no such run.
+        RunTerminal: the run has ended.
+        InvalidReplaySource: the run carries a runtime-authored spec (``start_spec``).
+        InvalidArgument: ``to`` is another workflow, or none is registered here.
+        UnsafeMigration: the move would strand the run or contradict its history; nothing
+            was written.
+    """
+    for _ in range(CONFLICT_RETRIES):
+        run = mesh.get_run(run_id)
+        if run.is_terminal:
+            raise RunTerminal(run.run_id, run.terminal_status)
+        spec = _target(mesh, run, to).to_spec()
+        if spec.matches(run.definition_fingerprint):
+            return _result(run, "unchanged", spec)
+        definition = mesh.definition(run)
+        assert definition is not None  # the class is registered by _target
+        conflicts = migration_conflicts(definition.spec, spec, run)
+        if conflicts:
+            raise UnsafeMigration(run.run_id, conflicts)
+        if dry_run:
+            return _result(run, "would_migrate", spec)
+        before = run.definition_fingerprint
+        mesh.definitions.prepare(spec)
+        run.migrate(
+            to_fingerprint=spec.fingerprint,
+            to_version=spec.version,
+            actor=actor,
+            reason=reason,
+            now=now,
+        )
+        try:
+            mesh.save(run)
+        except Conflict:
+            continue
+        return Migration(str(run.run_id), run.workflow, "migrated", before, spec.fingerprint)
+    raise Conflict("run kept moving while migrating", run_id=str(run_id))
+
+
+def _target(mesh: SquidMesh, run: WorkflowRun, to: type[Workflow] | None) -> type[Workflow]:
+    if run.spec is not None:
+        raise InvalidReplaySource(run.run_id, "runtime_spec")
+    if to is not None:
+        if not (isinstance(to, type) and issubclass(to, Workflow)) or to.name != run.workflow:
+            raise InvalidArgument("to", f"must be a workflow class named {run.workflow!r}")
+        mesh.workflows.register(to)
+    target = mesh.workflows.get(run.workflow)
+    if target is None:
+        raise InvalidArgument("workflow", f"{run.workflow!r} is not registered")
+    return target
+
+
+def _result(run: WorkflowRun, status: str, spec: WorkflowSpec) -> Migration:
+    fingerprint = run.definition_fingerprint
+    return Migration(str(run.run_id), run.workflow, status, fingerprint, spec.fingerprint)
+
+
+def migration_conflicts(
+    source: WorkflowSpec, target: WorkflowSpec, run: WorkflowRun
+) -> list[dict[str, str]]:
+    """Why ``run`` cannot follow ``target`` instead of ``source``: one entry per step.
+
+    A move is safe when every step the run applied or waits on exists in the target with
+    the same kind, every route it took still leads where it led, and (dependency
+    workflows) no step new to the run would wait forever on steps it already finished.
+    """
+    conflicts: list[dict[str, str]] = []
+    target_steps = {step.name: step for step in target.steps}
+    seen: set[str] = set()
+    for planned in run.planned.values():
+        name = str(planned["step"])
+        if is_side_work(planned) or name in seen:
+            continue
+        seen.add(name)
+        found = target_steps.get(name)
+        if found is None:
+            conflicts.append({"step": name, "reason": "missing_from_target"})
+        elif found.kind is not source.step(name).kind:
+            conflicts.append({"step": name, "reason": "kind_changed"})
+    for applied in run.applied.values():
+        taken = applied.get("transition")
+        name = str(applied["step"])
+        if not isinstance(taken, dict) or name not in target_steps:
+            continue
+        routes = target.transitions_from(name, Outcome(str(taken.get("on", "ok"))))
+        if all(route.to != taken.get("to") for route in routes):
+            conflicts.append({"step": name, "reason": "route_changed"})
+    if target.mode is WorkflowMode.DEPENDENCY:
+        done = {str(a["step"]) for a in run.applied.values()}
+        for step in target.steps:
+            if step.name in seen:
+                continue
+            after = set(step.after or ())
+            if not after or after <= done:
+                conflicts.append({"step": step.name, "reason": "never_planned"})
+    return conflicts
