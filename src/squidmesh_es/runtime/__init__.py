@@ -5,7 +5,7 @@ from squidmesh_es.runtime._cipher import create_cipher_key
 from squidmesh_es.runtime._clock import Clock, SystemClock
 from squidmesh_es.runtime._cron import CronDecision, CronStart
 from squidmesh_es.runtime._definitions import DefinitionChange
-from squidmesh_es.runtime._deploys import DeployProblem, Migration
+from squidmesh_es.runtime._deploys import DeployProblem, Migration, runs_in_flight
 from squidmesh_es.runtime._execution import MIN_HEARTBEAT_INTERVAL, Claim, Finished
 from squidmesh_es.runtime._mapper import JournalMapper
 from squidmesh_es.runtime._notifier import DispatchNotifier, ScheduledAttempt
@@ -51,4 +51,5 @@ __all__ = [
     "create_cipher_key",
     "journal_env",
     "parse_database_url",
+    "runs_in_flight",
 ]
