@@ -9,6 +9,7 @@ take the new graph.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from deploy_helpers import deploy, finish, steps_of
@@ -28,6 +29,8 @@ from deploy_workflows import (
 )
 
 from squidmesh_es import SquidMesh
+from squidmesh_es.errors import InvalidArgument
+from squidmesh_es.runtime import DefinitionChange
 from squidmesh_es.testing import ManualClock
 from squidmesh_es.workflow import (
     COMPLETE,
@@ -277,3 +280,25 @@ def test_a_run_journal_written_before_graphs_were_stored_still_loads_and_runs(
     else:
         assert run.terminal_status == "failed"
         assert run.error is not None and run.error["code"] == "incompatible_workflow_definition"
+
+
+def test_strict_mode_is_read_from_the_environment(tmp_path: Path) -> None:
+    environ = {
+        "SQUIDMESH_DATABASE_URL": f"sqlite:///{tmp_path / 'env.db'}",
+        "SQUIDMESH_ON_DEFINITION_CHANGE": "fail",
+    }
+
+    with SquidMesh.from_env(environ) as mesh:
+        assert mesh.on_definition_change is DefinitionChange.FAIL
+
+
+def test_an_unknown_definition_change_policy_is_refused_before_anything_is_created(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "never.db"
+
+    with pytest.raises(InvalidArgument) as refused:
+        SquidMesh.open(f"sqlite:///{path}", on_definition_change="migrate")
+
+    assert refused.value.option == "on_definition_change"
+    assert not path.exists()

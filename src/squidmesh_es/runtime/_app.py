@@ -234,8 +234,9 @@ class SquidMesh(Application[UUID]):
         ``incompatible_workflow_definition``, as upstream Squid Mesh does.
 
         Raises:
-            InvalidArgument: the URL is not one of the supported forms, or the cipher key is
-                malformed (or the ``cryptography`` package is missing).
+            InvalidArgument: the URL is not one of the supported forms, the cipher key is
+                malformed (or the ``cryptography`` package is missing), or
+                ``on_definition_change`` is not ``follow`` or ``fail``.
             CipherKeyMismatch: the journal cannot be read with the key given, or is
                 encrypted and no key was given.
             InvalidDatabaseUrl: a part of the URL is unusable (port, path, schema name).
@@ -243,6 +244,7 @@ class SquidMesh(Application[UUID]):
             StorageUnavailable: the database cannot be reached.
         """
         settings = parse_database_url(url)
+        DefinitionChange.parse(on_definition_change)  # refused before anything is created
         env = {**settings.env, **cipher_env(cipher_key)}
         if not create:
             require_journal(settings, events_table=f"{cls.name.lower()}_events")
@@ -295,13 +297,16 @@ class SquidMesh(Application[UUID]):
     ) -> Self:
         """Open the journal named by ``SQUIDMESH_DATABASE_URL`` (default: ``squidmesh.db``).
 
-        ``SQUIDMESH_QUEUE`` sets the default queue; ``SQUIDMESH_CIPHER_KEY``, when set,
+        ``SQUIDMESH_QUEUE`` sets the default queue; ``SQUIDMESH_ON_DEFINITION_CHANGE``
+        (``follow`` or ``fail``) what a changed workflow does to its runs in flight (see
+        ``open``); ``SQUIDMESH_CIPHER_KEY``, when set,
         encrypts the journal at rest (see ``open``). Only ``SQUIDMESH_*`` keys are read.
         """
         environ = os.environ if environ is None else environ
         return cls.open(
             database_url_from_env(environ),
             queue=environ.get("SQUIDMESH_QUEUE", "default"),
+            on_definition_change=environ.get("SQUIDMESH_ON_DEFINITION_CHANGE", "follow"),
             clock=clock,
             workflows=workflows,
             action_registry=action_registry,
