@@ -46,14 +46,14 @@ def check_command(database_url: str, modules: tuple[str, ...], as_json: bool) ->
     if as_json:
         click.echo(json.dumps({"problems": [p.to_dict() for p in problems]}, indent=2))
     elif not problems:
-        click.echo(f"ok: this code serves every run in flight of {len(workflows)} workflows")
+        names = ", ".join(sorted({w.name for w in workflows}))
+        click.echo(f"ok: this code serves every run in flight of {names}")
     else:
-        click.echo(f"{'RUN':<36}  {'WORKFLOW':<24} {'REASON':<16} MISSING (WAITING NOW)")
+        click.echo(f"{'RUN':<36}  {'WORKFLOW':<16} {'REASON':<32} MISSING (WAITING NOW)")
         for p in problems:
             waiting = f" ({', '.join(p.waiting_steps)})" if p.waiting_steps else ""
-            reason = "changed" if p.reason != "missing_steps" else "missing_steps"
             click.echo(
-                f"{p.run_id:<36}  {p.workflow[:24]:<24} {reason:<16} "
+                f"{p.run_id:<36}  {p.workflow[:16]:<16} {p.reason:<32} "
                 f"{', '.join(p.missing_steps) or '-'}{waiting}"
             )
     if problems:
