@@ -407,6 +407,9 @@ class SquidMesh(Application[UUID]):
             # A disabled action is a kill switch: its work waits, unclaimed, until a worker
             # that allows it (or this one, re-enabled) takes it.
             return self.action_registry is not None and self.action_registry.refusal(action) is None
+        # A step this code declares by name is taken without reading the run: a step whose
+        # kind changed under the same name is the run's kind, and custom-turned-built-in
+        # fails at that step (`unknown_step`). Other names read the run's own graph.
         if runtime_spec or (workflow is not None and workflow.has_step(attempt.step)):
             return True
         return self._has_code_for(attempt)

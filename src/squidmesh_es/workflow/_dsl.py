@@ -61,6 +61,7 @@ class Workflow:
     _contract: ClassVar[PayloadContract]
     _step_classes: ClassVar[dict[str, type[Step]]]
     _steps_by_ref: ClassVar[dict[str, str]]
+    _step_names: ClassVar[frozenset[str]]
     _compensation_classes: ClassVar[dict[str, type[Step]]]
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: object) -> None:
@@ -85,6 +86,7 @@ class Workflow:
         cls._step_classes = {
             name: d.implementation for name, d in declarations.items() if d.implementation
         }
+        cls._step_names = frozenset(spec.step_names)
         cls._steps_by_ref = {
             str(s.ref): s.name
             for s in spec.steps
@@ -146,9 +148,9 @@ class Workflow:
 
     @classmethod
     def has_step(cls, step: str) -> bool:
-        """Whether this code declares a custom step called ``step`` (with its `Step` class)."""
+        """Whether this code declares a step called ``step`` (custom or built-in)."""
         cls.to_spec()
-        return step in cls._step_classes
+        return step in cls._step_names
 
     @classmethod
     def implementation_of(cls, step: StepSpec) -> type[Step] | None:
