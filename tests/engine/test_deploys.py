@@ -302,3 +302,23 @@ def test_an_unknown_definition_change_policy_is_refused_before_anything_is_creat
 
     assert refused.value.option == "on_definition_change"
     assert not path.exists()
+
+
+@pytest.mark.shared_journal
+def test_two_runtimes_storing_one_new_definition_at_once_store_it_once(
+    open_mesh: OpenMesh,
+) -> None:
+    first = open_mesh(workflows=[ApprovedV2])
+    second = open_mesh(workflows=[ApprovedV2])
+    second.definitions.prepare(ApprovedV2.to_spec())  # read the store before `first` wrote it
+
+    first.start(ApprovedV2, {"order_id": "o1"})
+    started = second.start(ApprovedV2, {"order_id": "o2"})  # its first save conflicts
+
+    assert second.get_run(started.run_id).definition_fingerprint == started.definition_fingerprint
+    stored = [
+        n.topic
+        for n in second.recorder.select_notifications(start=1, limit=1000)
+        if n.topic.startswith("squidmesh.WorkflowDefinition")
+    ]
+    assert stored == ["squidmesh.WorkflowDefinition.DefinitionRecorded"]
