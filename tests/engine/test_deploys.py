@@ -8,8 +8,10 @@ take the new graph.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 from deploy_helpers import deploy, finish, steps_of
@@ -271,13 +273,16 @@ def test_a_run_journal_written_before_graphs_were_stored_still_loads_and_runs(
     monkeypatch.undo()
 
     after = deploy(open_mesh, backend, workflow)
+    reasons = [problem.reason for problem in after.check_deploy()]
     after.approve(run_id, actor="ops")
     after.drain(owner_id="w2")
 
     run = after.get_run(run_id)
     if workflow is ApprovedV1:
+        assert reasons == []
         assert run.terminal_status == "completed"
     else:
+        assert reasons == ["incompatible_workflow_definition"]
         assert run.terminal_status == "failed"
         assert run.error is not None and run.error["code"] == "incompatible_workflow_definition"
 
@@ -322,3 +327,29 @@ def test_two_runtimes_storing_one_new_definition_at_once_store_it_once(
         if n.topic.startswith("squidmesh.WorkflowDefinition")
     ]
     assert stored == ["squidmesh.WorkflowDefinition.DefinitionRecorded"]
+
+
+def wait_until_terminal(mesh: SquidMesh, run_id: UUID | str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not mesh.get_run(run_id).is_terminal:
+        assert time.monotonic() < deadline, "the run did not finish in time"
+        time.sleep(0.02)
+
+
+def test_worker_threads_of_a_deploy_without_the_step_leave_it_to_a_deploy_with_it(
+    open_mesh: OpenMesh, backend: str
+) -> None:
+    before = open_mesh(workflows=[RemovedV1])
+    stuck = before.start(RemovedV1, {"order_id": "o1"}).run_id
+    before.execute_next(owner_id="w1")
+    without = deploy(open_mesh, backend, RemovedV2)
+    fresh = without.start(RemovedV2, {"order_id": "o2"}).run_id
+
+    with without.worker(concurrency=2, owner_id="release-2"):
+        wait_until_terminal(without, fresh)  # claims went past the attempt it cannot run
+    assert not without.get_run(stuck).is_terminal
+
+    restored = deploy(open_mesh, backend, RemovedV1)
+    with restored.worker(concurrency=2, owner_id="release-3"):
+        wait_until_terminal(restored, stuck)
+    assert restored.get_run(stuck).terminal_status == "completed"
