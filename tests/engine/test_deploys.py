@@ -57,6 +57,7 @@ def test_a_run_paused_at_an_approval_follows_its_own_graph_with_todays_code(
     assert before.inspect_run(run_id).status == "paused"
 
     after = deploy(open_mesh, backend, ApprovedV2)
+    assert after.inspect_run(run_id).definition_matches is False  # evidence of the change
     after.approve(run_id, actor="ops")
     after.drain(owner_id="w2")
 

@@ -1012,8 +1012,10 @@ class SquidMesh(Application[UUID]):
         """
         at = self.now(now)
         run = self.get_run(run_id)
-        snapshot = self._snapshot(run, at)
-        return explain_run_snapshot(snapshot, now=at, missing_steps=missing_steps(self, run))
+        queue = self.get_queue(run.queue)
+        snapshot = self._snapshot(run, at, queue=queue)
+        missing = missing_steps(self, run, queue)
+        return explain_run_snapshot(snapshot, now=at, missing_steps=missing)
 
     def check_deploy(self) -> list[DeployProblem]:
         """Runs in flight of the workflows registered here that this code cannot serve.
@@ -1079,7 +1081,7 @@ class SquidMesh(Application[UUID]):
     ) -> RunSnapshot:
         queue = queue if queue is not None else self.get_queue(run.queue)
         definition = self.definition(run)
-        return build_run_snapshot(
+        snapshot = build_run_snapshot(
             run,
             queue.attempts_of(run.run_id),
             now=now,
@@ -1088,6 +1090,10 @@ class SquidMesh(Application[UUID]):
             queue_version=queue.version,
             queue_anomalies=queue.anomalies,
         )
+        if definition is not None and definition.changed(run) is not None:
+            # The run follows its own graph; the evidence says today's code declares another.
+            snapshot = snapshot.model_copy(update={"definition_matches": False})
+        return snapshot
 
     def list_runs(
         self,

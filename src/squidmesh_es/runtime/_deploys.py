@@ -15,7 +15,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from squidmesh_es.domain import AttemptStatus, JSONDict, WorkflowRun, is_side_work
+from squidmesh_es.domain import (
+    AttemptStatus,
+    DispatchQueue,
+    JSONDict,
+    WorkflowRun,
+    is_side_work,
+)
 from squidmesh_es.errors import (
     Conflict,
     InvalidArgument,
@@ -43,7 +49,9 @@ __all__ = [
 _WAITING = (AttemptStatus.AVAILABLE, AttemptStatus.RETRY_SCHEDULED)
 
 
-def missing_steps(mesh: SquidMesh, run: WorkflowRun) -> list[JSONDict]:
+def missing_steps(
+    mesh: SquidMesh, run: WorkflowRun, queue: DispatchQueue | None = None
+) -> list[JSONDict]:
     """The run's waiting attempts whose step this deploy lacks, with both fingerprints.
 
     Empty unless this process has registered the run's workflow: a process without it is
@@ -54,7 +62,8 @@ def missing_steps(mesh: SquidMesh, run: WorkflowRun) -> list[JSONDict]:
         return []
     current = workflow.to_spec()
     found: list[JSONDict] = []
-    for attempt in mesh.get_queue(run.queue).attempts_of(run.run_id):
+    queue = queue if queue is not None else mesh.get_queue(run.queue)
+    for attempt in queue.attempts_of(run.run_id):
         if attempt.status in _WAITING and not mesh.can_execute(attempt):
             found.append(
                 {
