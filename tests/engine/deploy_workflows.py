@@ -149,13 +149,14 @@ class RetryingV1(Workflow):
 
 
 class RetryingV2(Workflow):
-    """No retries any more, and a step added after the retrying one."""
+    """No retries any more, a step added after the retrying one (so its route changed), and
+    the step's class moved to another module with changed code."""
 
     name = "retrying_order"
     payload = Order
     triggers = [manual("place")]
 
-    charge = step(Flaky)
+    charge = step(deploy_moved.Flaky)
     notify = step(Notify)
     transitions = [transition(charge, to=notify), transition(notify, to=COMPLETE)]
 
@@ -174,18 +175,24 @@ class JoinV1(Workflow):
     join = step(Join, after=[left, right], input=["left", "right"])
 
 
+class JoinFixed(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        return Ok({"joined": input["left"] + input["right"], "joined_by": "v2"})
+
+
 class JoinV2(Workflow):
-    """The join waits for one more step, and the right branch's class moved."""
+    """The join waits for one more step and has fixed code, the left branch retries, and
+    the right branch's class moved."""
 
     name = "joined_order"
     payload = Order
     triggers = [manual("place")]
 
     fetch = step(Fetch)
-    left = step(Left, after=[fetch])
+    left = step(Left, after=[fetch], retry=RetryPolicy(max_attempts=3))
     right = step(deploy_moved.Right, after=[fetch])
     audit = step(Audit, after=[fetch])
-    join = step(Join, after=[left, right, audit], input=["left", "right"])
+    join = step(JoinFixed, after=[left, right, audit], input=["left", "right"])
 
 
 # -- a step removed, then restored -----------------------------------------------------------

@@ -89,6 +89,7 @@ def test_a_run_waiting_in_a_retry_backoff_keeps_its_own_retry_policy(
     run = after.get_run(run_id)
     assert run.terminal_status == "completed"
     assert run.context["charged_on_attempt"] == 3  # V2 would have failed it at attempt 2
+    assert run.context["by"] == "v2"  # the moved, changed class ran the attempts after it
     assert steps_of(after, run_id) == ["charge"]
     assert steps_of(after, finish(after, RetryingV2)) == ["charge", "notify"]
 
@@ -108,7 +109,7 @@ def test_a_run_mid_dependency_join_joins_along_its_own_graph(
     run = after.get_run(run_id)
     assert run.terminal_status == "completed"
     assert set(steps_of(after, run_id)) == {"fetch", "left", "right", "join"}
-    assert run.context["joined"] == 3
+    assert (run.context["joined"], run.context["joined_by"]) == (3, "v2")
     assert "audit" in steps_of(after, finish(after, JoinV2))
 
 
