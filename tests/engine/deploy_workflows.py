@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from squidmesh_es.workflow import (
     COMPLETE,
     Backoff,
+    Error,
     JSONObject,
     Ok,
     Outcome,
@@ -258,3 +259,60 @@ class RefV2(Workflow):
         transition(review, to=take_payment),
         transition(take_payment, to=COMPLETE),
     ]
+
+
+# -- a saga whose compensation changes -------------------------------------------------------
+
+RELEASED: list[str] = []
+"""Which release's compensation code undid a reservation, in this process."""
+
+
+class Release(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        RELEASED.append("v1")
+        return Ok({"released": True})
+
+
+class ReleaseFixed(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        RELEASED.append("v2")
+        return Ok({"released": True})
+
+
+class Decline(Step):
+    def run(self, input: JSONObject, ctx: StepContext) -> Error:
+        return Error({"message": "card declined"})
+
+
+class SagaV1(Workflow):
+    name = "saga_order"
+    payload = Order
+    triggers = [manual("place")]
+
+    reserve = step(Reserve, compensate=Release)
+    charge = step(Decline)
+    transitions = [transition(reserve, to=charge), transition(charge, to=COMPLETE)]
+
+
+class SagaV2(Workflow):
+    """The compensation's code is fixed."""
+
+    name = "saga_order"
+    payload = Order
+    triggers = [manual("place")]
+
+    reserve = step(Reserve, compensate=ReleaseFixed)
+    charge = step(Decline)
+    transitions = [transition(reserve, to=charge), transition(charge, to=COMPLETE)]
+
+
+class SagaV3(Workflow):
+    """The compensation is gone from the code."""
+
+    name = "saga_order"
+    payload = Order
+    triggers = [manual("place")]
+
+    reserve = step(Reserve)
+    charge = step(Decline)
+    transitions = [transition(reserve, to=charge), transition(charge, to=COMPLETE)]

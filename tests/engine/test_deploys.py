@@ -16,6 +16,7 @@ from uuid import UUID
 import pytest
 from deploy_helpers import deploy, finish, steps_of
 from deploy_workflows import (
+    RELEASED,
     ApprovedV1,
     ApprovedV2,
     JoinV1,
@@ -28,6 +29,9 @@ from deploy_workflows import (
     Reserve,
     RetryingV1,
     RetryingV2,
+    SagaV1,
+    SagaV2,
+    SagaV3,
 )
 
 from squidmesh_es import SquidMesh
@@ -355,3 +359,40 @@ def test_worker_threads_of_a_deploy_without_the_step_leave_it_to_a_deploy_with_i
     with restored.worker(concurrency=2, owner_id="release-3"):
         wait_until_terminal(restored, stuck)
     assert restored.get_run(stuck).terminal_status == "completed"
+
+
+def test_a_failing_run_compensates_along_its_own_graph_with_todays_callback(
+    open_mesh: OpenMesh, backend: str
+) -> None:
+    RELEASED.clear()
+    before = open_mesh(workflows=[SagaV1])
+    run_id = before.start(SagaV1, {"order_id": "o1"}).run_id
+    before.execute_next(owner_id="w1")  # reserve
+
+    after = deploy(open_mesh, backend, SagaV2)
+    after.drain(owner_id="w2")
+
+    run = after.get_run(run_id)
+    assert run.terminal_status == "failed"
+    assert run.error is not None
+    assert run.error["compensation"] == {"compensated": ["reserve"], "failed": []}
+    assert RELEASED == ["v2"]
+
+
+def test_a_compensation_missing_from_a_deploy_waits_until_one_has_it(
+    open_mesh: OpenMesh, backend: str
+) -> None:
+    RELEASED.clear()
+    before = open_mesh(workflows=[SagaV1])
+    run_id = before.start(SagaV1, {"order_id": "o1"}).run_id
+    before.execute_next(owner_id="w1")  # reserve
+
+    without = deploy(open_mesh, backend, SagaV3)
+    without.drain(owner_id="w2")  # charge fails; the callback its graph names is not here
+
+    assert not without.get_run(run_id).is_terminal
+    assert without.explain_run(run_id).step == "compensate:reserve"
+    restored = deploy(open_mesh, backend, SagaV2)
+    restored.drain(owner_id="w3")
+    assert restored.get_run(run_id).terminal_status == "failed"
+    assert RELEASED == ["v2"]
