@@ -12,12 +12,13 @@ from deploy_workflows import (
     JoinV2,
     RemovedV1,
     RemovedV2,
+    Reserve,
     RetryingV1,
 )
 
 from squidmesh_es import SquidMesh
 from squidmesh_es.errors import InvalidArgument, RunTerminal, UnsafeMigration
-from squidmesh_es.workflow import Workflow
+from squidmesh_es.workflow import ActionRegistry, Workflow
 
 from conftest import OpenMesh
 
@@ -120,3 +121,19 @@ def test_migration_is_refused_for_an_ended_run_and_onto_another_workflow(
     mesh.cancel(run_id)
     with pytest.raises(RunTerminal):
         mesh.migrate_run(run_id, to=ApprovedV2)
+
+
+def test_a_run_of_a_runtime_spec_has_nothing_to_migrate(mesh: SquidMesh) -> None:
+    registry = ActionRegistry({"orders.reserve": Reserve})
+    spec = {
+        "workflow": "spec_order",
+        "triggers": [{"name": "place", "type": "manual"}],
+        "steps": [{"name": "reserve", "kind": "custom", "action": "orders.reserve"}],
+        "transitions": [{"from": "reserve", "on": "ok", "to": "complete"}],
+    }
+    run_id = mesh.start_spec(spec, {}, action_registry=registry).run_id
+
+    with pytest.raises(InvalidArgument) as refused:
+        mesh.migrate_run(run_id)
+
+    assert refused.value.option == "run_id"

@@ -1047,8 +1047,8 @@ class SquidMesh(Application[UUID]):
         Raises:
             UnsafeMigration: ``conflicts`` names each conflicting step; nothing is written.
             RunTerminal: the run has ended.
-            InvalidReplaySource: the run carries a runtime-authored spec.
-            InvalidArgument: ``to`` is another workflow, or none is registered here.
+            InvalidArgument: the run carries a runtime-authored spec, ``to`` is another
+                workflow, or none is registered here.
             RunNotFound, InvalidRunId: no such run.
         """
         return migrate_run(

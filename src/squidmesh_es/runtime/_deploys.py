@@ -25,7 +25,6 @@ from squidmesh_es.domain import (
 from squidmesh_es.errors import (
     Conflict,
     InvalidArgument,
-    InvalidReplaySource,
     RunTerminal,
     UnsafeMigration,
 )
@@ -188,8 +187,8 @@ def migrate_run(
     Raises:
         RunNotFound, InvalidRunId: no such run.
         RunTerminal: the run has ended.
-        InvalidReplaySource: the run carries a runtime-authored spec (``start_spec``).
-        InvalidArgument: ``to`` is another workflow, or none is registered here.
+        InvalidArgument: the run carries a runtime-authored spec (``start_spec``), ``to``
+            is another workflow, or none is registered here.
         UnsafeMigration: the move would strand the run or contradict its history; nothing
             was written.
     """
@@ -226,7 +225,7 @@ def migrate_run(
 
 def _target(mesh: SquidMesh, run: WorkflowRun, to: type[Workflow] | None) -> type[Workflow]:
     if run.spec is not None:
-        raise InvalidReplaySource(run.run_id, "runtime_spec")
+        raise InvalidArgument("run_id", "the run carries its own spec (start_spec)")
     if to is not None:
         if not (isinstance(to, type) and issubclass(to, Workflow)) or to.name != run.workflow:
             raise InvalidArgument("to", f"must be a workflow class named {run.workflow!r}")
