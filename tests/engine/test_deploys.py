@@ -392,6 +392,8 @@ def test_a_compensation_missing_from_a_deploy_waits_until_one_has_it(
 
     assert not without.get_run(run_id).is_terminal
     assert without.explain_run(run_id).step == "compensate:reserve"
+    (problem,) = without.check_deploy()
+    assert problem.waiting_steps == ("compensate:reserve",)
     restored = deploy(open_mesh, backend, SagaV2)
     restored.drain(owner_id="w3")
     assert restored.get_run(run_id).terminal_status == "failed"

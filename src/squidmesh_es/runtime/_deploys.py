@@ -89,7 +89,8 @@ class DeployProblem:
     the run (strict mode, or a run started before graphs were stored whose workflow
     changed)."""
     missing_steps: tuple[str, ...]
-    """Custom steps of the run's own graph, not completed yet, that this code lacks."""
+    """Custom steps of the run's own graph, not completed yet, that this code lacks, and any
+    other work it waits on that this code cannot run (a compensation callback)."""
     waiting_steps: tuple[str, ...]
     """Those of them the run waits on now (their attempts are unclaimed)."""
     run_definition_fingerprint: str | None
@@ -120,11 +121,11 @@ def check_deploy(mesh: SquidMesh) -> list[DeployProblem]:
         workflow = mesh.workflows.get(run.workflow)
         if definition is None or workflow is None:
             continue
-        missing = definition.missing_steps(run)
+        waiting = tuple(dict.fromkeys(str(m["step"]) for m in missing_steps(mesh, run)))
+        missing = list(dict.fromkeys([*definition.missing_steps(run), *waiting]))
         mismatch = definition.mismatch(run)
         if not missing and mismatch is None:
             continue
-        waiting = tuple(str(m["step"]) for m in missing_steps(mesh, run))
         problems.append(
             DeployProblem(
                 run_id=str(run.run_id),
@@ -142,8 +143,9 @@ def check_deploy(mesh: SquidMesh) -> list[DeployProblem]:
 def runs_in_flight(mesh: SquidMesh, workflow: str | None = None) -> Iterator[WorkflowRun]:
     """Runs not ended of ``workflow`` (default: of every workflow registered here)."""
     for started in run_starts(mesh):
-        wanted = started.workflow in mesh.workflows if workflow is None else None
-        if not (wanted or started.workflow == workflow):
+        if workflow is None and started.workflow not in mesh.workflows:
+            continue
+        if workflow is not None and started.workflow != workflow:
             continue
         run = mesh.get_run(started.originator_id)
         if not run.is_terminal:
