@@ -19,6 +19,7 @@ from deploy_workflows import (
     RELEASED,
     ApprovedV1,
     ApprovedV2,
+    Charge,
     JoinV1,
     JoinV2,
     Order,
@@ -398,3 +399,28 @@ def test_a_compensation_missing_from_a_deploy_waits_until_one_has_it(
     restored.drain(owner_id="w3")
     assert restored.get_run(run_id).terminal_status == "failed"
     assert RELEASED == ["v2"]
+
+
+class ChargeOnly(Workflow):
+    """``removed_order`` without the step its runs in flight have already done."""
+
+    name = "removed_order"
+    payload = Order
+    triggers = [manual("place")]
+
+    charge = step(Charge)
+    transitions = [transition(charge, to=COMPLETE)]
+
+
+def test_deploy_check_ignores_steps_a_run_has_left_behind(
+    open_mesh: OpenMesh, backend: str
+) -> None:
+    before = open_mesh(workflows=[RemovedV1])
+    run_id = before.start(RemovedV1, {"order_id": "o1"}).run_id
+    before.execute_next(owner_id="w1")  # reserve, which the new code drops
+
+    after = deploy(open_mesh, backend, ChargeOnly)
+
+    assert after.check_deploy() == []
+    after.drain(owner_id="w2")
+    assert after.get_run(run_id).terminal_status == "completed"

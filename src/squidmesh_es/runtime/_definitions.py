@@ -37,7 +37,14 @@ from squidmesh_es.errors import (
     SquidMeshError,
     UnknownStep,
 )
-from squidmesh_es.workflow import ActionRegistry, Step, StepKind, Workflow, WorkflowSpec
+from squidmesh_es.workflow import (
+    ActionRegistry,
+    Step,
+    StepKind,
+    Workflow,
+    WorkflowMode,
+    WorkflowSpec,
+)
 
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
@@ -127,16 +134,41 @@ class RunDefinition:
         return True
 
     def missing_steps(self, run: WorkflowRun) -> list[str]:
-        """Custom steps of the run's graph it has not completed and this code lacks."""
-        done = {str(a["step"]) for a in run.applied.values() if a.get("outcome") == "ok"}
+        """Custom steps still ahead of the run in its own graph that this code lacks."""
+        ahead = self._ahead(run)
         return [
             step.name
             for step in self.spec.steps
-            if step.kind is StepKind.CUSTOM
-            and step.name not in done
+            if step.name in ahead
+            and step.kind is StepKind.CUSTOM
             and step.action is None
             and (self.workflow is None or self.workflow.implementation_of(step) is None)
         ]
+
+    def _ahead(self, run: WorkflowRun) -> set[str]:
+        """The steps the run waits on and every step a route leads to from them.
+
+        A dependency workflow runs every step it has not applied; a transition workflow only
+        those reachable from where it stands, so a branch it left behind is not counted.
+        """
+        applied = {str(a["step"]) for a in run.applied.values()}
+        if self.spec.mode is WorkflowMode.DEPENDENCY:
+            return {step.name for step in self.spec.steps} - applied
+        stack = [
+            str(p["step"])
+            for key, p in run.planned.items()
+            if key not in run.applied and not is_side_work(p)
+        ]
+        if run.manual_state is not None:
+            stack.append(str(run.manual_state["step"]))
+        ahead: set[str] = set()
+        while stack:
+            name = stack.pop()
+            if name in ahead:
+                continue
+            ahead.add(name)
+            stack.extend(t.to for t in self.spec.transitions if t.from_step == name)
+        return ahead
 
     def step_class(self, planned: JSONDict) -> type[Step]:
         """The `Step` class that runs the planned runnable.
