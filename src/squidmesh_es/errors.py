@@ -30,6 +30,7 @@ Hierarchy::
     ├── ActionNotAllowed                 action_not_allowed
     ├── InvalidDynamicWork               invalid_dynamic_work
     ├── DefinitionMismatch               incompatible_workflow_definition
+    ├── UnsafeMigration                  unsafe_migration
     ├── PayloadTooLarge                  payload_too_large
     ├── StorageUnavailable               storage_unavailable
     ├── InvalidArgument                  invalid_option
@@ -50,7 +51,7 @@ Hierarchy::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -443,6 +444,25 @@ class DefinitionMismatch(SquidMeshError):
             persisted_definition_version=persisted_version,
             current_definition_version=current_version,
         )
+
+
+class UnsafeMigration(SquidMeshError):
+    """Moving the run onto the definition would strand it or contradict its history.
+
+    ``conflicts`` name each conflicting step and why (``{"step", "reason"}``). Nothing was
+    written.
+    """
+
+    code = "unsafe_migration"
+
+    def __init__(self, run_id: object, conflicts: Sequence[Mapping[str, str]]) -> None:
+        steps = ", ".join(sorted({c["step"] for c in conflicts}))
+        super().__init__(
+            f"run {run_id} cannot move onto the new definition: steps {steps} conflict",
+            run_id=str(run_id),
+            conflicts=[dict(c) for c in conflicts],
+        )
+        self.conflicts = [dict(c) for c in conflicts]
 
 
 class InvalidArgument(SquidMeshError):

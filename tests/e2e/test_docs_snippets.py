@@ -69,7 +69,7 @@ def run_console(block: str, env: dict[str, str]) -> None:
         assert shows(shown, result.output), f"$ {command}\n{result.output}"
 
 
-@pytest.mark.parametrize("page", ["running.md", "operations.md"])
+@pytest.mark.parametrize("page", ["running.md", "operations.md", "deploying.md"])
 def test_page_runs_as_written(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     found = blocks(page)

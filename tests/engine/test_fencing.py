@@ -15,6 +15,7 @@ from squidmesh_es.testing import ManualClock
 from squidmesh_es.workflow import COMPLETE, StepOutcome, Workflow, step, transition
 from squidmesh_es.workflow._runner import OutcomeStatus
 
+from conftest import OpenMesh
 from engine_workflows import CALLS, Charge, Reserve, Sequential
 
 LEASE = timedelta(seconds=60)
@@ -141,7 +142,10 @@ class ReserveThenCharge(Workflow):
     transitions = [transition(reserve, to=charge), transition(charge, to=COMPLETE)]
 
 
-def test_a_stale_definition_never_runs_and_fails_the_run(mesh: SquidMesh) -> None:
+def test_in_strict_mode_a_changed_definition_never_runs_and_fails_the_run(
+    open_mesh: OpenMesh,
+) -> None:
+    mesh = open_mesh(on_definition_change="fail")
     started = mesh.start(Sequential, {"order_id": "o1"})
     mesh.workflows = WorkflowRegistry([ReserveThenCharge])  # a deploy changed the code
 

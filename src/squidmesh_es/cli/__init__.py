@@ -13,6 +13,7 @@ from squidmesh_es.cli._controls import (
     resume_command,
 )
 from squidmesh_es.cli._dashboard import dashboard_command
+from squidmesh_es.cli._deploy import deploy, runs
 from squidmesh_es.cli._graph import graph_command
 from squidmesh_es.cli._group import SquidMeshGroup
 from squidmesh_es.cli._inspect import explain_command, inspect_command
@@ -45,3 +46,5 @@ main.add_command(cancel_command)
 main.add_command(replay_command)
 main.add_command(recover_command)
 main.add_command(dashboard_command)
+main.add_command(deploy)
+main.add_command(runs)

@@ -50,10 +50,14 @@ def database_url_option(
 def open_journal(database_url: str, **options: Any) -> SquidMesh:
     """``SquidMesh.open(database_url, **options)``, encrypted with ``SQUIDMESH_CIPHER_KEY``.
 
+    ``SQUIDMESH_ON_DEFINITION_CHANGE=fail`` puts the command (a worker, say) in strict mode.
+
     The key is read from the environment only: a command-line flag would show it in the
     process list and the shell history.
     """
     cipher_key = os.environ.get("SQUIDMESH_CIPHER_KEY") or None
+    on_change = os.environ.get("SQUIDMESH_ON_DEFINITION_CHANGE") or "follow"
+    options.setdefault("on_definition_change", on_change)
     return SquidMesh.open(database_url, cipher_key=cipher_key, **options)
 
 

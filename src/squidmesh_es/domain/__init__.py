@@ -1,9 +1,10 @@
-"""The journal: ``WorkflowRun``, ``DispatchQueue`` and ``WorkerRegistry``, events and rules.
+"""The journal: ``WorkflowRun``, ``DispatchQueue``, ``WorkerRegistry`` and ``WorkflowDefinition``.
 
 Pure domain code: no I/O, no clock. Time comes in as ``now``; ids and claim tokens are made by
 the caller. The aggregates' versions are the journal fences.
 """
 
+from squidmesh_es.domain._definition import WorkflowDefinition, definition_id
 from squidmesh_es.domain._journal import MAX_KEPT_ANOMALIES, JSONDict
 from squidmesh_es.domain._keys import (
     JOURNAL_NAMESPACE,
@@ -42,8 +43,10 @@ __all__ = [
     "Runnable",
     "TerminalStatus",
     "WorkerRegistry",
+    "WorkflowDefinition",
     "WorkflowRun",
     "check_queue_name",
+    "definition_id",
     "hash_claim_token",
     "is_side_work",
     "parse_run_id",

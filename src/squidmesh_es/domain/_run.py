@@ -394,6 +394,28 @@ class WorkflowRun(AnomalyLog, Aggregate):
             run.ended_at = self.timestamp
             run.manual_state = None
 
+    class RunMigrated(ToleratedEvent, Event):
+        """An operator moved the run onto another definition of its workflow.
+
+        From here on the run follows the definition with ``to_fingerprint``; what it
+        applied before stays as it was. ``actor`` and ``reason`` say who and why.
+        """
+
+        TOPIC = "squidmesh.WorkflowRun.RunMigrated"
+        from_fingerprint: str | None
+        to_fingerprint: str
+        from_version: str | None
+        to_version: str | None
+        actor: str | None
+        reason: str | None
+
+        def evolve(self, run: WorkflowRun) -> None:
+            if run.is_terminal:
+                run.note_anomaly(AnomalyReason.TERMINAL_RUN, self)
+                return
+            run.definition_fingerprint = self.to_fingerprint
+            run.definition_version = self.to_version
+
     Created = RunStarted
     """The library looks for ``Created``; ours has the spec's name."""
 
@@ -550,6 +572,35 @@ class WorkflowRun(AnomalyLog, Aggregate):
             idempotency_key=idempotency_key,
             actor=actor,
             comment=comment,
+            timestamp=now,
+        )
+
+    def migrate(
+        self,
+        *,
+        to_fingerprint: str,
+        to_version: str | None,
+        actor: str | None,
+        reason: str | None,
+        now: datetime,
+    ) -> None:
+        """Follow the definition with ``to_fingerprint`` from now on.
+
+        The caller checked that the move is safe for what the run applied and waits on.
+
+        Raises:
+            RunTerminal: the run has ended.
+        """
+        if self.is_terminal:
+            raise RunTerminal(self.id, self.terminal_status)
+        self.trigger_event(
+            self.RunMigrated,
+            from_fingerprint=self.definition_fingerprint,
+            to_fingerprint=to_fingerprint,
+            from_version=self.definition_version,
+            to_version=to_version,
+            actor=actor,
+            reason=reason,
             timestamp=now,
         )
 

@@ -12,7 +12,7 @@ explanation, byte for byte.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from pydantic import JsonValue
@@ -54,14 +54,25 @@ class Explanation(ReadModel):
 _Diagnosis = tuple[str, JsonMap, list[NextAction], str | None]
 
 
-def explain_run_snapshot(snapshot: RunSnapshot, *, now: datetime) -> Explanation:
+def explain_run_snapshot(
+    snapshot: RunSnapshot,
+    *,
+    now: datetime,
+    missing_steps: Sequence[Mapping[str, JsonValue]] = (),
+) -> Explanation:
     """Explain ``snapshot``; ``now`` measures waits and deadlines from the reader's time.
+
+    ``missing_steps`` are the run's waiting attempts whose step the reader's deploy lacks
+    (``step``, ``workflow`` and both definition fingerprints each): they come first, since
+    nothing else moves the run until a worker with that code claims them.
 
     Raises:
         InvalidArgument: ``now`` is naive.
     """
     require_aware(now)
     summary, details, next_actions, step = _DIAGNOSES[snapshot.reason](snapshot, now)
+    if missing_steps and not snapshot.terminal:
+        summary, details, next_actions, step = _missing(missing_steps, details, next_actions)
     summary, details = _side_work(snapshot, summary, details)
     if snapshot.command_history:
         details = {**details, **_command_details(snapshot.command_history)}
@@ -244,6 +255,25 @@ _DIAGNOSES: dict[SnapshotReason, Callable[[RunSnapshot, datetime], _Diagnosis]] 
     SnapshotReason.RUN_STARTED: _started,
     SnapshotReason.WAITING_FOR_DISPATCH: _waiting,
 }
+
+
+def _missing(
+    missing: Sequence[Mapping[str, JsonValue]], details: JsonMap, actions: list[NextAction]
+) -> _Diagnosis:
+    first = missing[0]
+    deploy = str(first.get("deploy_definition_fingerprint") or "")[:12]
+    steps = sorted({str(m["step"]) for m in missing})
+    summary = (
+        f"Step {_names(steps)} of workflow {first.get('workflow')} is missing from this "
+        f"deploy (definition {deploy}); the run waits until a worker that has it claims it."
+    )
+    entries: list[JsonValue] = [dict(m) for m in missing]
+    return (
+        summary,
+        {**details, "missing_steps": entries},
+        [NextAction.DEPLOY_MISSING_STEP, *actions],
+        steps[0],
+    )
 
 
 # -- work beside the forward path -----------------------------------------------------------

@@ -64,6 +64,8 @@ class NextAction(StrEnum):
     INSPECT_TERMINAL_RUN = "inspect_terminal_run"
     WAIT_FOR_NEW_RUNNABLES = "wait_for_new_runnables"
     INSPECT_DISPATCH_STATE = "inspect_dispatch_state"
+    DEPLOY_MISSING_STEP = "deploy_missing_step"
+    """Run a worker whose code has the step again (restore it, or roll back the deploy)."""
 
 
 class DeadlineStatus(StrEnum):

@@ -4,6 +4,8 @@ from squidmesh_es.runtime._app import SquidMesh
 from squidmesh_es.runtime._cipher import create_cipher_key
 from squidmesh_es.runtime._clock import Clock, SystemClock
 from squidmesh_es.runtime._cron import CronDecision, CronStart
+from squidmesh_es.runtime._definitions import DefinitionChange
+from squidmesh_es.runtime._deploys import DeployProblem, Migration, runs_in_flight
 from squidmesh_es.runtime._execution import DEFAULT_LEASE, MIN_HEARTBEAT_INTERVAL, Claim, Finished
 from squidmesh_es.runtime._mapper import JournalMapper
 from squidmesh_es.runtime._notifier import DispatchNotifier, ScheduledAttempt
@@ -29,9 +31,12 @@ __all__ = [
     "Clock",
     "CronDecision",
     "CronStart",
+    "DefinitionChange",
+    "DeployProblem",
     "DispatchNotifier",
     "Finished",
     "JournalMapper",
+    "Migration",
     "RecoveryReport",
     "ReleaseReport",
     "ScheduledAttempt",
@@ -51,4 +56,5 @@ __all__ = [
     "cron_ticks",
     "journal_env",
     "parse_database_url",
+    "runs_in_flight",
 ]

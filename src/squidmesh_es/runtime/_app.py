@@ -58,7 +58,20 @@ from squidmesh_es.redaction import redact_text
 from squidmesh_es.runtime._cipher import check_cipher_key, cipher_env
 from squidmesh_es.runtime._clock import Clock, SystemClock, ensure_aware
 from squidmesh_es.runtime._cron import CronStart, IntendedWindow, start_cron
-from squidmesh_es.runtime._definitions import RunDefinition, SpecCache, definition_of
+from squidmesh_es.runtime._definitions import (
+    DefinitionChange,
+    DefinitionStore,
+    RunDefinition,
+    SpecCache,
+    definition_of,
+)
+from squidmesh_es.runtime._deploys import (
+    DeployProblem,
+    Migration,
+    check_deploy,
+    migrate_run,
+    missing_steps,
+)
 from squidmesh_es.runtime._dynamic_work import (
     preview_dynamic_work,
     record_dynamic_work,
@@ -157,6 +170,7 @@ class SquidMesh(Application[UUID]):
         notifier: DispatchNotifier | None = None,
         action_registry: ActionRegistry | None = None,
         dispatch_order: DispatchOrder = DispatchOrder.RUNS_UNDER_WAY_FIRST,
+        on_definition_change: str = "follow",
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.limits = limits or Limits()
@@ -168,6 +182,10 @@ class SquidMesh(Application[UUID]):
         self.workflows = WorkflowRegistry(workflows)
         self.action_registry = action_registry
         self._runtime_specs = SpecCache()
+        self.on_definition_change = DefinitionChange.parse(on_definition_change)
+        """``follow`` (runs keep their own graph) or ``fail`` (upstream's fencing)."""
+        self.definitions = DefinitionStore(self)
+        """The graphs class-declared runs started with, stored once per fingerprint."""
         self.notifier = notifier
         self._projections: ProjectionsPort | None = None
         self._projections_due = threading.Event()
@@ -201,6 +219,7 @@ class SquidMesh(Application[UUID]):
         dispatch_order: DispatchOrder = DispatchOrder.RUNS_UNDER_WAY_FIRST,
         cipher_key: str | None = None,
         create: bool = True,
+        on_definition_change: str = "follow",
     ) -> Self:
         """Open the journal at ``url`` (``memory://``, ``sqlite:///file.db``, ``postgresql://``).
 
@@ -220,9 +239,15 @@ class SquidMesh(Application[UUID]):
         is created, and a missing journal is an error (read-only tools use it, so a typo in
         a path or schema name is reported instead of creating an empty journal).
 
+        ``on_definition_change`` says what happens to a run whose workflow was changed by a
+        deploy since it started: ``"follow"`` (default) lets it follow the graph it started
+        with, running today's step code; ``"fail"`` fails it with
+        ``incompatible_workflow_definition``, as upstream Squid Mesh does.
+
         Raises:
-            InvalidArgument: the URL is not one of the supported forms, or the cipher key is
-                malformed (or the ``cryptography`` package is missing).
+            InvalidArgument: the URL is not one of the supported forms, the cipher key is
+                malformed (or the ``cryptography`` package is missing), or
+                ``on_definition_change`` is not ``follow`` or ``fail``.
             CipherKeyMismatch: the journal cannot be read with the key given, or is
                 encrypted and no key was given.
             InvalidDatabaseUrl: a part of the URL is unusable (port, path, schema name).
@@ -230,6 +255,7 @@ class SquidMesh(Application[UUID]):
             StorageUnavailable: the database cannot be reached.
         """
         settings = parse_database_url(url)
+        DefinitionChange.parse(on_definition_change)  # refused before anything is created
         env = {**settings.env, **cipher_env(cipher_key)}
         if not create:
             require_journal(settings, events_table=f"{cls.name.lower()}_events")
@@ -251,6 +277,7 @@ class SquidMesh(Application[UUID]):
                     notifier=notifier,
                     action_registry=action_registry,
                     dispatch_order=dispatch_order,
+                    on_definition_change=on_definition_change,
                 )
             except Exception as exc:
                 # Processes opening a new Postgres journal at the same instant race in
@@ -281,13 +308,16 @@ class SquidMesh(Application[UUID]):
     ) -> Self:
         """Open the journal named by ``SQUIDMESH_DATABASE_URL`` (default: ``squidmesh.db``).
 
-        ``SQUIDMESH_QUEUE`` sets the default queue; ``SQUIDMESH_CIPHER_KEY``, when set,
+        ``SQUIDMESH_QUEUE`` sets the default queue; ``SQUIDMESH_ON_DEFINITION_CHANGE``
+        (``follow`` or ``fail``) what a changed workflow does to its runs in flight (see
+        ``open``); ``SQUIDMESH_CIPHER_KEY``, when set,
         encrypts the journal at rest (see ``open``). Only ``SQUIDMESH_*`` keys are read.
         """
         environ = os.environ if environ is None else environ
         return cls.open(
             database_url_from_env(environ),
             queue=environ.get("SQUIDMESH_QUEUE", "default"),
+            on_definition_change=environ.get("SQUIDMESH_ON_DEFINITION_CHANGE", "follow"),
             clock=clock,
             workflows=workflows,
             action_registry=action_registry,
@@ -370,26 +400,52 @@ class SquidMesh(Application[UUID]):
             self.workflows.register(workflow)
 
     def can_execute(self, attempt: Attempt) -> bool:
-        """Whether this runtime has the code for ``attempt``: its workflow and its action.
+        """Whether this runtime has the code for ``attempt``: its workflow, step and action.
 
         A run started from a runtime spec carries its definition, so only the action key
-        (if any) must be allowed by this process's action registry (known and enabled).
+        (if any) must be allowed by this process's action registry (known and enabled). A
+        step that this deploy no longer provides is left for a worker that has it: the run
+        waits, and `explain_run` says which step is missing.
         """
         metadata = attempt.metadata or {}
-        workflow = metadata.get("workflow")
-        if metadata.get("definition") != "runtime_spec" and workflow not in self.workflows:
+        name = metadata.get("workflow")
+        workflow = self.workflows.get(name) if isinstance(name, str) else None
+        runtime_spec = metadata.get("definition") == "runtime_spec"
+        if not runtime_spec and workflow is None:
             return False
         action = metadata.get("action")
-        if action is None:
+        if action is not None:
+            # A disabled action is a kill switch: its work waits, unclaimed, until a worker
+            # that allows it (or this one, re-enabled) takes it.
+            return self.action_registry is not None and self.action_registry.refusal(action) is None
+        # A step this code declares by name is taken without reading the run: a step whose
+        # kind changed under the same name is the run's kind, and custom-turned-built-in
+        # fails at that step (`unknown_step`). Other names read the run's own graph.
+        if runtime_spec or (workflow is not None and workflow.has_step(attempt.step)):
             return True
-        # A disabled action is a kill switch: its work waits, unclaimed, until a worker that
-        # allows it (or this one, re-enabled) takes it.
-        return self.action_registry is not None and self.action_registry.refusal(action) is None
+        return self._has_code_for(attempt)
+
+    def _has_code_for(self, attempt: Attempt) -> bool:
+        """The rare path: a step this code does not declare by name, read from the run's graph."""
+        try:
+            run = self.get_run(attempt.run_id)
+        except SquidMeshError:
+            return False
+        definition = self.definition(run)
+        planned = run.planned.get(attempt.runnable_key)
+        if definition is None or planned is None:
+            return definition is not None  # an unknown attempt: settling refuses it
+        return definition.has_code(planned)
 
     def definition(self, run: WorkflowRun) -> RunDefinition | None:
         """The definition ``run`` executes under; ``None`` when this process lacks its code."""
         return definition_of(
-            run, self.workflows.get(run.workflow), self.action_registry, self._runtime_specs
+            run,
+            self.workflows.get(run.workflow),
+            self.action_registry,
+            self.definitions,
+            self._runtime_specs,
+            self.on_definition_change,
         )
 
     def require_definition(self, run: WorkflowRun) -> RunDefinition:
@@ -1021,11 +1077,57 @@ class SquidMesh(Application[UUID]):
     def explain_run(self, run_id: UUID | str, *, now: datetime | None = None) -> Explanation:
         """Why the run is where it is, what to do next, and the evidence, from its journal.
 
+        A step of the run that this deploy no longer provides is named, with the run's and
+        this deploy's definition fingerprints (only where this runtime registered the
+        run's workflow: a process without it is no deploy of it).
+
         Raises:
             RunNotFound, InvalidRunId: no such run.
         """
         at = self.now(now)
-        return explain_run_snapshot(self.inspect_run(run_id, now=at), now=at)
+        run = self.get_run(run_id)
+        queue = self.get_queue(run.queue)
+        snapshot = self._snapshot(run, at, queue=queue)
+        missing = missing_steps(self, run, queue)
+        return explain_run_snapshot(snapshot, now=at, missing_steps=missing)
+
+    def check_deploy(self) -> list[DeployProblem]:
+        """Runs in flight of the workflows registered here that this code cannot serve.
+
+        Open a runtime with the code about to be deployed and call it before the deploy
+        goes live: each problem names the run and the steps of its own graph that the code
+        lacks (or says the code would fail it). Reads every run start: not for hot paths.
+        """
+        return check_deploy(self)
+
+    def migrate_run(
+        self,
+        run_id: UUID | str,
+        *,
+        to: type[Workflow] | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+        dry_run: bool = False,
+        now: datetime | None = None,
+    ) -> Migration:
+        """Move a run in flight onto ``to``'s definition (default: its registered class).
+
+        Safe moves only: every step the run applied or waits on exists in the new
+        definition with the same kind, every route it took still leads where it led, and
+        no new step would wait forever. The move is a ``RunMigrated`` event with ``actor``
+        and ``reason``; the run then follows the new graph. ``dry_run`` checks and writes
+        nothing. A run already on that definition is left alone (``unchanged``).
+
+        Raises:
+            UnsafeMigration: ``conflicts`` names each conflicting step; nothing is written.
+            RunTerminal: the run has ended.
+            InvalidArgument: the run carries a runtime-authored spec, ``to`` is another
+                workflow, or none is registered here.
+            RunNotFound, InvalidRunId: no such run.
+        """
+        return migrate_run(
+            self, run_id, to=to, actor=actor, reason=reason, dry_run=dry_run, now=self.now(now)
+        )
 
     def inspect_run_graph(
         self, run_id: UUID | str, *, include_history: bool = False, now: datetime | None = None
@@ -1053,7 +1155,7 @@ class SquidMesh(Application[UUID]):
     ) -> RunSnapshot:
         queue = queue if queue is not None else self.get_queue(run.queue)
         definition = self.definition(run)
-        return build_run_snapshot(
+        snapshot = build_run_snapshot(
             run,
             queue.attempts_of(run.run_id),
             now=now,
@@ -1062,6 +1164,10 @@ class SquidMesh(Application[UUID]):
             queue_version=queue.version,
             queue_anomalies=queue.anomalies,
         )
+        if definition is not None and definition.changed(run) is not None:
+            # The run follows its own graph; the evidence says today's code declares another.
+            snapshot = snapshot.model_copy(update={"definition_matches": False})
+        return snapshot
 
     def list_runs(
         self,
@@ -1221,14 +1327,17 @@ class SquidMesh(Application[UUID]):
             StorageUnavailable: the database could not be reached, or the events table
                 stayed locked past ``lock_timeout`` on every retry; nothing was written.
         """
+        definitions = self.definitions.to_save(objs)  # graphs of runs started here, once
         try:
-            recordings = super().save(*objs, **kwargs)
+            recordings = super().save(*objs, *definitions, **kwargs)
         except IntegrityError as exc:
+            self.definitions.saved(definitions, committed=False)
             ids = [str(getattr(o, "id", getattr(o, "originator_id", "?"))) for o in objs if o]
             raise Conflict("journal moved on since it was read", aggregates=ids) from exc
         except OperationalError as exc:
             backend = self.storage.backend if self.storage is not None else "journal"
             raise StorageUnavailable(backend=backend, reason=redact_text(str(exc))) from exc
+        self.definitions.saved(definitions, committed=True)
         if self._projections is not None and recordings:
             self._projections_due.set()
         return recordings

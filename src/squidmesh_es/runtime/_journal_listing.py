@@ -23,7 +23,7 @@ from squidmesh_es.workflow import Workflow
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
 
-__all__ = ["JOURNAL_FILTERS", "list_runs_from_journal"]
+__all__ = ["JOURNAL_FILTERS", "list_runs_from_journal", "run_starts"]
 
 JOURNAL_FILTERS = frozenset({"queue", "trigger", "parent_run_id"})
 """Filters the journal answers besides ``workflow`` and ``status``; the others need the
@@ -66,7 +66,7 @@ def list_runs_from_journal(
         "trigger": filters.get("trigger"),
         "parent_run_id": _parent_id(filters.get("parent_run_id")),
     }
-    starts = [s for s in _run_starts(mesh) if _matches(s, wanted)]
+    starts = [s for s in run_starts(mesh) if _matches(s, wanted)]
     starts.sort(key=lambda s: (s.timestamp, str(s.originator_id)), reverse=True)
     summaries: list[RunSummary] = []
     for started in starts:
@@ -78,7 +78,8 @@ def list_runs_from_journal(
     return summaries
 
 
-def _run_starts(mesh: SquidMesh) -> Iterator[WorkflowRun.RunStarted]:
+def run_starts(mesh: SquidMesh) -> Iterator[WorkflowRun.RunStarted]:
+    """Every run's start event, in journal order."""
     topics = [WorkflowRun.RunStarted.TOPIC]
     start = 1
     while True:

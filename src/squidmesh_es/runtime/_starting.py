@@ -277,6 +277,8 @@ def prepare_start(
             return PreparedStart(existing)
         raise RunIdTaken(request.run_id, "a different start request started it")
     spec = request.spec
+    if not request.runtime_spec:  # the graph the run follows, readable after any deploy
+        mesh.definitions.prepare(spec)
     run = WorkflowRun.start(
         run_id=request.run_id,
         workflow=request.workflow,

@@ -55,6 +55,7 @@ class StepDeclaration:
         duration: timedelta | None = None,
         message: str | None = None,
         level: LogLevel | None = None,
+        ref: str | None = None,
     ) -> None:
         """Check the Python types of everything declared; values are checked by validation.
 
@@ -72,6 +73,7 @@ class StepDeclaration:
         _require(deadline, Deadline, "deadline")
         _require(message, str, "message")
         _require(level, LogLevel, "level")
+        _require(ref, str, "ref")
         if duration is not None:
             require_timedelta(duration, "the wait duration")
         if after is not None and (
@@ -93,6 +95,8 @@ class StepDeclaration:
         self.duration = duration
         self.message = message
         self.level = level
+        self.ref = ref
+        """The declared identity (``step(..., ref=...)``), or ``None``."""
         self.name: str | None = None
         """The attribute name this declaration was first bound to."""
 
@@ -108,7 +112,7 @@ class StepDeclaration:
         return StepSpec(
             name=name,
             kind=self.kind,
-            ref=None if self.implementation is None else implementation_ref(self.implementation),
+            ref=self._ref(),
             input=self.input,
             output=self.output,
             after=None if self.after is None else tuple(_step_name(d, names) for d in self.after),
@@ -123,6 +127,11 @@ class StepDeclaration:
             message=self.message,
             level=self.level,
         )
+
+    def _ref(self) -> str | None:
+        if self.ref is not None:
+            return self.ref
+        return None if self.implementation is None else implementation_ref(self.implementation)
 
 
 class TransitionDeclaration:
@@ -174,6 +183,7 @@ def step(
     irreversible: bool = False,
     compensatable: bool | None = None,
     deadline: Deadline | None = None,
+    ref: str | None = None,
 ) -> StepDeclaration:
     """A step run by your `Step` subclass.
 
@@ -189,6 +199,10 @@ def step(
         compensatable: ``False`` when there is no reliable undo; defaults to not
             `irreversible`.
         deadline: when the step is due, as evidence for operators.
+        ref: a stable identity for the step's code (``"payments.charge"``: letters, digits,
+            ``_``, ``.`` and ``-``, no colon). Runs in flight find their code by it, so the
+            step may be renamed and its class moved; by default the step name is the
+            identity and the class's ``module:QualName`` is recorded for display.
     """
     return StepDeclaration(
         StepKind.CUSTOM,
@@ -201,6 +215,7 @@ def step(
         irreversible=irreversible,
         compensatable=compensatable,
         deadline=deadline,
+        ref=ref,
     )
 
 

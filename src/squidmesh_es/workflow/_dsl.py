@@ -28,11 +28,11 @@ from pydantic import BaseModel
 
 from squidmesh_es.errors import Issue, UnknownStep, WorkflowValidationError
 from squidmesh_es.workflow._declarations import StepDeclaration, TransitionDeclaration
-from squidmesh_es.workflow._elements import TriggerSpec
+from squidmesh_es.workflow._elements import StepSpec, TriggerSpec
 from squidmesh_es.workflow._json import JSONObject
 from squidmesh_es.workflow._payload import NoPayload, PayloadContract, fields_from_model
 from squidmesh_es.workflow._spec import WorkflowSpec
-from squidmesh_es.workflow._steps import Step
+from squidmesh_es.workflow._steps import Step, is_declared_ref
 from squidmesh_es.workflow._validation import spec_issues
 
 _T = TypeVar("_T")
@@ -60,6 +60,8 @@ class Workflow:
     _spec: ClassVar[WorkflowSpec | None] = None
     _contract: ClassVar[PayloadContract]
     _step_classes: ClassVar[dict[str, type[Step]]]
+    _steps_by_ref: ClassVar[dict[str, str]]
+    _step_names: ClassVar[frozenset[str]]
     _compensation_classes: ClassVar[dict[str, type[Step]]]
 
     def __init_subclass__(cls, *, abstract: bool = False, **kwargs: object) -> None:
@@ -83,6 +85,12 @@ class Workflow:
         cls._contract = PayloadContract.from_model(cls.name, cls.payload)
         cls._step_classes = {
             name: d.implementation for name, d in declarations.items() if d.implementation
+        }
+        cls._step_names = frozenset(spec.step_names)
+        cls._steps_by_ref = {
+            str(s.ref): s.name
+            for s in spec.steps
+            if s.name in cls._step_classes and is_declared_ref(s.ref)
         }
         cls._compensation_classes = {
             name: d.compensate for name, d in declarations.items() if d.compensate
@@ -139,13 +147,33 @@ class Workflow:
             raise UnknownStep(workflow=cls.name, step=step) from None
 
     @classmethod
+    def has_step(cls, step: str) -> bool:
+        """Whether this code declares a step called ``step`` (custom or built-in)."""
+        cls.to_spec()
+        return step in cls._step_names
+
+    @classmethod
+    def implementation_of(cls, step: StepSpec) -> type[Step] | None:
+        """The `Step` class this code has for ``step`` of any spec, by its stable identity.
+
+        A step with a declared ref (``step(..., ref=...)``) is found by that ref, else by
+        its name; a name that is not a custom step here has no code. The class's module
+        plays no part, so a run started under an earlier deploy runs today's code.
+        """
+        cls.to_spec()
+        if is_declared_ref(step.ref):
+            name = cls._steps_by_ref.get(str(step.ref))
+            if name is not None:
+                return cls._step_classes[name]
+        return cls._step_classes.get(step.name)
+
+    @classmethod
     def compensation_class(cls, step: str) -> type[Step] | None:
         """The `Step` class that compensates `step`, or `None` when it declares none.
 
-        Raises:
-            UnknownStep: the workflow has no such step.
+        A step this code no longer declares has no compensation here.
         """
-        cls.to_spec().step(step)
+        cls.to_spec()
         return cls._compensation_classes.get(step)
 
 

@@ -169,6 +169,15 @@ class Step(ABC):
         """
 
 
+def is_declared_ref(ref: str | None) -> bool:
+    """Whether ``ref`` was declared with ``step(..., ref=...)`` rather than derived.
+
+    A derived reference is ``module:QualName``; a declared one has no colon. A declared
+    reference is the step's identity across deploys: runs find their code by it.
+    """
+    return ref is not None and ":" not in ref
+
+
 def implementation_ref(step_class: type) -> str:
     """The stable reference of a step class: ``module:QualName``.
 

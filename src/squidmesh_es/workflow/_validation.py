@@ -28,6 +28,8 @@ from squidmesh_es.workflow._vocab import (
 Path = tuple[str | int, ...]
 
 _REF_PATTERN: Final = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.<>]*$")
+_DECLARED_REF_PATTERN: Final = re.compile(r"^[A-Za-z_][\w.\-]{0,199}$")
+"""A ``step(..., ref=...)`` identity: no colon, so it never reads as a module path."""
 _CRON_ALIASES: Final = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly", "@reboot"}
 )
@@ -188,8 +190,13 @@ class _Checks:
         if not self.spec.steps:
             self.add(("steps",), "missing_steps", "declare at least one step")
         seen: set[str] = set()
+        refs: set[str] = set()
         for index, step in enumerate(self.spec.steps):
             at: Path = ("steps", index)
+            if step.ref is not None and ":" not in step.ref:
+                if step.ref in refs:
+                    self.add((*at, "ref"), "duplicate_step_ref", f"ref {step.ref!r} twice")
+                refs.add(step.ref)
             if not NAME_PATTERN.match(step.name) or step.name == COMPLETE:
                 self.add(
                     (*at, "name"),
@@ -226,7 +233,9 @@ class _Checks:
             self.add(
                 (*at, "ref"), "invalid_step_module", f"step {step.name!r} has both ref and action"
             )
-        elif step.ref is not None and not _REF_PATTERN.match(step.ref):
+        elif step.ref is not None and not (
+            _REF_PATTERN.match(step.ref) or _DECLARED_REF_PATTERN.match(step.ref)
+        ):
             self.add((*at, "ref"), "invalid_step_module", f"step {step.name!r}: bad reference")
         elif step.action is not None and not ACTION_KEY_PATTERN.match(step.action):
             self.add((*at, "action"), "invalid_action_key", f"step {step.name!r}: bad action key")

@@ -228,9 +228,9 @@ CASES: list[tuple[str, Any, Any, tuple[str | int, ...], str]] = [
         "invalid_step_module",
     ),
     (
-        "ref that is not module:QualName",
+        "ref that is neither module:QualName nor a declared ref",
         T,
-        lambda d: _step(d, "load").update(ref="os.system"),
+        lambda d: _step(d, "load").update(ref="os:system()"),
         ("steps", 0, "ref"),
         "invalid_step_module",
     ),
