@@ -278,6 +278,20 @@ def database(backend: str, base_pg: str, prefix: str) -> Iterator[str]:
 # -- squidmesh-es -------------------------------------------------------------------------
 
 
+def start_runs(mesh: SquidMesh, runs: int, batch: int) -> None:
+    """Start ``runs`` runs, one commit each, or ``batch`` to a commit (`start_many`)."""
+    if batch <= 1:
+        for i in range(runs):
+            mesh.start(ThreeSteps, {"x": i})
+        return
+    for first in range(0, runs, batch):
+        mesh.start_many(ThreeSteps, [{"x": i} for i in range(first, min(first + batch, runs))])
+
+
+def _batched(args: argparse.Namespace) -> str:
+    return f", starts by {args.start_batch}" if args.start_batch > 1 else ""
+
+
 def _idle(args: argparse.Namespace) -> tuple[timedelta, timedelta]:
     low, high = (float(x) for x in args.idle_ms.split(","))
     return timedelta(milliseconds=low), timedelta(milliseconds=high)
@@ -297,8 +311,7 @@ def bench_threads(url: str, backend: str, args: argparse.Namespace) -> Result:
             concurrency=args.workers, owner_id="bench", idle_backoff=_idle(args)
         ).start()
         t0 = time.perf_counter()
-        for i in range(runs):
-            mesh.start(ThreeSteps, {"x": i})
+        start_runs(mesh, runs, args.start_batch)
         finished = recorder.all_done.wait(args.timeout)
         worker.stop()
         mesh.bench_recorder = None
@@ -308,7 +321,7 @@ def bench_threads(url: str, backend: str, args: argparse.Namespace) -> Result:
         return Result(
             system="squidmesh-es",
             backend=backend,
-            mode=f"1 proc x {args.workers} threads",
+            mode=f"1 proc x {args.workers} threads" + _batched(args),
             runs=runs,
             steps=len(recorder.done),
             seconds=seconds,
@@ -354,8 +367,7 @@ def bench_processes(url: str, backend: str, args: argparse.Namespace) -> Result:
         recorder = Recorder()
         mesh.bench_recorder = recorder
         t0 = time.perf_counter()
-        for i in range(runs):
-            mesh.start(ThreeSteps, {"x": i})
+        start_runs(mesh, runs, args.start_batch)
         mesh.bench_recorder = None
         visible = dict(recorder.visible)
         done: dict[str, float] = {}
@@ -376,7 +388,7 @@ def bench_processes(url: str, backend: str, args: argparse.Namespace) -> Result:
         return Result(
             system="squidmesh-es",
             backend=backend,
-            mode=f"{procs} procs x {args.workers} threads",
+            mode=f"{procs} procs x {args.workers} threads" + _batched(args),
             runs=runs,
             steps=len(done),
             seconds=max(done.values()) - t0,
@@ -605,6 +617,12 @@ def render(results: list[Result]) -> str:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--runs", type=int, default=200, help="workflows per measurement")
+    p.add_argument(
+        "--start-batch",
+        type=int,
+        default=1,
+        help="our runs started this many to a commit (start_many); 1: one mesh.start each",
+    )
     p.add_argument("--workers", type=int, default=4, help="step threads per worker process")
     p.add_argument(
         "--backends", default="memory,sqlite,postgres", help="comma list: memory,sqlite,postgres"
