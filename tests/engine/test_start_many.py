@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from squidmesh_es import SquidMesh
@@ -37,3 +39,17 @@ def test_one_bad_payload_refuses_the_whole_batch(mesh: SquidMesh) -> None:
 
     assert mesh.get_queue().version == before
     assert mesh.drain() == 0
+
+
+def test_start_many_beside_a_busy_worker_decides_again_instead_of_failing(mesh: SquidMesh) -> None:
+    started: list[str] = []
+    with mesh.worker(concurrency=2, owner_id="busy"):
+        for batch in range(15):
+            ids = mesh.start_many(Quick, [{"order_id": f"b{batch}-{n}"} for n in range(8)])
+            started.extend(str(i) for i in ids)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not all(mesh.get_run(r).is_terminal for r in started):
+            time.sleep(0.02)
+
+    assert len(started) == 120
+    assert {mesh.get_run(r).terminal_status for r in started} == {"completed"}

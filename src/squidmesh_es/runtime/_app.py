@@ -711,17 +711,32 @@ class SquidMesh(Application[UUID]):
         anything is written: one bad payload refuses them all. For idempotency keys or a
         host's own aggregates in the same commit, use `transaction`.
 
+        A concurrent commit to the queue (a worker settling) makes the batch decide again;
+        nothing of a refused try was written.
+
         Raises:
             PayloadValidationError, InvalidTrigger, PayloadTooLarge: refused, nothing written.
-            Conflict: the queue kept moving; nothing was written.
+            Conflict: the queue kept moving for every retry; nothing was written.
         """
-        with self.transaction() as tx:
-            return [
-                tx.start(
-                    workflow, payload, trigger=trigger, queue=queue, metadata=metadata, now=now
-                )
-                for payload in payloads
-            ]
+        batch = list(payloads)
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                with self.transaction() as tx:
+                    return [
+                        tx.start(
+                            workflow,
+                            payload,
+                            trigger=trigger,
+                            queue=queue,
+                            metadata=metadata,
+                            now=now,
+                        )
+                        for payload in batch
+                    ]
+            except Conflict as exc:
+                if type(exc) is not Conflict:  # RunIdTaken and the like: retrying cannot help
+                    raise
+        raise Conflict("queue kept moving while starting a batch", queue=queue or "default")
 
     def list_workers(
         self, *, include_gone: bool = False, now: datetime | None = None
