@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,41 +20,50 @@ from click.testing import CliRunner
 
 from squidmesh_es.cli import main
 from squidmesh_es.cli._logging import configure_logging
+from squidmesh_es.redaction import RedactingFilter
 
 
-@pytest.fixture
-def root_logging() -> Iterator[logging.Logger]:
-    """The root logger, put back as it was (level, handlers, filters) after the test."""
+@contextmanager
+def fresh_root() -> Iterator[logging.Logger]:
+    """The root logger without handlers, as in a fresh process; put back afterwards.
+
+    Inside the test body: pytest adds its own handlers around the call, after fixtures.
+    """
     root = logging.getLogger()
     level, handlers = root.level, list(root.handlers)
-    filters = {h: list(h.filters) for h in handlers}
-    yield root
-    for handler in [h for h in root.handlers if h not in handlers]:
-        root.removeHandler(handler)
     for handler in handlers:
-        handler.filters[:] = filters[handler]
-    root.setLevel(level)
+        root.removeHandler(handler)
+    try:
+        yield root
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
 
 
 def test_json_lines_carry_structured_fields_and_are_redacted(
-    root_logging: logging.Logger, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    configure_logging("warning", "json")
-    configure_logging("warning", "json")  # a second command in one process: still one handler
-    log = logging.getLogger("squidmesh_es.test")
-
-    log.info("below the level")
-    log.warning(
-        "dsn %s",
-        "postgresql://app:hunter2@db/prod",
-        extra={"run_id": "r-1", "attempt": 2, "password": "hunter2"},
-    )
-    try:
-        raise ValueError("token=hunter2")
-    except ValueError:
-        log.exception("step failed")
+    with fresh_root() as root:
+        configure_logging("warning", "json")
+        configure_logging("warning", "json")  # a second command in one process
+        handlers = list(root.handlers)
+        log = logging.getLogger("squidmesh_es.test")
+        log.info("below the level")
+        log.warning(
+            "dsn %s",
+            "postgresql://app:hunter2@db/prod",
+            extra={"run_id": "r-1", "attempt": 2, "password": "hunter2"},
+        )
+        try:
+            raise ValueError("token=hunter2")
+        except ValueError:
+            log.exception("step failed")
 
     lines = capsys.readouterr().err.splitlines()
+    assert len(handlers) == 1
     assert len(lines) == 2 and "hunter2" not in "".join(lines)
     first, second = (json.loads(line) for line in lines)
     assert {k: first[k] for k in ("level", "logger", "message", "run_id", "attempt")} == {
@@ -67,12 +77,22 @@ def test_json_lines_carry_structured_fields_and_are_redacted(
     assert second["level"] == "ERROR" and "ValueError" in second["exception"]
 
 
-def test_text_lines_name_level_and_logger(
-    root_logging: logging.Logger, capsys: pytest.CaptureFixture[str]
-) -> None:
-    configure_logging("DEBUG", "text")
+def test_a_host_configured_root_keeps_its_handlers_and_level() -> None:
+    host = logging.StreamHandler()
+    with fresh_root() as root:
+        root.addHandler(host)
+        root.setLevel(logging.ERROR)
+        configure_logging("DEBUG", "json")
+        after = (list(root.handlers), root.level)
 
-    logging.getLogger("squidmesh_es.test").debug("shown at debug")
+    assert after == ([host], logging.ERROR)
+    assert any(isinstance(f, RedactingFilter) for f in host.filters)
+
+
+def test_text_lines_name_level_and_logger(capsys: pytest.CaptureFixture[str]) -> None:
+    with fresh_root():
+        configure_logging("DEBUG", "text")
+        logging.getLogger("squidmesh_es.test").debug("shown at debug")
 
     assert capsys.readouterr().err.rstrip().endswith(" DEBUG squidmesh_es.test shown at debug")
 

@@ -72,18 +72,20 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
     """Log ``level`` and up to stderr as text or JSON lines, every record redacted.
 
-    Called again (another command in the same process), it replaces its own handler rather
-    than adding a second; handlers the host installed get the redaction filter too.
+    As with `logging.basicConfig`, a root logger that already has handlers (a host, a test
+    runner) keeps them and its level; they only get the redaction filter. Called again in
+    one process, it replaces its own handler rather than adding a second.
     """
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _CurrentStderr)]:
         root.removeHandler(handler)
-    handler = _CurrentStderr()
-    handler.setFormatter(
-        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
-    )
-    root.addHandler(handler)
-    root.setLevel(level.upper())
+    if not root.handlers:
+        handler = _CurrentStderr()
+        handler.setFormatter(
+            JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+        )
+        root.addHandler(handler)
+        root.setLevel(level.upper())
     for each in root.handlers:
         if not any(isinstance(f, RedactingFilter) for f in each.filters):
             each.addFilter(RedactingFilter())
