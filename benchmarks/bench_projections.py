@@ -76,6 +76,8 @@ def cursor_at(i: int) -> str:
             terminal_status=None,
             definition_version="v1",
             indexed_at=T0 + timedelta(seconds=i),
+            started_at=T0 + timedelta(seconds=i),
+            updated_at=T0 + timedelta(seconds=i),
         )
     )
 

@@ -108,3 +108,27 @@ def test_listed_deadlines_are_evaluated_when_listed_not_when_written(
 
     assert [r.deadline.status for r in due_soon if r.deadline] == ["due_soon"]
     assert [r.deadline.status for r in overdue if r.deadline] == ["overdue"]
+
+
+def test_listed_runs_carry_their_trigger_and_times_from_journal_and_catalog_alike(
+    mesh: SquidMesh, clock: ManualClock
+) -> None:
+    started = clock.now()
+    done = mesh.start(Indexed, {"order_id": "A-1"}).run_id
+    held = mesh.start(Held, {"order_id": "B-2"}).run_id
+    clock.advance(timedelta(minutes=5))
+    mesh.drain(owner_id="w")
+    from_journal = mesh.list_runs()
+
+    with Projections.attach(mesh):
+        from_catalog = mesh.list_runs()
+
+    ended = started + timedelta(minutes=5)
+    times = {
+        done: ("go", started, ended, ended),
+        held: ("go", started, started, None),  # paused when it started
+    }
+    for listed in (from_journal, from_catalog):
+        assert {r.run_id: (r.trigger, r.started_at, r.updated_at, r.ended_at) for r in listed} == (
+            times
+        )

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
-from projection_helpers import start_runs
+from projection_helpers import drain, start_runs
+from projection_workflows import Audit
 
 from squidmesh_es import SquidMesh
 from squidmesh_es.cli import main
@@ -82,3 +83,35 @@ def test_list_evaluates_deadlines_at_the_time_of_listing(
     assert code == 0, out
     [run] = json.loads(out)["runs"]
     assert run["deadline"]["status"] == "overdue"  # due in 2001, read today
+
+
+@pytest.mark.shared_journal
+def test_list_json_rows_carry_trigger_and_started_updated_ended_times(
+    database_url: str, open_mesh: OpenMesh
+) -> None:
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    clock = ManualClock(t0)
+    writer = open_mesh(clock=clock)
+    held = writer.start(Held).run_id
+    clock.advance(timedelta(minutes=1))
+    done = writer.start(Audit, {"invoice_id": "inv-1"}).run_id
+    clock.advance(timedelta(minutes=1))
+    drain(writer, clock)
+
+    code, out = invoke("list", "--database-url", database_url, "--json")
+
+    assert code == 0, out
+    rows = {row["run_id"]: row for row in json.loads(out)["runs"]}
+    times = ("trigger", "started_at", "updated_at", "ended_at")
+    assert {k: rows[held][k] for k in times} == {
+        "trigger": "go",
+        "started_at": "2026-03-02T09:00:00Z",
+        "updated_at": "2026-03-02T09:00:00Z",
+        "ended_at": None,
+    }
+    assert {k: rows[done][k] for k in times} == {
+        "trigger": "audit",
+        "started_at": "2026-03-02T09:01:00Z",
+        "updated_at": "2026-03-02T09:02:00Z",
+        "ended_at": "2026-03-02T09:02:00Z",
+    }

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from squidmesh_es import SquidMesh
 from squidmesh_es.cli import main
-from squidmesh_es.cli._group import configure_logging
+from squidmesh_es.cli._logging import configure_logging
 from squidmesh_es.errors import JournalNotFound, StorageUnavailable
 from squidmesh_es.redaction import RedactingFilter
 from squidmesh_es.runtime import parse_database_url

@@ -27,6 +27,7 @@ __all__ = ["main"]
 
 
 @click.group(cls=SquidMeshGroup)
+@click.version_option(package_name="squidmesh-es", prog_name="squidmesh")
 def main() -> None:
     """Operate squidmesh-es runs and workers."""
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import click
 
-from squidmesh_es.cli._group import configure_logging
+from squidmesh_es.cli._logging import configure_logging
 from squidmesh_es.cli._options import (
     database_url_option,
     import_option,

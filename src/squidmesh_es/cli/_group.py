@@ -9,7 +9,6 @@ driver messages go through the redaction policy first.
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 from typing import Any, NoReturn
 
@@ -18,9 +17,9 @@ import psycopg
 from eventsourcing.persistence import PersistenceError
 
 from squidmesh_es.errors import SquidMeshError, StorageUnavailable
-from squidmesh_es.redaction import RedactingFilter, redact_text
+from squidmesh_es.redaction import redact_text
 
-__all__ = ["SquidMeshGroup", "configure_logging"]
+__all__ = ["SquidMeshGroup"]
 
 _JSON = "squidmesh.json"
 
@@ -57,11 +56,3 @@ def _fail(ctx: click.Context, error: SquidMeshError) -> NoReturn:
     else:
         click.echo(f"Error: {error.code}: {redact_text(str(error))}", err=True)
     ctx.exit(1)
-
-
-def configure_logging() -> None:
-    """Log INFO and up to stderr, every record redacted by the redaction policy."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import threading
@@ -13,12 +14,14 @@ from typing import TextIO
 
 import click
 
-from squidmesh_es.cli._group import configure_logging
+from squidmesh_es.cli._logging import configure_logging, logging_options
 from squidmesh_es.cli._options import open_journal
 from squidmesh_es.projections import Projections, ProjectionStatus
 from squidmesh_es.runtime import DEFAULT_DATABASE_URL
 
 __all__ = ["projections"]
+
+logger = logging.getLogger("squidmesh_es.cli.projections")
 
 database_url_option = click.option(
     "--database-url",
@@ -40,23 +43,26 @@ def projections() -> None:
 @click.option(
     "--retry-seconds", default=30.0, show_default=True, help="Retry a stopped projection."
 )
-def run(database_url: str, poll_seconds: float, retry_seconds: float) -> None:
+@logging_options
+def run(
+    database_url: str, poll_seconds: float, retry_seconds: float, log_level: str, log_format: str
+) -> None:
     """Follow the journal in this process until SIGTERM or Ctrl-C.
 
     Starts by catching up from each projection's stored position, so a backlog left while no
     follower ran is applied first.
     """
-    configure_logging()
+    configure_logging(log_level, log_format)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        click.echo(f"stopping projections (signal {signum})", err=True)
+        logger.info("stopping projections (signal %d)", signum)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     with open_journal(database_url) as mesh, Projections(mesh) as followers:
-        click.echo(f"following {', '.join(followers.names())}", err=True)
+        logger.info("following %s", ", ".join(followers.names()))
         followers.run_forever(stop, poll_interval=poll_seconds, retry_interval=retry_seconds)
 
 

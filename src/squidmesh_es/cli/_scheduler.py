@@ -5,13 +5,14 @@ Several may run against one journal (for availability): each tick still starts o
 
 from __future__ import annotations
 
+import logging
 import signal
 from datetime import timedelta
 from types import FrameType
 
 import click
 
-from squidmesh_es.cli._group import configure_logging
+from squidmesh_es.cli._logging import configure_logging, logging_options
 from squidmesh_es.cli._options import (
     database_url_option,
     import_option,
@@ -21,6 +22,8 @@ from squidmesh_es.cli._options import (
 from squidmesh_es.runtime import Scheduler
 
 __all__ = ["scheduler"]
+
+logger = logging.getLogger("squidmesh_es.cli.scheduler")
 
 
 @click.command()
@@ -42,18 +45,21 @@ __all__ = ["scheduler"]
     show_default=True,
     help="Most missed ticks one trigger delivers in one pass (the newest).",
 )
+@logging_options
 def scheduler(
     database_url: str,
     modules: tuple[str, ...],
     interval_seconds: float,
     catch_up_seconds: float,
     max_ticks: int,
+    log_level: str,
+    log_format: str,
 ) -> None:
     """Start a run for each due cron tick of the imported workflows until stopped.
 
     SIGTERM or Ctrl-C stops after the delivery in hand; nothing is left half-started.
     """
-    configure_logging()
+    configure_logging(log_level, log_format)
     workflows = load_workflows(modules)
     with open_journal(database_url, workflows=workflows) as mesh:
         running = Scheduler(
@@ -65,12 +71,12 @@ def scheduler(
         )
 
         def stop(signum: int, frame: FrameType | None) -> None:
-            click.echo(f"stopping scheduler (signal {signum})", err=True)
+            logger.info("stopping scheduler (signal %d)", signum)
             running.stop(timeout=0)
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         names = ", ".join(f"{w.name}.{t.name}" for w, t in running.triggers()) or "nothing"
-        click.echo(f"scheduler evaluates {names}", err=True)
+        logger.info("scheduler evaluates %s", names)
         running.run_forever()
-        click.echo("scheduler stopped", err=True)
+        logger.info("scheduler stopped")

@@ -11,7 +11,7 @@ from typing import IO, Any
 
 import click
 
-from squidmesh_es.cli._group import configure_logging
+from squidmesh_es.cli._logging import configure_logging, logging_options
 from squidmesh_es.cli._options import load_worker_code, open_journal
 from squidmesh_es.domain import check_queue_name
 from squidmesh_es.errors import InvalidArgument, StorageUnavailable
@@ -68,6 +68,7 @@ _OPTION_NAMES = {
     type=float,
     help="Extend the leases in hand this often (default: a third of the lease).",
 )
+@logging_options
 def worker(
     database_url: str,
     modules: tuple[str, ...],
@@ -77,6 +78,8 @@ def worker(
     owner_id: str | None,
     lease_seconds: float,
     heartbeat_seconds: float | None,
+    log_level: str,
+    log_format: str,
 ) -> None:
     """Execute visible attempts of the imported workflows until stopped.
 
@@ -84,7 +87,7 @@ def worker(
     Invalid options exit with status 2 before anything is opened. While the database cannot
     be reached, the worker waits and tries again (the wait doubles up to 30 s), logging why.
     """
-    configure_logging()
+    configure_logging(log_level, log_format)
     workflows, registry = load_worker_code(modules, actions)
     options: dict[str, object] = {
         "queues": list(queues) or None,
@@ -107,13 +110,13 @@ def worker(
     signal.signal(signal.SIGINT, stop_waiting)
     mesh = _open_when_reachable(database_url, workflows, registry, stopping)
     if mesh is None:
-        click.echo("worker stopped before the database could be reached", err=True)
+        logger.info("worker stopped before the database could be reached")
         return
     with mesh:
         running = mesh.worker(**options)  # type: ignore[arg-type]
 
         def stop(signum: int, frame: FrameType | None) -> None:
-            click.echo(f"stopping worker {running.owner_id} (signal {signum})", err=True)
+            logger.info("stopping worker %s (signal %d)", running.owner_id, signum)
             running.stop(timeout=0)
 
         signal.signal(signal.SIGTERM, stop)

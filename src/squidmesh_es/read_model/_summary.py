@@ -38,6 +38,14 @@ class RunSummary(ReadModel):
     definition_version: str | None
     indexed_at: datetime
     """When the run entered the catalog; listings sort on it, newest first."""
+    started_at: datetime
+    """When the run started."""
+    updated_at: datetime
+    """When the run's last event (of its run or queue journal) was recorded."""
+    ended_at: datetime | None = None
+    """When the run reached a terminal status; ``None`` while it is open."""
+    trigger: str | None = None
+    """The trigger that started the run, when it names one."""
     deadline: DeadlineView | None = None
     anomalies: list[JsonMap] = []
     """Anomalies with only `SUMMARY_ANOMALY_KEYS` kept."""
@@ -86,6 +94,10 @@ def summarize(
         terminal_status=source.terminal_status,
         definition_version=source.definition_version,
         indexed_at=indexed_at or source.started_at,
+        started_at=source.started_at,
+        updated_at=source.updated_at,
+        ended_at=source.ended_at,
+        trigger=source.trigger,
         deadline=deadline,
         anomalies=[_index_safe(a) for a in source.anomalies],
         thread_revision=source.thread_revisions.run,

@@ -45,6 +45,7 @@ from squidmesh_es.runtime._execution import (
     settle,
 )
 from squidmesh_es.runtime._presence import record_presence
+from squidmesh_es.runtime._step_log import log_step_outcomes
 
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
@@ -114,6 +115,8 @@ class Worker:
         self._in_flight = 0
         self._next_queue = 0
         self._held: dict[str, Claim] = {}
+        self._durations: dict[str, float] = {}
+        """Running time of each attempt in hand that finished, for its outcome record."""
         """Claims in hand (running, or finished but not yet settled), by runnable key."""
         self._next_beat = 0.0
         self._next_presence = 0.0
@@ -173,6 +176,7 @@ class Worker:
                     claims = self._commit(pending, want)
                     for _, item in pending:
                         self._held.pop(item.claim.key, None)
+                        self._durations.pop(item.claim.key, None)
                     pending = []
                 except Exception:  # noqa: BLE001 - keep working; leases protect the work
                     logger.exception("worker %s could not commit; retrying", self.owner_id)
@@ -292,6 +296,13 @@ class Worker:
             self.stats.commits += int(settled.committed)
             for key, error in settled.refused.items():
                 logger.warning("outcome of %s refused: %s", key, error.code)
+            log_step_outcomes(
+                settled,
+                items,
+                durations=self._durations,
+                owner_id=self.owner_id,
+                queue=queue_name,
+            )
             claims.extend(new)
         return claims
 
@@ -304,8 +315,16 @@ class Worker:
             )
         self._held[claim.key] = claim
         # The coordinator beats for every claim in hand (`_keep_alive`): no thread per step.
-        future = self._pool.submit(run_claimed, self.mesh, claim, lease_for=self.lease_for)
+        future = self._pool.submit(self._run, claim)
         future.add_done_callback(functools.partial(self._finished, claim))
+
+    def _run(self, claim: Claim) -> Finished:
+        """Run the claimed step on a pool thread, timing it for its outcome record."""
+        began = time.monotonic()
+        try:
+            return run_claimed(self.mesh, claim, lease_for=self.lease_for)
+        finally:
+            self._durations[claim.key] = time.monotonic() - began
 
     def _finished(self, claim: Claim, future: Future[Finished]) -> None:
         try:

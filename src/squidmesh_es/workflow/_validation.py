@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter  # type: ignore[import-untyped]
 
 from squidmesh_es.errors import Issue, WorkflowValidationError
 from squidmesh_es.workflow._elements import PayloadField, StepSpec
@@ -33,7 +36,6 @@ _DECLARED_REF_PATTERN: Final = re.compile(r"^[A-Za-z_][\w.\-]{0,199}$")
 _CRON_ALIASES: Final = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly", "@reboot"}
 )
-_CRON_FIELD: Final = re.compile(r"^[0-9A-Za-z*?/,#-]+$")
 _TIMEZONE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
 _LABEL_LIMIT: Final = 200
 
@@ -137,13 +139,15 @@ class _Checks:
                 self.add(
                     (*at, "expression"),
                     "invalid_cron_expression",
-                    f"trigger {trigger.name!r} needs five cron fields or an alias such as @daily",
+                    f"trigger {trigger.name!r} needs five valid cron fields or an alias such as "
+                    f"@daily, got {trigger.expression!r}",
                 )
-            if trigger.timezone is None or not _TIMEZONE.match(trigger.timezone):
+            if trigger.timezone is None or not _timezone(trigger.timezone):
                 self.add(
                     (*at, "timezone"),
                     "invalid_cron_timezone",
-                    f"trigger {trigger.name!r} needs an IANA timezone such as Etc/UTC",
+                    f"trigger {trigger.name!r} needs a known IANA timezone such as Etc/UTC, "
+                    f"got {trigger.timezone!r}",
                 )
 
     def payload(self) -> None:
@@ -355,10 +359,21 @@ def _label(value: str) -> bool:
 
 
 def _cron(expression: str) -> bool:
+    """Checked with croniter, as the scheduler reads it, so a bad field fails at definition."""
     if expression in _CRON_ALIASES:
         return True
-    fields = expression.split()
-    return len(fields) == 5 and all(_CRON_FIELD.match(field) for field in fields)
+    return len(expression.split()) == 5 and bool(croniter.is_valid(expression))
+
+
+def _timezone(name: str) -> bool:
+    """Known to zoneinfo, as the scheduler resolves it; the pattern keeps paths out."""
+    if not _TIMEZONE.match(name):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _fits(value: object, payload_type: PayloadType, nullable: bool) -> bool:

@@ -336,3 +336,42 @@ def test_payload_contract_problems_do_not_hide_step_problems() -> None:
             check = step(Load, retry=RetryPolicy(max_attempts=0))
 
     assert caught.value.codes == {"invalid_payload_field_type", "invalid_step_retry_max_attempts"}
+
+
+@pytest.mark.parametrize(
+    ("expression", "timezone", "field", "code"),
+    [
+        ("61 * * * *", "Etc/UTC", "expression", "invalid_cron_expression"),
+        ("0 25 * * *", "Etc/UTC", "expression", "invalid_cron_expression"),
+        ("0 9 * * *", "Mars/Olympus", "timezone", "invalid_cron_timezone"),
+        ("0 9 * * *", "../../etc/passwd", "timezone", "invalid_cron_timezone"),
+    ],
+)
+def test_a_cron_trigger_the_scheduler_could_not_read_is_refused_at_definition(
+    expression: str, timezone: str, field: str, code: str
+) -> None:
+    with pytest.raises(WorkflowValidationError) as caught:
+
+        class Nightly(Workflow):
+            triggers = [cron("nightly", expression, timezone=timezone)]
+            load = step(Load)
+
+    assert {(i.path, i.code) for i in caught.value.issues} == {(("triggers", 0, field), code)}
+    assert repr(expression if field == "expression" else timezone) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("expression", "timezone"),
+    [
+        ("*/15 * * * *", "Etc/UTC"),
+        ("0 9 * * MON-FRI", "Europe/Berlin"),
+        ("30 2 1 * *", "America/New_York"),
+        ("@reboot", "Etc/UTC"),
+    ],
+)
+def test_cron_triggers_the_scheduler_reads_are_accepted(expression: str, timezone: str) -> None:
+    class Nightly(Workflow):
+        triggers = [cron("nightly", expression, timezone=timezone)]
+        load = step(Load)
+
+    assert Nightly.to_spec().triggers[0].expression == expression
