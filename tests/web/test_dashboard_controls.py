@@ -178,6 +178,9 @@ def test_replay_allowed_past_irreversible_steps_shows_the_new_run(
     new_run = re.search(r"/runs/([0-9a-f-]+)\?done=replay", location)
     assert new_run is not None and new_run.group(1) != run_id
     assert mesh.inspect_run(new_run.group(1)).replayed_from_run_id == run_id
+    source_page = client.get(f"/runs/{run_id}").text
+    link = re.search(r'class="replay-link" href="[^"]*/runs/([0-9a-f-]+)"', source_page)
+    assert link is not None and link.group(1) == new_run.group(1)
 
 
 def test_a_control_the_run_cannot_take_is_refused_by_the_runtime(

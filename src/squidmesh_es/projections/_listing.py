@@ -68,6 +68,7 @@ def list_runs(
     queue: str | None = None,
     trigger: str | None = None,
     parent_run_id: str | None = None,
+    replayed_from_run_id: str | None = None,
     idempotency_key: str | None = None,
     schedule_key: str | None = None,
     schedule_signal_id: str | None = None,
@@ -86,6 +87,8 @@ def list_runs(
         queue: the run's queue.
         trigger: the trigger that started the run.
         parent_run_id: runs started as children of this run.
+        replayed_from_run_id: replays of this run (through the run index; runs indexed
+            before 0.2 are found once the index is rebuilt).
         idempotency_key: the run started with this key.
         schedule_key: the cron run deduplicated by this key (``context["schedule"]
             ["idempotency_key"]``: the delivery's ``idempotency_key``, else its signal id).
@@ -129,6 +132,11 @@ def list_runs(
             parent_run_id = str(UUID(str(parent_run_id)))
         except ValueError as exc:
             raise InvalidArgument("parent_run_id", "is not a run id") from exc
+    if replayed_from_run_id is not None:
+        try:
+            keys.append(("replayed_from_run_id", str(UUID(str(replayed_from_run_id)))))
+        except ValueError as exc:
+            raise InvalidArgument("replayed_from_run_id", "is not a run id") from exc
     query = RunQuery(
         limit=limit + 1,
         workflow=workflow if workflow is None or isinstance(workflow, str) else workflow.name,

@@ -197,8 +197,9 @@ class RunInspection(_SnapshotProjection):
 class RunIndex(RunProjection):
     """Lookup keys of each run, fixed when it starts.
 
-    Keys: ``workflow``, ``trigger``, ``parent_run_id``, ``idempotency_key`` (of the start
-    command), ``schedule_key`` and ``schedule_signal_id`` (cron starts), and
+    Keys: ``workflow``, ``trigger``, ``parent_run_id``, ``replayed_from_run_id``,
+    ``idempotency_key`` (of the start command), ``schedule_key`` and ``schedule_signal_id``
+    (cron starts), and
     ``input.<name>`` for each value the run's start recorded under ``context["index"]``.
     """
 
@@ -235,6 +236,7 @@ def _keys_of(event: Any) -> list[tuple[str, str]]:
         ("workflow", event.workflow),
         ("trigger", event.trigger),
         ("parent_run_id", _uuid_text(parent.get("run_id"))),
+        ("replayed_from_run_id", _uuid_text(getattr(event, "replayed_from_run_id", None))),
         ("schedule_key", schedule.get("idempotency_key")),
         ("schedule_signal_id", schedule.get("signal_id")),
     ]

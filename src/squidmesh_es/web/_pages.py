@@ -126,6 +126,10 @@ def runs_page(request: Request) -> Response:
     )
 
 
+REPLAYS_SHOWN = 20
+"""The newest replays of a run linked from its page."""
+
+
 def run_page(request: Request) -> Response:
     """One run: status, explanation, graph, timeline, context and receipts, lineage."""
     done = request.query_params.get("done")
@@ -154,6 +158,10 @@ def show_run(
             {"page": "runs", "code": exc.code, "message": str(exc)},
             status_code=404,
         )
+    with dashboard.catalog() as catalog:
+        replays = list(
+            catalog.list_runs(replayed_from_run_id=run_id, limit=REPLAYS_SHOWN, now=snapshot.as_of)
+        )
     scope = dashboard.scope
     explanation = redact(explain_run_snapshot(snapshot, now=snapshot.as_of), scope)
     shown = redact(snapshot, scope)
@@ -166,6 +174,7 @@ def show_run(
             "explanation": explanation,
             "graph": graph_svg(redact(graph, scope)),
             "timeline": timeline(shown),
+            "replays": replays,
             "available": available_controls(snapshot),
             "done": done,
             "refusal": refusal,
