@@ -46,9 +46,7 @@ def projections(mesh: SquidMesh) -> Iterator[Projections]:
     followers.close()
 
 
-def test_replays_of_a_run_are_listed(
-    mesh: SquidMesh, projections: Projections
-) -> None:
+def test_replays_of_a_run_are_listed(mesh: SquidMesh, projections: Projections) -> None:
     source = mesh.start(Jot, {"text": "a"}).run_id
     other = mesh.start(Jot, {"text": "b"}).run_id
     mesh.drain()
