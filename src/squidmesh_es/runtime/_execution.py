@@ -400,21 +400,9 @@ def extend_leases(
 
 
 def _extend_lease(mesh: SquidMesh, claim: Claim, lease_for: timedelta) -> None:
-    for _ in range(CONFLICT_RETRIES):
-        queue = mesh.get_queue(claim.queue)
-        queue.heartbeat(
-            claim.key,
-            claim_id=claim.claim_id,
-            claim_token_hash=claim.token_hash,
-            lease_for=lease_for,
-            now=mesh.now(),
-        )
-        try:
-            mesh.save(queue)
-        except Conflict:
-            continue
-        return
-    raise Conflict("queue kept moving while extending a lease", queue=claim.queue)
+    refused = extend_leases(mesh, claim.queue, [claim], lease_for)
+    if claim.key in refused:
+        raise refused[claim.key]
 
 
 # -- settling -----------------------------------------------------------------------------

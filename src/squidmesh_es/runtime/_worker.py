@@ -115,9 +115,9 @@ class Worker:
         self._in_flight = 0
         self._next_queue = 0
         self._held: dict[str, Claim] = {}
+        """Claims in hand (running, or finished but not yet settled), by runnable key."""
         self._durations: dict[str, float] = {}
         """Running time of each attempt in hand that finished, for its outcome record."""
-        """Claims in hand (running, or finished but not yet settled), by runnable key."""
         self._next_beat = 0.0
         self._next_presence = 0.0
 
