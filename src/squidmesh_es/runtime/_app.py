@@ -187,8 +187,9 @@ class SquidMesh(Application[UUID]):
         """Which visible attempt this runtime's claimers take first."""
         self.queue_partitions = check_partitions(queue_partitions)
         """How many partitions the runs this runtime starts are spread over, per queue."""
-        self._partitions_recorded: dict[str, int] = {}
-        """Partition counts this process knows its queues' partition 0 to have recorded."""
+        self._partition_counts: dict[str, tuple[int, float]] = {}
+        """Per queue, the partition count its partition 0 is known to have recorded (it only
+        grows), and when (``time.monotonic``) it was last read."""
         self.storage = storage
         self.workflows = WorkflowRegistry(workflows)
         self.action_registry = action_registry
@@ -417,11 +418,18 @@ class SquidMesh(Application[UUID]):
     def queue_partitions_of(self, name: str | None = None) -> list[str]:
         """The names of every partition of queue ``name`` that may hold work, 0 first.
 
+        The count is read from the journal at most every `PARTITIONS_READ_EVERY` seconds:
+        claim paths ask on every call, and a partition added by another process is seen
+        within that time.
+
         Raises:
             InvalidArgument: the queue name is invalid.
         """
         name = check_queue_name(self.default_queue if name is None else name)
-        count = max(self.get_queue(name).partitions, self._partitions_recorded.get(name, 1))
+        count, read_at = self._partition_counts.get(name, (1, -PARTITIONS_READ_EVERY))
+        if time.monotonic() - read_at >= PARTITIONS_READ_EVERY:
+            count = max(count, self.get_queue(name).partitions)
+            self._partition_counts[name] = (count, time.monotonic())
         return [partition_queue(name, k) for k in range(count)]
 
     def partition_for(self, queue: str, run_id: UUID) -> int:
@@ -435,7 +443,7 @@ class SquidMesh(Application[UUID]):
         """
         if self.queue_partitions == 1:
             return 0
-        if self._partitions_recorded.get(queue, 1) < self.queue_partitions:
+        if self._partition_counts.get(queue, (1, 0.0))[0] < self.queue_partitions:
             self._record_partitions(queue)
         return partition_of(run_id, self.queue_partitions)
 
@@ -447,7 +455,8 @@ class SquidMesh(Application[UUID]):
                     self.save(head)
                 except Conflict:
                     continue
-            self._partitions_recorded[queue] = max(head.partitions, self.queue_partitions)
+            count = max(head.partitions, self.queue_partitions)
+            self._partition_counts[queue] = (count, time.monotonic())
             return
         raise Conflict("queue kept moving while recording its partitions", queue=queue)
 
@@ -1441,6 +1450,10 @@ def _replay(aggregate: Any, events: Iterable[Any]) -> Any:
 
 QUEUE_SNAPSHOT_INTERVAL = 200
 """Fewest events between two snapshots of a queue."""
+
+
+PARTITIONS_READ_EVERY = 1.0
+"""Seconds a process trusts the partition count it last read of a queue."""
 
 
 def queue_snapshot_interval(live_attempts: int) -> int:
