@@ -17,13 +17,15 @@ from datetime import datetime, timedelta
 from typing import Any, Self
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
     Mapper,
     OperationalError,
     PersistenceError,
+    Recording,
     Transcoding,
 )
 from eventsourcing.utils import Environment
@@ -1420,7 +1422,7 @@ class SquidMesh(Application[UUID]):
         """
         definitions = self.definitions.to_save(objs)  # graphs of runs started here, once
         try:
-            recordings = super().save(*objs, *definitions, **kwargs)
+            recordings = self._record_all([*objs, *definitions], kwargs)
         except IntegrityError as exc:
             self.definitions.saved(definitions, committed=False)
             ids = [str(getattr(o, "id", getattr(o, "originator_id", "?"))) for o in objs if o]
@@ -1431,6 +1433,27 @@ class SquidMesh(Application[UUID]):
         self.definitions.saved(definitions, committed=True)
         if self._projections is not None and recordings:
             self._projections_due.set()
+        return recordings
+
+    def _record_all(self, objs: list[Any], kwargs: dict[str, Any]) -> list[Recording[UUID]]:
+        """The library's `Application.save`, minus two Protocol checks per object.
+
+        ``isinstance`` against its runtime-checkable protocols costs about 0.1 ms a call,
+        twice per aggregate saved: 5% of a step on memory. Our aggregates are checked by
+        class; anything else (a host's event) goes the library's way.
+        """
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            else:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # the library still calls its deprecated hook
         return recordings
 
 
