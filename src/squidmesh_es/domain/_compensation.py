@@ -100,7 +100,7 @@ def next_compensation(
             "step": {
                 "name": name,
                 "runnable_key": origin_key,
-                "input": run.planned[origin_key]["input"],
+                "input": run.step_input(run.planned[origin_key]),
                 "output": output,
                 "applied_at": _iso(applied["applied_at"]),
             },

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import TYPE_CHECKING, final
 from uuid import UUID
 
@@ -42,18 +43,26 @@ from squidmesh_es.errors import (
     UnknownAttempt,
 )
 from squidmesh_es.redaction import redact_json as redact_metadata
+from squidmesh_es.workflow import InputBinding, run_state, select_input
 
 __all__ = ["Runnable", "WorkflowRun", "is_side_work"]
 
 
 @dataclass(frozen=True, slots=True)
 class Runnable:
-    """One planned unit of work: a step of a run at an attempt number, visible from a time."""
+    """One planned unit of work: a step of a run at an attempt number, visible from a time.
+
+    The input is carried (``input``) or referred to (``input_from``), never both. A
+    declared step refers to the run state it was planned on (`WorkflowRun.step_input`
+    resolves it), so a large payload is stored once, in ``RunStarted``, and not again in
+    every runnable and queue attempt; a dynamic node refers to its recorded proposal.
+    Compensation callbacks and runnables planned before 0.3 carry theirs.
+    """
 
     runnable_key: str
     step: str
     attempt_number: int
-    input: JSONDict
+    input: JSONDict | None
     visible_at: datetime
     queue: str
     idempotency_key: str | None = None
@@ -65,6 +74,10 @@ class Runnable:
     """Set on a saga callback: the completed step it undoes and that step's runnable key."""
     dynamic: JSONDict | None = None
     """Set on a dynamic node: its dynamic key, origin and retry intent."""
+    input_from: JSONDict | None = None
+    """Instead of ``input``: ``{"applied": n}`` (the run state after the first ``n`` applied
+    results) and, for a step that binds its input, ``"select"`` (the bindings); or, for a
+    dynamic node, ``{"dynamic": key, "node": id}`` (the node's input in that record)."""
 
     @classmethod
     def from_state(cls, state: JSONDict) -> Runnable:
@@ -73,7 +86,7 @@ class Runnable:
             runnable_key=str(state["runnable_key"]),
             step=str(state["step"]),
             attempt_number=int(state["attempt_number"]),
-            input=state["input"],
+            input=state.get("input"),
             visible_at=state["visible_at"],
             queue=str(state["queue"]),
             idempotency_key=state.get("idempotency_key"),
@@ -83,6 +96,7 @@ class Runnable:
             action=state.get("action"),
             compensation=state.get("compensation"),
             dynamic=state.get("dynamic"),
+            input_from=state.get("input_from"),
         )
 
     def to_state(self) -> JSONDict:
@@ -92,11 +106,13 @@ class Runnable:
             "idempotency_key": self.idempotency_key or self.runnable_key,
             "step": self.step,
             "attempt_number": self.attempt_number,
-            "input": self.input,
             "visible_at": self.visible_at,
             "queue": self.queue,
         }
-        for name in ("recovery", "deferred", "deadline", "action", "compensation", "dynamic"):
+        if self.input_from is None:
+            state["input"] = self.input
+        optional = ("input_from", "recovery", "deferred", "deadline", "action", "compensation")
+        for name in (*optional, "dynamic"):
             value = getattr(self, name)
             if value is not None:
                 state[name] = value
@@ -490,6 +506,51 @@ class WorkflowRun(AnomalyLog, Aggregate):
         merged.update(self.start_context)
         return merged
 
+    def state_at(self, applied: int) -> JSONDict:
+        """The run state as it was once the first ``applied`` results were applied.
+
+        Results are applied in order and never removed, so this is the state every
+        runnable planned at that point saw.
+        """
+        merged: JSONDict = {}
+        for entry in islice(self.applied.values(), applied):
+            if isinstance(entry["result"], dict):
+                merged.update(entry["result"])
+        merged.update(self.start_context)
+        return run_state(self.input, merged)
+
+    def step_input(self, planned: JSONDict) -> JSONDict:
+        """The input of a planned runnable: carried, or resolved from its ``input_from``."""
+        source = planned.get("input_from")
+        if source is None:
+            carried = planned.get("input")
+            return carried if isinstance(carried, dict) else {}
+        if "dynamic" in source:
+            return self._node_input(str(source["dynamic"]), str(source["node"]))
+        state = self.state_at(int(source["applied"]))
+        select = source.get("select")
+        if select is None:
+            return state
+        bindings = [InputBinding(str(b["key"]), tuple(b["path"])) for b in select]
+        return select_input(str(planned["step"]), bindings, state)
+
+    def _node_input(self, dynamic_key: str, node_id: str) -> JSONDict:
+        for work in self.dynamic_work:
+            if work["dynamic_key"] == dynamic_key:
+                for node in work["nodes"]:
+                    if node.get("id") == node_id and isinstance(node.get("input"), dict):
+                        return dict(node["input"])
+        return {}
+
+    def same_plan(self, existing: JSONDict, planned: JSONDict) -> bool:
+        """Whether two plans of one key agree, their inputs compared as resolved."""
+        if existing == planned:
+            return True
+        rest = ("input", "input_from")
+        return {k: v for k, v in existing.items() if k not in rest} == {
+            k: v for k, v in planned.items() if k not in rest
+        } and self.step_input(existing) == self.step_input(planned)
+
     def pending_runnables(self) -> list[JSONDict]:
         """Planned runnables whose result is not applied yet, by runnable key."""
         return [self.planned[k] for k in sorted(self.planned) if k not in self.applied]
@@ -627,7 +688,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
             existing = self.planned.get(runnable.runnable_key)
             if existing is None:
                 new.append(runnable)
-            elif existing != runnable.to_state():
+            elif not self.same_plan(existing, runnable.to_state()):
                 raise ConflictingIntent(runnable_key=runnable.runnable_key)
         if new:
             self.trigger_event(
