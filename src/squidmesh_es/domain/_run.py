@@ -26,6 +26,7 @@ from squidmesh_es.domain._journal import (
     Verdict,
 )
 from squidmesh_es.domain._keys import check_queue_name
+from squidmesh_es.domain._personal import PERSONAL_STATE_FIELDS, map_paths
 from squidmesh_es.domain._vocab import (
     AnomalyReason,
     ManualAction,
@@ -39,9 +40,12 @@ from squidmesh_es.errors import (
     ConflictingIntent,
     InvalidArgument,
     ManualStepMismatch,
+    RunNotErasable,
+    RunNotTerminal,
     RunTerminal,
     UnknownAttempt,
 )
+from squidmesh_es.redaction import erased
 from squidmesh_es.redaction import redact_json as redact_metadata
 from squidmesh_es.workflow import InputBinding, run_state, select_input
 
@@ -154,6 +158,8 @@ class WorkflowRun(AnomalyLog, Aggregate):
         command_history: list[JSONDict]
         child_runs: list[JSONDict]
         dynamic_work: list[JSONDict]
+        erasable: bool
+        data_forgotten_at: datetime | None
 
     class Event(Aggregate.Event):
         """Base of the run's events."""
@@ -171,6 +177,8 @@ class WorkflowRun(AnomalyLog, Aggregate):
         definition_version: str | None
         replayed_from_run_id: str | None
         spec: JSONDict | None
+        erasable: bool = False
+        """The run's personal data is sealed under its own data key (absent before 0.3)."""
 
         def apply(self, run: WorkflowRun) -> None:
             run.workflow = self.workflow
@@ -193,6 +201,8 @@ class WorkflowRun(AnomalyLog, Aggregate):
             run.command_history = []
             run.child_runs = []
             run.dynamic_work = []
+            run.erasable = bool(getattr(self, "erasable", False))
+            run.data_forgotten_at = None
             run.anomalies = []
             run.anomaly_count = 0
 
@@ -432,6 +442,24 @@ class WorkflowRun(AnomalyLog, Aggregate):
             run.definition_fingerprint = self.to_fingerprint
             run.definition_version = self.to_version
 
+    class RunDataForgotten(Event):
+        """The run's data key was destroyed: its personal data now reads as erased.
+
+        Applying it erases the same fields from the state in memory (`PERSONAL_STATE_FIELDS`),
+        so a copy loaded before the key was destroyed stops showing them too. It changes
+        nothing else; a run is ended before it is forgotten, and the fact is written after
+        the end, so it is applied to terminal runs without an anomaly.
+        """
+
+        TOPIC = "squidmesh.WorkflowRun.RunDataForgotten"
+        actor: str | None
+
+        def apply(self, run: WorkflowRun) -> None:
+            erased_state = map_paths(dict(vars(run)), PERSONAL_STATE_FIELDS, erased)
+            for name in {path.split(".")[0] for path in PERSONAL_STATE_FIELDS}:
+                setattr(run, name, erased_state[name])
+            run.data_forgotten_at = self.timestamp
+
     Created = RunStarted
     """The library looks for ``Created``; ours has the spec's name."""
 
@@ -457,8 +485,13 @@ class WorkflowRun(AnomalyLog, Aggregate):
         definition_version: str | None = None,
         replayed_from_run_id: UUID | str | None = None,
         spec: JSONDict | None = None,
+        erasable: bool = False,
     ) -> WorkflowRun:
-        """Begin the journal of a new run under ``run_id``."""
+        """Begin the journal of a new run under ``run_id``.
+
+        ``erasable`` runs have their personal data sealed under a data key of their own when
+        stored, so that `forget_data` can make it unreadable.
+        """
         check_queue_name(queue)
         if not workflow:
             raise InvalidArgument("workflow", "must not be empty")
@@ -476,6 +509,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
                 str(replayed_from_run_id) if replayed_from_run_id is not None else None
             ),
             spec=spec,
+            erasable=erasable,
             timestamp=now,
         )
 
@@ -865,6 +899,22 @@ class WorkflowRun(AnomalyLog, Aggregate):
         if anomaly is not None:
             raise ConflictingIntent(runnable_key=dynamic_key)
         self.trigger_event(self.DynamicWorkRecorded, timestamp=now, **record)
+        return True
+
+    def forget_data(self, *, now: datetime, actor: str | None = None) -> bool:
+        """Record that the run's data key was destroyed; False when already recorded.
+
+        Raises:
+            RunNotErasable: the run was not started as erasable: its data is stored in clear.
+            RunNotTerminal: the run has not ended (end it first).
+        """
+        if not self.erasable:
+            raise RunNotErasable(self.id)
+        if not self.is_terminal:
+            raise RunNotTerminal(self.id, self.status)
+        if self.data_forgotten_at is not None:
+            return False
+        self.trigger_event(self.RunDataForgotten, actor=actor, timestamp=now)
         return True
 
     def end(self, status: TerminalStatus, *, now: datetime, error: JSONDict | None = None) -> None:

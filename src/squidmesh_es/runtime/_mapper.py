@@ -1,4 +1,4 @@
-"""Decoding stored events into typed errors instead of raw tracebacks."""
+"""The journal's mapper: typed errors for undecodable events, and sealed personal data."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import resolve_topic
 
 from squidmesh_es.errors import CorruptedEvent
+from squidmesh_es.runtime._sealing import Sealer
 
 __all__ = ["JournalMapper"]
 
@@ -19,9 +20,20 @@ class JournalMapper(Mapper[UUID]):
     """The library's mapper, raising ``CorruptedEvent`` for a payload it cannot decode.
 
     An event that decodes but lacks a field is left to the aggregate, which records a
-    ``malformed_entry`` anomaly; a creation event without its fields cannot build an
-    aggregate at all, so it is reported here.
+    ``malformed_entry`` anomaly; a creation event without its required fields cannot build
+    an aggregate at all, so it is reported here.
+
+    With a ``sealer`` (the runtime sets one), the personal fields of erasable runs are sealed
+    on the way in and opened on the way out (see `_sealing`).
     """
+
+    sealer: Sealer | None = None
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        """Encode ``domain_event``, its personal fields sealed if its run is erasable."""
+        if self.sealer is not None:
+            domain_event = self.sealer.seal(domain_event)
+        return super().to_stored_event(domain_event)
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         """Decode ``stored_event``; raise ``CorruptedEvent`` naming where it is."""
@@ -30,9 +42,17 @@ class JournalMapper(Mapper[UUID]):
         except Exception as exc:  # noqa: BLE001 - any decode failure is a corrupt entry
             raise _corrupted(stored_event, type(exc).__name__) from exc
         if isinstance(event, CanInitAggregate) and dataclasses.is_dataclass(event):
-            missing = [f.name for f in dataclasses.fields(event) if f.name not in vars(event)]
+            missing = [
+                f.name
+                for f in dataclasses.fields(event)
+                if f.name not in vars(event)
+                and f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING
+            ]
             if missing:
                 raise _corrupted(stored_event, f"missing fields {', '.join(sorted(missing))}")
+        if self.sealer is not None:
+            self.sealer.open(stored_event.topic, event)
         return event
 
 
