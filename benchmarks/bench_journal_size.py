@@ -1,8 +1,9 @@
 """Journal bytes a run costs: one run of four steps with a large payload, to completion.
 
-Prints, per backend, the bytes of every stored event (the journal) and of every snapshot the
-run left, and the journal bytes divided by the payload's size. A value that is stored once
-costs about one payload; each copy into another event costs one more.
+Prints, per backend and for a plain and an ``erasable`` workflow, the bytes of every stored
+event (the journal) and of every snapshot the run left, the journal bytes divided by the
+payload's size, and the CPU time of the run (start to completion, this process). A value
+stored once costs about one payload; each copy into another event costs one more.
 
     python benchmarks/bench_journal_size.py                     # 1 MiB, memory and SQLite
     python benchmarks/bench_journal_size.py --backends memory,sqlite,postgres --kib 512
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -61,40 +63,52 @@ class FourSteps(Workflow):
     ]
 
 
+class ErasableFourSteps(FourSteps):
+    """The same workflow, its runs' personal data sealed under a key of their own."""
+
+    erasable = True
+
+
 @dataclass
 class Measured:
-    """Bytes one run left in a journal."""
+    """Bytes one run left in a journal, and the CPU it took."""
 
-    backend: str
+    workflow: str
     events: int
     event_bytes: int
     snapshot_bytes: int
+    cpu_ms: float
 
 
-def measure(mesh: SquidMesh, backend: str, payload_bytes: int) -> Measured:
-    """Run one workflow with a payload of ``payload_bytes`` and sum what was stored."""
-    run = mesh.start(FourSteps, {"blob": "x" * payload_bytes})
+def measure(mesh: SquidMesh, workflow: type[Workflow], payload_bytes: int) -> Measured:
+    """Run ``workflow`` with a payload of ``payload_bytes`` and sum what was stored."""
+    payload = {"blob": "x" * payload_bytes}
+    started = time.process_time()
+    run = mesh.start(workflow, payload)
     mesh.drain(owner_id="bench")
+    cpu_ms = (time.process_time() - started) * 1000
     assert mesh.inspect_run(run.run_id).status == "completed"
     mesh.queue_snapshots.wait()
     stored = mesh.recorder.select_notifications(start=None, limit=1_000_000)  # type: ignore[attr-defined]
     snapshots = 0
     for originator in {n.originator_id for n in stored}:
         snapshots += sum(len(s.state) for s in mesh.snapshots.recorder.select_events(originator))  # type: ignore[union-attr]
-    return Measured(backend, len(stored), sum(len(n.state) for n in stored), snapshots)
+    events = sum(len(n.state) for n in stored)
+    return Measured(workflow.__name__, len(stored), events, snapshots, cpu_ms)
 
 
 @contextmanager
 def opened(backend: str, postgres_url: str) -> Iterator[SquidMesh]:
     """A fresh journal on ``backend``; Postgres gets its own schema, dropped afterwards."""
     limits = Limits(max_value_bytes=8 << 20, max_request_bytes=8 << 20)
+    workflows = [FourSteps, ErasableFourSteps]
     if backend == "memory":
-        with SquidMesh.open("memory://", workflows=[FourSteps], limits=limits) as mesh:
+        with SquidMesh.open("memory://", workflows=workflows, limits=limits) as mesh:
             yield mesh
     elif backend == "sqlite":
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{tmp}/journal.db"
-            with SquidMesh.open(url, workflows=[FourSteps], limits=limits) as mesh:
+            with SquidMesh.open(url, workflows=workflows, limits=limits) as mesh:
                 yield mesh
     else:
         import psycopg
@@ -103,7 +117,7 @@ def opened(backend: str, postgres_url: str) -> Iterator[SquidMesh]:
         sep = "&" if urlsplit(postgres_url).query else "?"
         try:
             url = f"{postgres_url}{sep}schema={schema}"
-            with SquidMesh.open(url, workflows=[FourSteps], limits=limits) as mesh:
+            with SquidMesh.open(url, workflows=workflows, limits=limits) as mesh:
                 yield mesh
         finally:
             with psycopg.connect(postgres_url, autocommit=True) as conn:
@@ -111,7 +125,7 @@ def opened(backend: str, postgres_url: str) -> Iterator[SquidMesh]:
 
 
 def main() -> None:
-    """Parse the options, measure each backend, print one table."""
+    """Parse the options, measure each backend and workflow, print one table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kib", type=int, default=1024, help="payload size in KiB")
     parser.add_argument("--backends", default="memory,sqlite")
@@ -119,14 +133,19 @@ def main() -> None:
     args = parser.parse_args()
     payload = args.kib * 1024
     print(f"one run of 4 steps, payload {args.kib} KiB")
-    print(f"{'backend':<10}{'events':>8}{'journal bytes':>16}{'x payload':>11}{'snapshots':>12}")
+    print(
+        f"{'backend':<10}{'workflow':<19}{'events':>7}{'journal bytes':>15}{'x payload':>10}"
+        f"{'snapshots':>11}{'CPU ms':>8}"
+    )
     for backend in args.backends.split(","):
-        with opened(backend, args.postgres_url) as mesh:
-            m = measure(mesh, backend, payload)
-        ratio = m.event_bytes / payload
-        print(
-            f"{backend:<10}{m.events:>8}{m.event_bytes:>16,}{ratio:>11.2f}{m.snapshot_bytes:>12,}"
-        )
+        for workflow in (FourSteps, ErasableFourSteps):
+            with opened(backend, args.postgres_url) as mesh:
+                m = measure(mesh, workflow, payload)
+            ratio = m.event_bytes / payload
+            print(
+                f"{backend:<10}{m.workflow:<19}{m.events:>7}{m.event_bytes:>15,}{ratio:>10.2f}"
+                f"{m.snapshot_bytes:>11,}{m.cpu_ms:>8.1f}"
+            )
 
 
 if __name__ == "__main__":

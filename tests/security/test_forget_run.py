@@ -20,6 +20,7 @@ from squidmesh_es import SquidMesh
 from squidmesh_es.errors import InvalidReplaySource, RunNotErasable
 from squidmesh_es.projections import TABLES, Projections
 from squidmesh_es.redaction import ERASED
+from squidmesh_es.runtime import create_cipher_key
 from squidmesh_es.workflow import (
     COMPLETE,
     JSONObject,
@@ -240,3 +241,30 @@ def test_a_read_only_open_creates_no_key_table(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "journal.db") as conn:
         names: list[Any] = [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
     assert "squidmesh_run_keys" not in names
+
+
+def test_the_destroyed_key_leaves_no_bytes_in_the_sqlite_files(tmp_path: Path) -> None:
+    with SquidMesh.open(f"sqlite:///{tmp_path / 'journal.db'}", workflows=[Signup]) as mesh:
+        run_id = signed_up(mesh)
+        key = mesh.data_keys.get(mesh.get_run(run_id).id)
+        assert key is not None and any(key in f.read_bytes() for f in tmp_path.iterdir())
+
+        mesh.forget_run(run_id)
+
+        assert not any(key in f.read_bytes() for f in tmp_path.iterdir())  # file and log
+
+
+@pytest.mark.parametrize("cipher", [False, True], ids=["clear", "cipher_key"])
+def test_with_a_cipher_key_the_data_keys_are_stored_encrypted(tmp_path: Path, cipher: bool) -> None:
+    key = create_cipher_key() if cipher else None
+    url = f"sqlite:///{tmp_path / 'journal.db'}"
+    with SquidMesh.open(url, workflows=[Signup], cipher_key=key) as mesh:
+        run_id = signed_up(mesh)
+        data_key = mesh.data_keys.get(mesh.get_run(run_id).id)
+    with sqlite3.connect(tmp_path / "journal.db") as conn:
+        (stored,) = conn.execute("SELECT data_key FROM squidmesh_run_keys").fetchone()
+
+    assert (bytes(stored) == data_key) is not cipher
+
+    with SquidMesh.open(url, workflows=[Signup], cipher_key=key) as reopened:
+        assert reopened.inspect_run(run_id).input == {"email": MARKER}

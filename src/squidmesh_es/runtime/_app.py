@@ -201,7 +201,7 @@ class SquidMesh(Application[UUID]):
         self._extra_transcodings = tuple(transcodings)
         queue_id(queue)  # validates the name before anything is built
         super().__init__(env=env)
-        self.data_keys = data_keys_for(self.recorder)
+        self.data_keys = data_keys_for(self.recorder, self.mapper.cipher)
         """The data keys of erasable runs (see `forget_run`), beside the journal."""
         if strtobool(self.env.get("CREATE_TABLE") or "yes"):  # not with open(create=False)
             self.data_keys.create_table()

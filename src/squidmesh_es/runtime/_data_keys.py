@@ -9,6 +9,9 @@ The keys live beside the journal in ``squidmesh_run_keys`` (SQLite, Postgres) or
 ``forgotten_at`` set, so a forgotten run never gets a new key. The table is created with the
 journal's tables, and never by a journal opened with ``create=False``; a journal without the
 table has no erasable runs.
+
+With a ``cipher_key``, the journal's cipher also encrypts each data key before it is stored,
+so the key table is no easier to read than the journal itself.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import PersistenceError, Recorder
+from eventsourcing.persistence import Cipher, PersistenceError, Recorder
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 from psycopg import sql
@@ -34,7 +37,28 @@ _KEY_BYTES = 32
 
 
 class DataKeys(ABC):
-    """Per-run AES-256 keys: created once, read, destroyed for good."""
+    """Per-run AES-256 keys: created once, read, destroyed for good.
+
+    ``cipher``, when given, encrypts each key as stored (the journal's own cipher).
+    """
+
+    def __init__(self, cipher: Cipher | None) -> None:
+        self.cipher = cipher
+
+    def new_key(self) -> bytes:
+        """A fresh key in its stored form."""
+        key = os.urandom(_KEY_BYTES)
+        return self.cipher.encrypt(key) if self.cipher is not None else key
+
+    def key_of(self, row: Any) -> bytes | None:
+        """The key a stored row holds (``None``: no row, or the key was destroyed)."""
+        if row is None:
+            return None
+        value = row["data_key"] if isinstance(row, dict | sqlite3.Row) else row[0]
+        if value is None:
+            return None
+        stored = bytes(value)
+        return self.cipher.decrypt(stored) if self.cipher is not None else stored
 
     @abstractmethod
     def create_table(self) -> None:
@@ -56,22 +80,19 @@ class DataKeys(ABC):
         """Destroy the run's key (idempotent); its data can no longer be read anywhere."""
 
 
-def data_keys_for(recorder: Recorder) -> DataKeys:
+def data_keys_for(recorder: Recorder, cipher: Cipher | None = None) -> DataKeys:
     """The key store beside ``recorder``'s journal: same database, or a dict in memory."""
     datastore = getattr(recorder, "datastore", None)
     if isinstance(datastore, SQLiteDatastore):
-        return _SQLiteKeys(datastore)
+        return _SQLiteKeys(datastore, cipher)
     if isinstance(datastore, PostgresDatastore):
-        return _PostgresKeys(datastore)
-    return _MemoryKeys()
-
-
-def _new_key() -> bytes:
-    return os.urandom(_KEY_BYTES)
+        return _PostgresKeys(datastore, cipher)
+    return _MemoryKeys(cipher)
 
 
 class _MemoryKeys(DataKeys):
-    def __init__(self) -> None:
+    def __init__(self, cipher: Cipher | None) -> None:
+        super().__init__(cipher)
         self._keys: dict[UUID, bytes | None] = {}
         self._lock = threading.Lock()
 
@@ -80,10 +101,10 @@ class _MemoryKeys(DataKeys):
 
     def create(self, run_id: UUID) -> bytes | None:
         with self._lock:
-            return self._keys.setdefault(run_id, _new_key())
+            return self.key_of((self._keys.setdefault(run_id, self.new_key()),))
 
     def get(self, run_id: UUID) -> bytes | None:
-        return self._keys.get(run_id)
+        return self.key_of((self._keys[run_id],) if run_id in self._keys else None)
 
     def destroy(self, run_id: UUID, *, now: datetime) -> None:
         with self._lock:
@@ -91,7 +112,8 @@ class _MemoryKeys(DataKeys):
 
 
 class _SQLiteKeys(DataKeys):
-    def __init__(self, datastore: SQLiteDatastore) -> None:
+    def __init__(self, datastore: SQLiteDatastore, cipher: Cipher | None) -> None:
+        super().__init__(cipher)
         self.datastore = datastore
 
     def create_table(self) -> None:
@@ -106,12 +128,12 @@ class _SQLiteKeys(DataKeys):
             cursor.execute(
                 f"INSERT INTO {DATA_KEY_TABLE} (run_id, data_key) VALUES (?, ?) "
                 "ON CONFLICT (run_id) DO NOTHING",
-                (str(run_id), _new_key()),
+                (str(run_id), self.new_key()),
             )
             cursor.execute(
                 f"SELECT data_key FROM {DATA_KEY_TABLE} WHERE run_id = ?", (str(run_id),)
             )
-            return _key(cursor.fetchone())
+            return self.key_of(cursor.fetchone())
 
     def get(self, run_id: UUID) -> bytes | None:
         try:
@@ -119,7 +141,7 @@ class _SQLiteKeys(DataKeys):
                 cursor.execute(
                     f"SELECT data_key FROM {DATA_KEY_TABLE} WHERE run_id = ?", (str(run_id),)
                 )
-                return _key(cursor.fetchone())
+                return self.key_of(cursor.fetchone())
         except (PersistenceError, sqlite3.OperationalError) as exc:
             if "no such table" in str(exc):
                 return None  # opened with create=False before any run was erasable
@@ -135,10 +157,15 @@ class _SQLiteKeys(DataKeys):
                 f"forgotten_at = COALESCE({DATA_KEY_TABLE}.forgotten_at, excluded.forgotten_at)",
                 (str(run_id), now.isoformat()),
             )
+        # The page that held the key may still sit in the write-ahead log: move the log into
+        # the file and empty it (best effort: a concurrent reader can hold part of it back).
+        with self.datastore.get_connection(commit=True) as connection:
+            connection.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class _PostgresKeys(DataKeys):
-    def __init__(self, datastore: PostgresDatastore) -> None:
+    def __init__(self, datastore: PostgresDatastore, cipher: Cipher | None) -> None:
+        super().__init__(cipher)
         self.datastore = datastore
         schema = datastore.schema
         self.table = (
@@ -161,13 +188,13 @@ class _PostgresKeys(DataKeys):
                     "INSERT INTO {} (run_id, data_key) VALUES (%s, %s) "
                     "ON CONFLICT (run_id) DO NOTHING"
                 ).format(self.table),
-                (run_id, _new_key()),
+                (run_id, self.new_key()),
             )
             cursor.execute(
                 sql.SQL("SELECT data_key FROM {} WHERE run_id = %s").format(self.table),
                 (run_id,),
             )
-            return _key(cursor.fetchone())
+            return self.key_of(cursor.fetchone())
 
     def get(self, run_id: UUID) -> bytes | None:
         try:
@@ -176,7 +203,7 @@ class _PostgresKeys(DataKeys):
                     sql.SQL("SELECT data_key FROM {} WHERE run_id = %s").format(self.table),
                     (run_id,),
                 )
-                return _key(cursor.fetchone())
+                return self.key_of(cursor.fetchone())
         except (PersistenceError, psycopg.errors.UndefinedTable) as exc:
             if isinstance(exc, psycopg.errors.UndefinedTable) or isinstance(
                 exc.__cause__, psycopg.errors.UndefinedTable
@@ -194,10 +221,6 @@ class _PostgresKeys(DataKeys):
                 ).format(self.table),
                 (run_id, now),
             )
-
-
-def _key(row: Any) -> bytes | None:
-    if row is None:
-        return None
-    value = row["data_key"] if isinstance(row, dict | sqlite3.Row) else row[0]
-    return bytes(value) if value is not None else None
+        # The row's old version, key included, stays on disk as a dead tuple until a vacuum.
+        with self.datastore.get_connection() as connection:  # autocommit: VACUUM needs it
+            connection.execute(sql.SQL("VACUUM {}").format(self.table))
