@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 from raw_rows import raw_states
+from starlette.testclient import TestClient
 
 from squidmesh_es import SquidMesh
 from squidmesh_es.errors import InvalidReplaySource, RunNotErasable
 from squidmesh_es.projections import TABLES, Projections
 from squidmesh_es.redaction import ERASED
 from squidmesh_es.runtime import create_cipher_key
+from squidmesh_es.web import create_app
 from squidmesh_es.workflow import (
     COMPLETE,
     JSONObject,
@@ -268,3 +270,19 @@ def test_with_a_cipher_key_the_data_keys_are_stored_encrypted(tmp_path: Path, ci
 
     with SquidMesh.open(url, workflows=[Signup], cipher_key=key) as reopened:
         assert reopened.inspect_run(run_id).input == {"email": MARKER}
+
+
+def test_the_dashboard_shows_a_forgotten_run_as_erased(open_mesh: OpenMesh) -> None:
+    mesh = open_mesh(workflows=[Signup])
+    run_id = signed_up(mesh)
+    mesh.forget_run(run_id)
+    app = create_app(mesh, scope="auditor")  # the scope that shows inputs and outputs
+    try:
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            page = client.get(f"/runs/{run_id}")
+            listing = client.get("/")
+    finally:
+        app.state.dashboard.close()
+
+    assert page.status_code == 200 and ERASED in page.text and MARKER not in page.text
+    assert listing.status_code == 200 and run_id in listing.text
