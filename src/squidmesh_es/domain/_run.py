@@ -59,8 +59,8 @@ class Runnable:
     The input is carried (``input``) or referred to (``input_from``), never both. A
     declared step refers to the run state it was planned on (`WorkflowRun.step_input`
     resolves it), so a large payload is stored once, in ``RunStarted``, and not again in
-    every runnable and queue attempt; a dynamic node refers to its recorded proposal.
-    Compensation callbacks and runnables planned before 0.3 carry theirs.
+    every runnable and queue attempt; a dynamic node refers to its recorded proposal and a
+    compensation callback to the step it undoes. Runnables planned before 0.3 carry theirs.
     """
 
     runnable_key: str
@@ -80,8 +80,10 @@ class Runnable:
     """Set on a dynamic node: its dynamic key, origin and retry intent."""
     input_from: JSONDict | None = None
     """Instead of ``input``: ``{"applied": n}`` (the run state after the first ``n`` applied
-    results) and, for a step that binds its input, ``"select"`` (the bindings); or, for a
-    dynamic node, ``{"dynamic": key, "node": id}`` (the node's input in that record)."""
+    results) and, for a step that binds its input, ``"select"`` (the bindings); for a
+    dynamic node, ``{"dynamic": key, "node": id}`` (the node's input in that record); for a
+    compensation callback, ``{"undo": key, "output_key": ..., "failure": ...}`` (the undone
+    runnable's input and output, and the failure that started the rollback)."""
 
     @classmethod
     def from_state(cls, state: JSONDict) -> Runnable:
@@ -561,6 +563,8 @@ class WorkflowRun(AnomalyLog, Aggregate):
             return carried if isinstance(carried, dict) else {}
         if "dynamic" in source:
             return self._node_input(str(source["dynamic"]), str(source["node"]))
+        if "undo" in source:
+            return self._callback_input(source)
         state = self.state_at(int(source["applied"]))
         select = source.get("select")
         if select is None:
@@ -575,6 +579,27 @@ class WorkflowRun(AnomalyLog, Aggregate):
                     if node.get("id") == node_id and isinstance(node.get("input"), dict):
                         return dict(node["input"])
         return {}
+
+    def _callback_input(self, source: JSONDict) -> JSONDict:
+        """A compensation callback's input: the undone step's input and output, the failure."""
+        key = str(source["undo"])
+        applied = self.applied.get(key) or {}
+        result = applied.get("result")
+        result = result if isinstance(result, dict) else {}
+        output_key = source.get("output_key")
+        applied_at = applied.get("applied_at")
+        return {
+            "step": {
+                "name": str(self.planned[key]["step"]),
+                "runnable_key": key,
+                "input": self.step_input(self.planned[key]),
+                "output": result.get(output_key) if output_key is not None else result,
+                "applied_at": (
+                    applied_at.isoformat() if isinstance(applied_at, datetime) else applied_at
+                ),
+            },
+            "failure": source.get("failure"),
+        }
 
     def same_plan(self, existing: JSONDict, planned: JSONDict) -> bool:
         """Whether two plans of one key agree, their inputs compared as resolved."""
