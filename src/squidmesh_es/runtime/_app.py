@@ -1404,7 +1404,10 @@ class SquidMesh(Application[UUID]):
         for run_id in erasable:
             self.sealer.prepare(run_id)  # its key exists before its first event is stored
         try:
-            with self.sealer.sealing(erasable):
+            if erasable:
+                with self.sealer.sealing(erasable):
+                    recordings = super().save(*objs, *definitions, **kwargs)
+            else:
                 recordings = super().save(*objs, *definitions, **kwargs)
         except IntegrityError as exc:
             self.definitions.saved(definitions, committed=False)

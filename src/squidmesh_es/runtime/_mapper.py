@@ -52,7 +52,9 @@ class JournalMapper(Mapper[UUID]):
             if missing:
                 raise _corrupted(stored_event, f"missing fields {', '.join(sorted(missing))}")
         if self.sealer is not None:
-            self.sealer.open(stored_event.topic, event)
+            plain = self.cipher is None and self.compressor is None
+            raw = stored_event.state if plain else None
+            self.sealer.open(stored_event.topic, event, raw)
         return event
 
 

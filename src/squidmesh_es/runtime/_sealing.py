@@ -36,9 +36,18 @@ __all__ = ["SEALED", "Sealer"]
 SEALED: Final = "__sealed__"
 """The key that marks a sealed value in the stored form."""
 
+_SEALED_BYTES: Final = SEALED.encode()
 _CACHED_KEYS = 4096
 _NONCE_BYTES = 12
 _FORGOTTEN_TOPIC = WorkflowRun.RunDataForgotten.TOPIC
+_STARTED_TOPIC = WorkflowRun.RunStarted.TOPIC
+_SNAPSHOT_TOPIC = WorkflowRun.Snapshot.TOPIC
+
+
+class _Saving(threading.local):
+    """The erasable runs the current thread is saving (see `Sealer.sealing`)."""
+
+    runs: frozenset[UUID] = frozenset()
 
 
 class Sealer:
@@ -49,7 +58,7 @@ class Sealer:
         self.transcoder = transcoder
         self._cache: OrderedDict[UUID, bytes | None] = OrderedDict()
         self._lock = threading.Lock()
-        self._local = threading.local()
+        self._local = _Saving()
 
     @contextmanager
     def sealing(self, run_ids: set[UUID]) -> Iterator[None]:
@@ -57,7 +66,7 @@ class Sealer:
 
         ``SquidMesh.save`` wraps each save with the erasable runs among its aggregates.
         """
-        previous: frozenset[UUID] = getattr(self._local, "runs", frozenset())
+        previous = self._local.runs
         self._local.runs = previous | run_ids
         try:
             yield
@@ -83,8 +92,9 @@ class Sealer:
 
     def seal(self, event: Any) -> Any:
         """``event`` with its personal fields sealed, if its run is erasable; else itself."""
-        paths = PERSONAL_EVENT_FIELDS.get(getattr(type(event), "TOPIC", ""))
-        if paths is None or not self._is_erasable(event):
+        topic = getattr(type(event), "TOPIC", "")
+        paths = PERSONAL_EVENT_FIELDS.get(topic)
+        if paths is None or not self._is_erasable(topic, event):
             return event
         run_id: UUID = event.originator_id
         # A forgotten run's late writes (a worker finishing) are sealed under a key nobody has.
@@ -94,13 +104,17 @@ class Sealer:
         object.__setattr__(sealed, "__dict__", state)
         return sealed
 
-    def open(self, topic: str, event: Any) -> None:
-        """Decrypt ``event``'s sealed fields in place; erased where the key is gone."""
+    def open(self, topic: str, event: Any, stored: bytes | None = None) -> None:
+        """Decrypt ``event``'s sealed fields in place; erased where the key is gone.
+
+        ``stored``, the event's stored state when it is plain JSON, lets an event with
+        nothing sealed (every event of a run that is not erasable) skip the field walk.
+        """
         if topic == _FORGOTTEN_TOPIC:
             self.forget(event.originator_id)
             return
         paths = PERSONAL_EVENT_FIELDS.get(topic)
-        if paths is None:
+        if paths is None or (stored is not None and _SEALED_BYTES not in stored):
             return
         state = vars(event)
         run_id: UUID = event.originator_id
@@ -110,14 +124,13 @@ class Sealer:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _is_erasable(self, event: Any) -> bool:
-        if event.originator_id in getattr(self._local, "runs", ()):
+    def _is_erasable(self, topic: str, event: Any) -> bool:
+        if event.originator_id in self._local.runs:
             return True
         # Creation events and snapshots say so themselves (a host may store those directly).
-        state = getattr(event, "state", None)
-        if isinstance(state, dict):
-            return bool(state.get("erasable"))
-        return bool(getattr(event, "erasable", False))
+        if topic == _SNAPSHOT_TOPIC:
+            return bool(event.state.get("erasable"))
+        return topic == _STARTED_TOPIC and bool(getattr(event, "erasable", False))
 
     def _key(self, run_id: UUID) -> bytes | None:
         with self._lock:
