@@ -858,9 +858,9 @@ class SquidMesh(Application[UUID]):
         A run still under way is cancelled first (reason ``run_data_forgotten``): it would
         otherwise go on running on erased data. Then its data key is destroyed, so the
         payload, step inputs and outputs, manual decisions and dynamic work it stored read
-        as `squidmesh_es.redaction.ERASED` in every event, snapshot and backup of the
-        journal; and a ``RunDataForgotten`` fact is recorded, so projections rewrite their
-        copies. The run's history still loads, inspects, explains and graphs. Calling it
+        as `squidmesh_es.redaction.ERASED` in every event and snapshot (and in backups of
+        the key table taken from then on); and a ``RunDataForgotten`` fact is recorded, so
+        projections rewrite their copies. The run's history still loads, inspects, explains and graphs. Calling it
         again is harmless.
 
         Raises:
