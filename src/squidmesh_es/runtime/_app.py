@@ -860,8 +860,8 @@ class SquidMesh(Application[UUID]):
         payload, step inputs and outputs, manual decisions and dynamic work it stored read
         as `squidmesh_es.redaction.ERASED` in every event and snapshot (and in backups of
         the key table taken from then on); and a ``RunDataForgotten`` fact is recorded, so
-        projections rewrite their copies. The run's history still loads, inspects, explains and graphs. Calling it
-        again is harmless.
+        projections rewrite their copies. The run's history still loads, inspects, explains
+        and graphs. Calling it again is harmless.
 
         Raises:
             RunNotFound, InvalidRunId: no such run.
