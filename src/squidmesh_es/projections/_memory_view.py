@@ -42,6 +42,11 @@ class MemoryProjectionView(ProjectionView, POPOTrackingRecorder):
                     if table.ddl == INDEX.ddl and key in stored:
                         continue
                     stored[key] = copy.deepcopy(row)
+            for table, run_id, prefix in changes.removals:
+                stored = self._tables.setdefault(table.name, {})
+                for key, row in list(stored.items()):
+                    if str(row["run_id"]) == run_id and str(row["key"]).startswith(prefix):
+                        del stored[key]
             self._insert_tracking(tracking)
             state = self._tables[STATE.name].setdefault(
                 (projection,), {c: None for c in STATE.column_names}

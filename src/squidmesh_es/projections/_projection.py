@@ -44,6 +44,7 @@ _RUN_EVENTS = (
     WorkflowRun.ChildRunStarted,
     WorkflowRun.DynamicWorkRecorded,
     WorkflowRun.RunEnded,
+    WorkflowRun.RunDataForgotten,
 )
 _QUEUE_STATUS_EVENTS = (
     DispatchQueue.RunQueued,
@@ -201,10 +202,13 @@ class RunIndex(RunProjection):
     ``idempotency_key`` (of the start command), ``schedule_key`` and ``schedule_signal_id``
     (cron starts), and
     ``input.<name>`` for each value the run's start recorded under ``context["index"]``.
+    The ``input.`` keys come from the payload: a forgotten run loses them.
     """
 
     name = "run_index"
-    topics = _topics(WorkflowRun.RunStarted, WorkflowRun.CommandReceived)
+    topics = _topics(
+        WorkflowRun.RunStarted, WorkflowRun.CommandReceived, WorkflowRun.RunDataForgotten
+    )
     tables = (INDEX,)
 
     def changes(self, events: Sequence[Any]) -> Changes:
@@ -213,6 +217,9 @@ class RunIndex(RunProjection):
         changes = Changes()
         for event in events:
             run_id = str(event.originator_id)
+            if isinstance(event, WorkflowRun.RunDataForgotten):
+                changes.remove_keys(table, run_id, INDEX_INPUT_PREFIX)
+                continue
             for key, value in _keys_of(event):
                 changes.add(
                     table,

@@ -93,6 +93,11 @@ class _SQLView(ProjectionView):
                     cursor.executemany(
                         self._upsert_sql(table), [self._values(table, r) for r in rows]
                     )
+            for table, run_id, prefix in changes.removals:
+                cursor.execute(
+                    f"DELETE FROM {table.name} WHERE run_id = {m} AND substr(key, 1, {m}) = {m}",
+                    (self._encode(table.column("run_id"), run_id), len(prefix), prefix),
+                )
             cursor.execute(
                 f"INSERT INTO {STATE.name} (projection, events_applied) VALUES ({m}, {m}) "
                 "ON CONFLICT (projection) DO UPDATE SET "

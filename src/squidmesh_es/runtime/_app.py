@@ -28,7 +28,7 @@ from eventsourcing.persistence import (
     Recording,
     Transcoding,
 )
-from eventsourcing.utils import Environment
+from eventsourcing.utils import Environment, strtobool
 
 from squidmesh_es.domain import (
     Attempt,
@@ -47,7 +47,9 @@ from squidmesh_es.errors import (
     CipherKeyMismatch,
     Conflict,
     InvalidArgument,
+    RunNotErasable,
     RunNotFound,
+    RunTerminal,
     SquidMeshError,
     StorageUnavailable,
 )
@@ -65,6 +67,7 @@ from squidmesh_es.redaction import redact_text
 from squidmesh_es.runtime._cipher import check_cipher_key, cipher_env
 from squidmesh_es.runtime._clock import Clock, SystemClock, ensure_aware
 from squidmesh_es.runtime._cron import CronStart, IntendedWindow, start_cron
+from squidmesh_es.runtime._data_keys import data_keys_for
 from squidmesh_es.runtime._definitions import (
     DefinitionChange,
     DefinitionStore,
@@ -108,6 +111,7 @@ from squidmesh_es.runtime._presence import (
 )
 from squidmesh_es.runtime._recovery import RecoveryReport, recover
 from squidmesh_es.runtime._registry import WorkflowRegistry
+from squidmesh_es.runtime._sealing import Sealer
 from squidmesh_es.runtime._settings import (
     StorageSettings,
     create_location,
@@ -211,6 +215,13 @@ class SquidMesh(Application[UUID]):
         self._extra_transcodings = tuple(transcodings)
         queue_id(queue)  # validates the name before anything is built
         super().__init__(env=env)
+        self.data_keys = data_keys_for(self.recorder, self.mapper.cipher)
+        """The data keys of erasable runs (see `forget_run`), beside the journal."""
+        if strtobool(self.env.get("CREATE_TABLE") or "yes"):  # not with open(create=False)
+            self.data_keys.create_table()
+        self.sealer = Sealer(self.data_keys, self.mapper.transcoder)
+        assert isinstance(self.mapper, JournalMapper)
+        self.mapper.sealer = self.sealer
         self.queue_snapshots = Snapshotter(self._write_queue_snapshot)
         self._queue_snapshot_at: dict[UUID, int] = {}
         """Version of the last snapshot this process took of each queue."""
@@ -913,6 +924,52 @@ class SquidMesh(Application[UUID]):
             )
         )
 
+    def forget_run(
+        self,
+        run_id: UUID | str,
+        *,
+        actor: str | None = None,
+        now: datetime | None = None,
+    ) -> RunSnapshot:
+        """Erase an erasable run's personal data for good (crypto-shredding).
+
+        A run still under way is cancelled first (reason ``run_data_forgotten``): it would
+        otherwise go on running on erased data. Then its data key is destroyed, so the
+        payload, step inputs and outputs, manual decisions and dynamic work it stored read
+        as `squidmesh_es.redaction.ERASED` in every event and snapshot (and in backups of
+        the key table taken from then on); and a ``RunDataForgotten`` fact is recorded, so
+        projections rewrite their copies. The run's history still loads, inspects, explains
+        and graphs. Calling it again is harmless.
+
+        Raises:
+            RunNotFound, InvalidRunId: no such run.
+            RunNotErasable: the run's workflow is not ``erasable``: its data is in clear.
+            Conflict: the run kept moving for every retry (the key is destroyed already;
+                call again to record the fact).
+        """
+        run = self.get_run(run_id)
+        if not run.erasable:
+            raise RunNotErasable(run.run_id)
+        if not run.is_terminal:
+            try:
+                self.cancel(run.run_id, actor=actor, reason="run_data_forgotten", now=now)
+            except RunTerminal:
+                pass  # it ended meanwhile
+        self.data_keys.destroy(run.run_id, now=self.now(now))
+        self.sealer.forget(run.run_id)
+        for _ in range(CONFLICT_RETRIES):
+            run = self.get_run(run.run_id)
+            if not run.forget_data(actor=actor, now=self.now(now)):
+                break
+            try:
+                self.save(run)
+            except Conflict:
+                continue
+            break
+        else:
+            raise Conflict("run kept moving while forgetting its data", run_id=str(run.run_id))
+        return self.inspect_run(run.run_id)
+
     def resume(
         self,
         run_id: UUID | str,
@@ -1421,8 +1478,15 @@ class SquidMesh(Application[UUID]):
                 stayed locked past ``lock_timeout`` on every retry; nothing was written.
         """
         definitions = self.definitions.to_save(objs)  # graphs of runs started here, once
+        erasable = {o.id for o in objs if isinstance(o, WorkflowRun) and o.erasable}
+        for run_id in erasable:
+            self.sealer.prepare(run_id)  # its key exists before its first event is stored
         try:
-            recordings = self._record_all([*objs, *definitions], kwargs)
+            if erasable:
+                with self.sealer.sealing(erasable):
+                    recordings = self._record_all([*objs, *definitions], kwargs)
+            else:
+                recordings = self._record_all([*objs, *definitions], kwargs)
         except IntegrityError as exc:
             self.definitions.saved(definitions, committed=False)
             ids = [str(getattr(o, "id", getattr(o, "originator_id", "?"))) for o in objs if o]
