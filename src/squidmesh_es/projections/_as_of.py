@@ -25,7 +25,16 @@ from eventsourcing.application import Application
 from squidmesh_es.domain import DispatchQueue, WorkflowRun, queue_id
 from squidmesh_es.read_model import RunSnapshot, build_run_snapshot
 
-__all__ = ["RunMark", "RunStates", "marks_of", "merge_marks", "snapshots_as_of"]
+__all__ = [
+    "QueueStates",
+    "QueueView",
+    "RunMark",
+    "RunStates",
+    "marks_of",
+    "merge_marks",
+    "queue_views",
+    "snapshots_as_of",
+]
 
 
 @dataclass(frozen=True)
@@ -144,18 +153,22 @@ def snapshots_as_of(
     marks: Mapping[str, RunMark],
     *,
     runs: RunStates | None = None,
+    queues: QueueStates | None = None,
     events: Sequence[Any] = (),
 ) -> dict[str, RunSnapshot]:
     """Each marked run's snapshot at its marked versions and time.
 
     Runs whose start is not among the events seen yet (their queue entry came first) are
-    left out: their ``RunStarted`` follows and builds them. Given ``runs``, the batch's
-    ``events`` roll them forward instead of loading each one.
+    left out: their ``RunStarted`` follows and builds them. Given ``runs`` and ``queues``,
+    the batch's ``events`` roll them forward instead of loading each one.
     """
     events_of: dict[str, list[Any]] = {}
+    queue_events: dict[UUID, list[Any]] = {}
     for event in events:
         if isinstance(event, WorkflowRun.Event):
             events_of.setdefault(str(event.originator_id), []).append(event)
+        elif isinstance(event, DispatchQueue.Event):
+            queue_events.setdefault(event.originator_id, []).append(event)
     loaded: dict[str, WorkflowRun] = {}
     for run_id, mark in marks.items():
         if mark.run_version is None:
@@ -171,9 +184,11 @@ def snapshots_as_of(
     snapshots: dict[str, RunSnapshot] = {}
     for queue_name, run_ids in by_queue.items():
         wanted = {r: marks[r].queue_version for r in run_ids}
-        for run_id, (attempts, version, anomalies) in _queue_views(
-            journal, queue_name, wanted
-        ).items():
+        if queues is not None:
+            views = queues.views(queue_name, wanted, queue_events.get(queue_id(queue_name), []))
+        else:
+            views = queue_views(journal, queue_name, wanted)
+        for run_id, (attempts, version, anomalies) in views.items():
             snapshots[run_id] = build_run_snapshot(
                 runs_by_id[run_id],
                 attempts,
@@ -184,14 +199,19 @@ def snapshots_as_of(
     return snapshots
 
 
-_QueueView = tuple[list[Any], int | None, list[dict[str, Any]]]
+QueueView = tuple[Sequence[Any], int | None, Sequence[dict[str, Any]]]
+"""A run's live attempts, the queue's version and the queue's anomalies at that version."""
 
 
-def _queue_views(
+def queue_views(
     journal: Application[UUID], queue_name: str, wanted: Mapping[str, int | None]
-) -> dict[str, _QueueView]:
-    """Each run's live attempts, queue version and queue anomalies at its wanted version."""
-    views: dict[str, _QueueView] = {r: ([], None, []) for r, v in wanted.items() if v is None}
+) -> dict[str, QueueView]:
+    """Each run's view of its queue at its wanted version, loaded from the journal.
+
+    The queue is loaded once at the lowest version wanted and rolled forward through its
+    own events, instead of once per run.
+    """
+    views: dict[str, QueueView] = {r: ([], None, []) for r, v in wanted.items() if v is None}
     pending = sorted((v, r) for r, v in wanted.items() if v is not None)
     if not pending:
         return views
@@ -204,6 +224,100 @@ def _queue_views(
             queue = event.mutate(queue)
         views[run_id] = (queue.attempts_of(run_id), queue.version, list(queue.anomalies))
     return views
+
+
+class QueueStates:
+    """Queues kept at the version a follower reached, rolled forward through its batches.
+
+    A run's row reflects its queue at the version of the last queue event of that run the
+    projection follows (its mark). Rolling a queue forward through every one of its events
+    (the batch's, and from the journal those the projection does not follow), each run's
+    view is recorded right after each followed event of that run: exactly the view at the
+    version its mark will name. A run whose mark names another version (the queue met
+    mid-history, a batch another follower applied) is loaded as ``queue_views`` does.
+    At most ``size`` runs' views are kept.
+    """
+
+    def __init__(
+        self, journal: Application[UUID], topics: Iterable[str], *, size: int = 10_000
+    ) -> None:
+        self.journal = journal
+        self.size = size
+        self._followed = frozenset(topics)
+        self._queues: dict[UUID, DispatchQueue] = {}
+        self._views: dict[str, QueueView] = {}
+        self._anomalies: tuple[tuple[UUID, int] | None, list[dict[str, Any]]] = (None, [])
+
+    def views(
+        self, queue_name: str, wanted: Mapping[str, int | None], events: Sequence[Any]
+    ) -> dict[str, QueueView]:
+        """Each run's view of ``queue_name`` at its wanted version.
+
+        ``events`` are the batch's events of that queue, in order.
+        """
+        views: dict[str, QueueView] = {}
+        missing: dict[str, int | None] = {}
+        versions = [v for v in wanted.values() if v is not None]
+        if versions:
+            self._roll(queue_name, max(versions), min(versions), wanted, events)
+        for run_id, version in wanted.items():
+            view = self._views.get(run_id) if version is not None else ([], None, [])
+            if view is not None and view[1] == version:
+                views[run_id] = view
+            else:
+                missing[run_id] = version
+        if missing:
+            views.update(queue_views(self.journal, queue_name, missing))
+        return views
+
+    def _roll(
+        self,
+        queue_name: str,
+        target: int,
+        lowest: int,
+        wanted: Mapping[str, int | None],
+        events: Sequence[Any],
+    ) -> None:
+        qid = queue_id(queue_name)
+        queue = self._queues.get(qid)
+        if queue is None:
+            queue = self.journal.repository.get(qid, version=lowest)
+            for run_id, version in wanted.items():
+                if version == queue.version:
+                    self._record(run_id, qid, queue)
+        if queue.version >= target:
+            self._queues[qid] = queue
+            return
+        have = {
+            e.originator_version: e
+            for e in events
+            if queue.version < e.originator_version <= target
+        }
+        if len(have) != target - queue.version:
+            store = self.journal.repository.event_store
+            for stored in store.recorder.select_events(qid, gt=queue.version, lte=target):
+                if stored.originator_version not in have:
+                    have[stored.originator_version] = store.mapper.to_domain_event(stored)
+        try:
+            for version in range(queue.version + 1, target + 1):
+                event = have[version]
+                queue = event.mutate(queue)
+                run_id = run_of(event)
+                if run_id is not None and type(event).TOPIC in self._followed:
+                    self._record(run_id, qid, queue)
+        except BaseException:
+            self._queues.pop(qid, None)  # half rolled: load it afresh next time
+            raise
+        self._queues[qid] = queue
+
+    def _record(self, run_id: str, qid: UUID, queue: DispatchQueue) -> None:
+        # The anomalies only change when one is noted, so runs share a copy until then.
+        if self._anomalies[0] != (qid, queue.anomaly_count):
+            self._anomalies = ((qid, queue.anomaly_count), list(queue.anomalies))
+        self._views.pop(run_id, None)
+        self._views[run_id] = (queue.attempts_of(run_id), queue.version, self._anomalies[1])
+        while len(self._views) > self.size:
+            del self._views[next(iter(self._views))]
 
 
 def run_ids(events: Sequence[Any]) -> set[str]:

@@ -20,7 +20,13 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 
 from squidmesh_es.domain import DispatchQueue, WorkflowRun
-from squidmesh_es.projections._as_of import RunStates, marks_of, merge_marks, snapshots_as_of
+from squidmesh_es.projections._as_of import (
+    QueueStates,
+    RunStates,
+    marks_of,
+    merge_marks,
+    snapshots_as_of,
+)
 from squidmesh_es.projections._contract import CATALOG, INDEX, INSPECTION, Table
 from squidmesh_es.projections._view import Changes, ProjectionView, Row
 from squidmesh_es.read_model import RunSnapshot, summarize
@@ -120,12 +126,14 @@ class _SnapshotProjection(RunProjection):
     def __init__(self, view: ProjectionView, journal: Application[UUID]) -> None:
         super().__init__(view, journal)
         self._runs = RunStates(journal)
+        self._queues = QueueStates(journal, self.topics)
 
     def beside(self) -> RunProjection:
-        """This projection writing beside its tables, with run states of its own."""
+        """This projection writing beside its tables, with run and queue states of its own."""
         rebuilding = super().beside()
         assert isinstance(rebuilding, _SnapshotProjection)
         rebuilding._runs = RunStates(self.journal)
+        rebuilding._queues = QueueStates(self.journal, self.topics)
         return rebuilding
 
     def changes(self, events: Sequence[Any]) -> Changes:
@@ -134,7 +142,9 @@ class _SnapshotProjection(RunProjection):
         marks = marks_of(events)
         marks = merge_marks(marks, self.view.rows(table, marks))
         changes = Changes()
-        states = snapshots_as_of(self.journal, marks, runs=self._runs, events=events)
+        states = snapshots_as_of(
+            self.journal, marks, runs=self._runs, queues=self._queues, events=events
+        )
         for run_id, snapshot in states.items():
             mark = marks[run_id]
             row = self.row(snapshot)
