@@ -1,18 +1,28 @@
 """Projection benchmarks: list_runs latency over 100,000 runs, and catch-up throughput.
 
     .venv/bin/python benchmarks/bench_projections.py [--backend sqlite,postgres] [--rows 100000]
-        [--runs 400] [--postgres-url postgresql://postgres@127.0.0.1:5432/postgres]
+        [--runs 600] [--repeat 3] [--one-by-one 500]
+        [--postgres-url postgresql://postgres@127.0.0.1:5432/postgres]
 
-Listing: catalog rows are inserted directly through the view (no journal events behind
-them), then the first page and a deep page (after ~90% of the rows, via its cursor) are
-timed, with and without a workflow filter. Catch-up: runs of a two-step workflow are started
-and executed through the engine, then every projection is rebuilt from the first event and
-the events applied per second are reported per projection.
+Listing (``--rows 0`` skips it): catalog rows are inserted directly through the view (no
+journal events behind them), then the first page and a deep page (after ~90% of the rows,
+via its cursor) are timed, with and without a workflow filter.
+
+Catch-up: runs of a two-step workflow are started and executed through the engine (17
+events a run), then each projection is rebuilt from the first event ``--repeat`` times;
+events applied per second (best, median, worst) and the follower's CPU time per event (its
+read-ahead thread included, the database server's not) are printed. Beside each, the first
+``--one-by-one`` of the same events are applied one per transaction, as the library's
+``ProjectionRunner`` does: on Postgres by that runner (``RunProjectionRunner``), on SQLite
+(which cannot subscribe) by the same per-event loop. The machine's load average and the
+psycopg implementation are printed first: timings on a shared machine move with its load.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import sys
 import tempfile
@@ -200,6 +210,7 @@ def main() -> None:
     parser.add_argument("--one-by-one", type=int, default=500, dest="one_by_one")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
+    print(machine())
     for backend in args.backend.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             suffix = uuid.uuid4().hex[:10]
@@ -215,6 +226,16 @@ def main() -> None:
             bench_catch_up(url("catchup"), backend, args.runs, args.repeat, args.one_by_one)
             if backend == "postgres":
                 drop_schemas(args.postgres_url, suffix)
+
+
+def machine() -> str:
+    import psycopg
+
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} CPUs, load average {load}; Python {platform.python_version()},"
+        f" psycopg {psycopg.__version__} ({psycopg.pq.__impl__})"
+    )
 
 
 def drop_schemas(base_url: str, suffix: str) -> None:

@@ -70,21 +70,21 @@ def run_of(event: Any) -> str | None:
 
 def marks_of(events: Iterable[Any]) -> dict[str, RunMark]:
     """The versions and newest time each run reaches in ``events``."""
-    marks: dict[str, RunMark] = {}
+    reached: dict[str, list[Any]] = {}  # run id -> [run version, queue version, newest time]
     for event in events:
         run_id = run_of(event)
         if run_id is None:
             continue
+        slot = 0 if isinstance(event, WorkflowRun.Event) else 1
+        mark = reached.get(run_id)
+        if mark is None:
+            mark = reached[run_id] = [None, None, event.timestamp]
+        elif event.timestamp > mark[2]:
+            mark[2] = event.timestamp
         version = event.originator_version
-        is_run = isinstance(event, WorkflowRun.Event)
-        new = RunMark(
-            run_version=version if is_run else None,
-            queue_version=None if is_run else version,
-            updated_at=event.timestamp,
-        )
-        old = marks.get(run_id)
-        marks[run_id] = new if old is None else _merge(old, new)
-    return marks
+        if mark[slot] is None or version > mark[slot]:
+            mark[slot] = version
+    return {run_id: RunMark(*mark) for run_id, mark in reached.items()}
 
 
 def _merge(old: RunMark, new: RunMark) -> RunMark:
@@ -302,9 +302,9 @@ class QueueStates:
             for version in range(queue.version + 1, target + 1):
                 event = have[version]
                 queue = event.mutate(queue)
-                run_id = run_of(event)
-                if run_id is not None and type(event).TOPIC in self._followed:
-                    self._record(run_id, qid, queue)
+                touched = run_of(event)
+                if touched is not None and type(event).TOPIC in self._followed:
+                    self._record(touched, qid, queue)
         except BaseException:
             self._queues.pop(qid, None)  # half rolled: load it afresh next time
             raise
