@@ -98,7 +98,7 @@ def test_queue_views_rolled_forward_equal_the_views_loaded_at_the_same_versions(
     start_runs(mesh, clock, 6)
     drain(mesh, clock)
     events = queue_events(mesh)
-    states = QueueStates(mesh, projection.topics)
+    states = QueueStates(mesh)
     loads: list[Any] = []
     monkeypatch.setattr(_as_of, "queue_views", lambda *args: loads.append(args))
     compared = 0
@@ -123,7 +123,7 @@ def test_a_queue_view_at_a_version_not_recorded_is_loaded(
     ids = start_runs(mesh, clock, 3)
     drain(mesh, clock)
     events = queue_events(mesh)
-    states = QueueStates(mesh, RunCatalog.topics)
+    states = QueueStates(mesh)
     states.views("default", {ids[0]: events[-1].originator_version}, events)
     first = next(e for e in events if e.TOPIC in RunCatalog.topics and e.run_id == ids[0])
     wanted = {ids[0]: first.originator_version, ids[1]: None}  # behind the queue kept

@@ -229,21 +229,19 @@ def queue_views(
 class QueueStates:
     """Queues kept at the version a follower reached, rolled forward through its batches.
 
-    A run's row reflects its queue at the version of the last queue event of that run the
-    projection follows (its mark). Rolling a queue forward through every one of its events
-    (the batch's, and from the journal those the projection does not follow), each run's
-    view is recorded right after each followed event of that run: exactly the view at the
-    version its mark will name. A run whose mark names another version (the queue met
-    mid-history, a batch another follower applied) is loaded as ``queue_views`` does.
-    At most ``size`` runs' views are kept.
+    Each batch wants every touched run's view of its queue (live attempts, anomalies) at
+    one version: that of the run's last queue event the projection followed. The queue is
+    rolled forward through all its events up to the highest version wanted (the batch's,
+    and from the journal those the projection does not follow), recording each run's view
+    as the queue passes the version wanted for it. A later batch that wants the same run at
+    the same version (its events came, its queue's did not) finds the view recorded. Any
+    other version (a queue met mid-history, a batch another follower applied) is loaded
+    as ``queue_views`` does. At most ``size`` runs' views are kept.
     """
 
-    def __init__(
-        self, journal: Application[UUID], topics: Iterable[str], *, size: int = 10_000
-    ) -> None:
+    def __init__(self, journal: Application[UUID], *, size: int = 10_000) -> None:
         self.journal = journal
         self.size = size
-        self._followed = frozenset(topics)
         self._queues: dict[UUID, DispatchQueue] = {}
         self._views: dict[str, QueueView] = {}
         self._anomalies: tuple[tuple[UUID, int] | None, list[dict[str, Any]]] = (None, [])
@@ -257,9 +255,8 @@ class QueueStates:
         """
         views: dict[str, QueueView] = {}
         missing: dict[str, int | None] = {}
-        versions = [v for v in wanted.values() if v is not None]
-        if versions:
-            self._roll(queue_name, max(versions), min(versions), wanted, events)
+        if any(v is not None for v in wanted.values()):
+            self._roll(queue_id(queue_name), wanted, events)
         for run_id, version in wanted.items():
             view = self._views.get(run_id) if version is not None else ([], None, [])
             if view is not None and view[1] == version:
@@ -270,23 +267,17 @@ class QueueStates:
             views.update(queue_views(self.journal, queue_name, missing))
         return views
 
-    def _roll(
-        self,
-        queue_name: str,
-        target: int,
-        lowest: int,
-        wanted: Mapping[str, int | None],
-        events: Sequence[Any],
-    ) -> None:
-        qid = queue_id(queue_name)
+    def _roll(self, qid: UUID, wanted: Mapping[str, int | None], events: Sequence[Any]) -> None:
+        versions = [v for v in wanted.values() if v is not None]
+        target = max(versions)
         queue = self._queues.get(qid)
         if queue is None:
-            queue = self.journal.repository.get(qid, version=lowest)
+            queue = self.journal.repository.get(qid, version=min(versions))
             for run_id, version in wanted.items():
                 if version == queue.version:
                     self._record(run_id, qid, queue)
+        self._queues[qid] = queue
         if queue.version >= target:
-            self._queues[qid] = queue
             return
         have = {
             e.originator_version: e
@@ -298,16 +289,13 @@ class QueueStates:
             for stored in store.recorder.select_events(qid, gt=queue.version, lte=target):
                 if stored.originator_version not in have:
                     have[stored.originator_version] = store.mapper.to_domain_event(stored)
-        try:
-            for version in range(queue.version + 1, target + 1):
-                event = have[version]
-                queue = event.mutate(queue)
-                touched = run_of(event)
-                if touched is not None and type(event).TOPIC in self._followed:
-                    self._record(touched, qid, queue)
-        except BaseException:
-            self._queues.pop(qid, None)  # half rolled: load it afresh next time
-            raise
+        del self._queues[qid]  # while half rolled: an error leaves it to be loaded afresh
+        for version in range(queue.version + 1, target + 1):
+            event = have[version]
+            queue = event.mutate(queue)
+            touched = run_of(event)
+            if touched is not None and wanted.get(touched) == version:
+                self._record(touched, qid, queue)
         self._queues[qid] = queue
 
     def _record(self, run_id: str, qid: UUID, queue: DispatchQueue) -> None:

@@ -126,14 +126,14 @@ class _SnapshotProjection(RunProjection):
     def __init__(self, view: ProjectionView, journal: Application[UUID]) -> None:
         super().__init__(view, journal)
         self._runs = RunStates(journal)
-        self._queues = QueueStates(journal, self.topics)
+        self._queues = QueueStates(journal)
 
     def beside(self) -> RunProjection:
         """This projection writing beside its tables, with run and queue states of its own."""
         rebuilding = super().beside()
         assert isinstance(rebuilding, _SnapshotProjection)
         rebuilding._runs = RunStates(self.journal)
-        rebuilding._queues = QueueStates(self.journal, self.topics)
+        rebuilding._queues = QueueStates(self.journal)
         return rebuilding
 
     def changes(self, events: Sequence[Any]) -> Changes:
