@@ -149,7 +149,8 @@ def bench_catch_up(url: str, backend: str, runs: int, repeat: int, limit: int) -
                     f" median {statistics.median(rates):>6,.0f}, worst {min(rates):>6,.0f}"
                     f" ({repeat} runs); CPU {min(cpus):.0f}-{max(cpus):.0f} us/event"
                 )
-                one_by_one(mesh, projections, name, backend, limit)
+                if limit:
+                    one_by_one(mesh, projections, name, backend, limit)
 
 
 def one_by_one(
@@ -207,7 +208,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=600)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--one-by-one", type=int, default=500, dest="one_by_one")
+    parser.add_argument("--one-by-one", type=int, default=500, dest="one_by_one")  # 0: skip
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
     print(machine())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -47,6 +48,20 @@ def test_catalog_has_a_row_per_run_with_its_current_status(
         assert row["run_version"] == mesh.get_run(run_id).version
         assert row["started_at"] == snapshot.started_at
     assert {r["status"] for r in rows.values()} == {"completed", "failed"}
+
+
+def test_rows_of_some_runs_hold_the_columns_asked_for(
+    mesh: SquidMesh, clock: ManualClock, projections: Projections
+) -> None:
+    ids = start_runs(mesh, clock, 3)
+    projections.catch_up()
+    full = projections.view.rows(CATALOG, ids[:2])
+
+    narrow = projections.view.rows(CATALOG, [*ids[:2], str(uuid4())], columns=["run_version"])
+
+    assert set(full) == set(narrow) == set(ids[:2])
+    assert set(full[ids[0]]) == set(CATALOG.column_names)
+    assert narrow == {i: {"run_id": i, "run_version": full[i]["run_version"]} for i in ids[:2]}
 
 
 def test_list_runs_pages_newest_first_without_gaps_or_repeats(

@@ -26,6 +26,7 @@ from squidmesh_es.domain import DispatchQueue, WorkflowRun, queue_id
 from squidmesh_es.read_model import RunSnapshot, build_run_snapshot
 
 __all__ = [
+    "MARK_COLUMNS",
     "QueueStates",
     "QueueView",
     "RunMark",
@@ -93,6 +94,10 @@ def _merge(old: RunMark, new: RunMark) -> RunMark:
         queue_version=_later(old.queue_version, new.queue_version),
         updated_at=max(old.updated_at, new.updated_at),
     )
+
+
+MARK_COLUMNS = ("run_version", "queue_version", "updated_at")
+"""The columns of a stored row that ``merge_marks`` reads."""
 
 
 def merge_marks(

@@ -21,6 +21,7 @@ from eventsourcing.projection import Projection
 
 from squidmesh_es.domain import DispatchQueue, WorkflowRun
 from squidmesh_es.projections._as_of import (
+    MARK_COLUMNS,
     QueueStates,
     RunStates,
     marks_of,
@@ -140,7 +141,7 @@ class _SnapshotProjection(RunProjection):
         """Each touched run's row, at the versions the events and the stored row reach."""
         (table,) = self.tables
         marks = marks_of(events)
-        marks = merge_marks(marks, self.view.rows(table, marks))
+        marks = merge_marks(marks, self.view.rows(table, marks, columns=MARK_COLUMNS))
         changes = Changes()
         states = snapshots_as_of(
             self.journal, marks, runs=self._runs, queues=self._queues, events=events

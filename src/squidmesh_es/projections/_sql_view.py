@@ -105,20 +105,29 @@ class _SQLView(ProjectionView):
                 (projection, events),
             )
 
-    def rows(self, table: Table, run_ids: Iterable[str]) -> dict[str, Row]:
-        """The rows of ``table`` (keyed by ``run_id``) for the given runs that exist."""
+    def rows(
+        self, table: Table, run_ids: Iterable[str], columns: Sequence[str] | None = None
+    ) -> dict[str, Row]:
+        """The rows of ``table`` (keyed by ``run_id``) for the given runs that exist.
+
+        Given ``columns``, each row holds only those (and ``run_id``).
+        """
         ids = sorted(set(run_ids))
         if not ids:
             return {}
-        column = table.column("run_id")
+        key = table.column("run_id")
+        wanted = [key, *(table.column(n) for n in columns or () if n != "run_id")]
+        selected = table.columns if columns is None else tuple(wanted)
         marks = ", ".join(self._mark() for _ in ids)
         with self._cursor(commit=False) as cursor:
             cursor.execute(
-                f"SELECT {', '.join(table.column_names)} FROM {table.name} "
+                f"SELECT {', '.join(c.name for c in selected)} FROM {table.name} "
                 f"WHERE run_id IN ({marks})",
-                [self._encode(column, i) for i in ids],
+                [self._encode(key, i) for i in ids],
             )
-            return by_run_id(self._decode_row(table, r) for r in cursor.fetchall())
+            return by_run_id(
+                {c.name: self._decode(c, r[c.name]) for c in selected} for r in cursor.fetchall()
+            )
 
     def dump(self, table: Table) -> list[Row]:
         """Every row of ``table`` ordered by primary key: exports and comparisons."""
