@@ -6,10 +6,11 @@ Instead each row remembers the run and queue versions it reflects, and the snaps
 rebuilt from the aggregates at exactly those versions, evaluated at the time of the newest
 event seen for the run. The same events then give the same rows however they were batched.
 
-The queue is hot: many runs' attempts share it. Within a batch it is loaded once at the
-lowest version needed and rolled forward through its own events, instead of once per run.
-Runs are rolled forward too (``RunStates``): a follower sees every event of a run, so a run
-it met before, or whose start is in the batch, needs no load at all.
+The queue is hot: many runs' attempts share it. A follower keeps it between batches
+(``QueueStates``) and rolls it forward through its events, recording each run's view at the
+version wanted; ``queue_views`` loads it once at the lowest version a batch needs, for what
+was not recorded. Runs are rolled forward too (``RunStates``): a follower sees every event
+of a run, so a run it met before, or whose start is in the batch, needs no load at all.
 """
 
 from __future__ import annotations
