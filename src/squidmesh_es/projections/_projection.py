@@ -20,7 +20,14 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 
 from squidmesh_es.domain import DispatchQueue, WorkflowRun
-from squidmesh_es.projections._as_of import RunStates, marks_of, merge_marks, snapshots_as_of
+from squidmesh_es.projections._as_of import (
+    MARK_COLUMNS,
+    QueueStates,
+    RunStates,
+    marks_of,
+    merge_marks,
+    snapshots_as_of,
+)
 from squidmesh_es.projections._contract import CATALOG, INDEX, INSPECTION, Table
 from squidmesh_es.projections._view import Changes, ProjectionView, Row
 from squidmesh_es.read_model import RunSnapshot, summarize
@@ -121,21 +128,25 @@ class _SnapshotProjection(RunProjection):
     def __init__(self, view: ProjectionView, journal: Application[UUID]) -> None:
         super().__init__(view, journal)
         self._runs = RunStates(journal)
+        self._queues = QueueStates(journal)
 
     def beside(self) -> RunProjection:
-        """This projection writing beside its tables, with run states of its own."""
+        """This projection writing beside its tables, with run and queue states of its own."""
         rebuilding = super().beside()
         assert isinstance(rebuilding, _SnapshotProjection)
         rebuilding._runs = RunStates(self.journal)
+        rebuilding._queues = QueueStates(self.journal)
         return rebuilding
 
     def changes(self, events: Sequence[Any]) -> Changes:
         """Each touched run's row, at the versions the events and the stored row reach."""
         (table,) = self.tables
         marks = marks_of(events)
-        marks = merge_marks(marks, self.view.rows(table, marks))
+        marks = merge_marks(marks, self.view.rows(table, marks, columns=MARK_COLUMNS))
         changes = Changes()
-        states = snapshots_as_of(self.journal, marks, runs=self._runs, events=events)
+        states = snapshots_as_of(
+            self.journal, marks, runs=self._runs, queues=self._queues, events=events
+        )
         for run_id, snapshot in states.items():
             mark = marks[run_id]
             row = self.row(snapshot)

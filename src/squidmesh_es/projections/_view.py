@@ -94,8 +94,13 @@ class ProjectionView(TrackingRecorder, ABC):
         return self.max_tracking_id(projection)
 
     @abstractmethod
-    def rows(self, table: Table, run_ids: Iterable[str]) -> dict[str, Row]:
-        """The rows of ``table`` (keyed by ``run_id``) for the given runs that exist."""
+    def rows(
+        self, table: Table, run_ids: Iterable[str], columns: Sequence[str] | None = None
+    ) -> dict[str, Row]:
+        """The rows of ``table`` (keyed by ``run_id``) for the given runs that exist.
+
+        Given ``columns``, each row holds only those (and ``run_id``).
+        """
 
     @abstractmethod
     def dump(self, table: Table) -> list[Row]:
