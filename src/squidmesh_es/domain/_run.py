@@ -127,6 +127,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
         definition_version: str | None
         replayed_from_run_id: str | None
         spec: JSONDict | None
+        trace_context: JSONDict | None
         started_at: datetime
         status: str
         terminal_status: str | None
@@ -138,6 +139,8 @@ class WorkflowRun(AnomalyLog, Aggregate):
         command_history: list[JSONDict]
         child_runs: list[JSONDict]
         dynamic_work: list[JSONDict]
+
+    trace_context = None  # snapshots taken before the field existed lack it
 
     class Event(Aggregate.Event):
         """Base of the run's events."""
@@ -155,6 +158,9 @@ class WorkflowRun(AnomalyLog, Aggregate):
         definition_version: str | None
         replayed_from_run_id: str | None
         spec: JSONDict | None
+        trace_context: JSONDict | None = None
+        """W3C trace context of the code that started the run (``traceparent``...); absent
+        in histories written before it existed and when the start was not traced."""
 
         def apply(self, run: WorkflowRun) -> None:
             run.workflow = self.workflow
@@ -166,6 +172,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
             run.definition_version = self.definition_version
             run.replayed_from_run_id = self.replayed_from_run_id
             run.spec = self.spec
+            run.trace_context = self.trace_context
             run.started_at = self.timestamp
             run.status = RunStatus.STARTED.value
             run.terminal_status = None
@@ -441,6 +448,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
         definition_version: str | None = None,
         replayed_from_run_id: UUID | str | None = None,
         spec: JSONDict | None = None,
+        trace_context: JSONDict | None = None,
     ) -> WorkflowRun:
         """Begin the journal of a new run under ``run_id``."""
         check_queue_name(queue)
@@ -460,6 +468,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
                 str(replayed_from_run_id) if replayed_from_run_id is not None else None
             ),
             spec=spec,
+            trace_context=trace_context,
             timestamp=now,
         )
 

@@ -20,12 +20,14 @@ from squidmesh_es.runtime._settings import (
     parse_database_url,
 )
 from squidmesh_es.runtime._signals import Signal, SignalType
+from squidmesh_es.runtime._telemetry import configure_telemetry
 from squidmesh_es.runtime._transaction import Transaction
-from squidmesh_es.runtime._worker import Worker, WorkerStats
+from squidmesh_es.runtime._worker import LIVENESS_WINDOW, Worker, WorkerHealth, WorkerStats
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_LEASE",
+    "LIVENESS_WINDOW",
     "MIN_HEARTBEAT_INTERVAL",
     "Claim",
     "Clock",
@@ -49,10 +51,12 @@ __all__ = [
     "SystemClock",
     "Transaction",
     "Worker",
+    "WorkerHealth",
     "WorkerInfo",
     "WorkerStats",
     "WorkflowRegistry",
     "create_cipher_key",
+    "configure_telemetry",
     "cron_ticks",
     "journal_env",
     "parse_database_url",

@@ -30,10 +30,21 @@ class JournalMapper(Mapper[UUID]):
         except Exception as exc:  # noqa: BLE001 - any decode failure is a corrupt entry
             raise _corrupted(stored_event, type(exc).__name__) from exc
         if isinstance(event, CanInitAggregate) and dataclasses.is_dataclass(event):
-            missing = [f.name for f in dataclasses.fields(event) if f.name not in vars(event)]
+            missing = [
+                f.name
+                for f in dataclasses.fields(event)
+                if f.name not in vars(event) and not _optional(f)
+            ]
             if missing:
                 raise _corrupted(stored_event, f"missing fields {', '.join(sorted(missing))}")
         return event
+
+
+def _optional(field: dataclasses.Field[Any]) -> bool:
+    """A field added later with a default: histories written before it still load."""
+    return field.default is not dataclasses.MISSING or (
+        field.default_factory is not dataclasses.MISSING
+    )
 
 
 def _corrupted(stored_event: StoredEvent, reason: str) -> CorruptedEvent:
