@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from squidmesh_es.workflow import (
     COMPLETE,
@@ -75,9 +76,15 @@ class Mixed(Workflow):
 
 
 class Slow(Step):
-    """Sleeps ``SLOW_STEP_SECONDS`` (default 2), then completes."""
+    """Sleeps ``SLOW_STEP_SECONDS`` (default 2), then completes.
+
+    It first creates the file ``SLOW_STEP_STARTED`` names, if set, so a test knows it runs.
+    """
 
     def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        started = os.environ.get("SLOW_STEP_STARTED")
+        if started:
+            Path(started).touch()
         time.sleep(float(os.environ.get("SLOW_STEP_SECONDS", "2")))
         return Ok({"slept": True})
 

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from squidmesh_es.domain import JSONDict
+from squidmesh_es.errors import InvalidArgument
 
 try:
     from opentelemetry import context as otel_context
@@ -48,12 +49,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AVAILABLE",
-    "Attrs",
+    "SECONDS_BUCKETS",
     "capture_context",
     "claimed",
     "configure_telemetry",
     "conflict_retried",
     "control_span",
+    "prometheus_metrics",
     "queue_seen",
     "record_outcome",
     "start_span",
@@ -69,7 +71,26 @@ _propagator = TraceContextTextMapPropagator() if AVAILABLE else None
 """Stored contexts are always W3C ``traceparent``/``tracestate``, whatever the host's
 global propagator is, so a history written under one setup reads under another."""
 
-Attrs = Mapping[str, str | int | float | bool]
+SECONDS_BUCKETS: Final = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+)
+"""Histogram bounds of the durations, in seconds: from a fast step to an hour's backlog
+(OpenTelemetry's default bounds are made for milliseconds)."""
 
 
 @dataclass
@@ -95,6 +116,34 @@ def configure_telemetry(
         _providers.tracer = tracer_provider
         _providers.meter = meter_provider
         _providers.instruments = None
+
+
+def prometheus_metrics() -> Callable[[], tuple[int, bytes, str]]:
+    """Collect this library's metrics for Prometheus; returns the ``/metrics`` page renderer.
+
+    The metrics go to a meter provider of their own, read by OpenTelemetry's Prometheus
+    exporter into ``prometheus_client``'s default registry (with its process metrics).
+
+    Raises:
+        InvalidArgument: the ``otel`` extra (with its Prometheus exporter) is not installed.
+    """
+    try:
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+        from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+    except ImportError:
+        raise InvalidArgument(
+            "metrics_port", "needs the otel extra: pip install 'squidmesh-es[otel]'"
+        ) from None
+    reader = PrometheusMetricReader()
+    configure_telemetry(
+        tracer_provider=_providers.tracer, meter_provider=SdkMeterProvider(metric_readers=[reader])
+    )
+
+    def page() -> tuple[int, bytes, str]:
+        return 200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+    return page
 
 
 def _tracer() -> Tracer:
@@ -366,12 +415,16 @@ class _Instruments:
         }
         """The counter of each outcome word of the step log."""
         self.duration = meter.create_histogram(
-            "squidmesh.step.duration", unit="s", description="Running time of step code."
+            "squidmesh.step.duration",
+            unit="s",
+            description="Running time of step code.",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
         )
         self.claim_latency = meter.create_histogram(
             "squidmesh.claim.latency",
             unit="s",
             description="From the moment an attempt became visible to its claim.",
+            explicit_bucket_boundaries_advisory=SECONDS_BUCKETS,
         )
         self.lease_expiries = meter.create_counter(
             "squidmesh.lease.expiries",
