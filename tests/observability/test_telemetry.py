@@ -331,6 +331,23 @@ def test_a_control_is_a_span_in_the_callers_trace_linked_to_the_run(
     assert [link.context.span_id for link in cancel.links] == [start.context.span_id]
 
 
+def test_recovery_and_releasing_a_worker_are_traced(
+    open_mesh: OpenMesh, telemetry: Telemetry
+) -> None:
+    mesh = open_mesh()
+    mesh.start(Traced)
+    mesh.recover()
+    claim_attempts(
+        mesh, "default", owner_id="gone", limit=1, lease_for=timedelta(seconds=30), now=mesh.now()
+    )
+    mesh.release_worker("gone", queues=["default"])
+
+    [recover] = by_name(telemetry.finished(), "recover")
+    [release] = by_name(telemetry.finished(), "release_worker")
+    assert recover.attributes is not None and recover.attributes["squidmesh.outcome"] == "ok"
+    assert release.attributes is not None and release.attributes["squidmesh.owner"] == "gone"
+
+
 def test_a_snapshot_taken_before_trace_context_existed_still_loads(
     open_mesh: OpenMesh, telemetry: Telemetry
 ) -> None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from squidmesh_es.domain import JSONDict
 from squidmesh_es.errors import InvalidArgument
+from squidmesh_es.redaction import redact_text
 
 try:
     from opentelemetry import context as otel_context
@@ -232,7 +233,11 @@ def step_span(trace_context: object, claim: Claim, workflow: str) -> Iterator[St
 
 @contextmanager
 def control_span(
-    signal: str, run_id: object, run_trace: Callable[[], object] | None = None
+    signal: str,
+    run_id: object,
+    run_trace: Callable[[], object] | None = None,
+    *,
+    owner_id: str | None = None,
 ) -> Iterator[None]:
     """The span of a control (cancel, approve, replay...) in the caller's own trace.
 
@@ -250,6 +255,8 @@ def control_span(
     attrs: dict[str, str] = {"squidmesh.signal": signal}
     if run_id is not None:
         attrs["squidmesh.run_id"] = str(run_id)
+    if owner_id is not None:
+        attrs["squidmesh.owner"] = owner_id
     with _tracer().start_as_current_span(signal, links=links, attributes=attrs) as span:
         try:
             yield
@@ -277,13 +284,11 @@ def claimed(claims: Iterable[Claim], *, began_ns: int, queue: str, owner_id: str
         attempt = claim.attempt
         if attempt.lease_expiries:
             logger.warning(
-                "lease expired: step %s of run %s attempt %d taken over by %s "
-                "(%d expired lease(s))",
-                attempt.step,
-                attempt.run_id,
-                attempt.attempt_number,
-                owner_id,
-                attempt.lease_expiries,
+                redact_text(
+                    f"lease expired: step {attempt.step} of run {attempt.run_id} attempt "
+                    f"{attempt.attempt_number} taken over by {owner_id} "
+                    f"({attempt.lease_expiries} expired lease(s))"
+                ),
                 extra={
                     "run_id": attempt.run_id,
                     "step": attempt.step,
