@@ -232,10 +232,8 @@ def test_step_metrics_count_every_outcome(open_mesh: OpenMesh, telemetry: Teleme
     assert sum(p.count for p in durations) == 5
     assert sum(p.count for p in points["squidmesh.claim.latency"]) == 5
     assert all(p.min >= 0 for p in points["squidmesh.claim.latency"])
-    [depth] = points["squidmesh.queue.depth"]
-    assert depth.attributes == {"squidmesh.queue": "default"} and depth.value == 0
-    [age] = points["squidmesh.queue.oldest_visible_age"]
-    assert age.value == 0.0
+    # a stopped worker no longer reports the queue it served
+    assert points.get("squidmesh.queue.depth", []) == []
     for metric in points.values():  # no series per run
         assert all("squidmesh.run_id" not in p.attributes for p in metric)
 

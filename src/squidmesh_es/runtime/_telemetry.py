@@ -58,6 +58,7 @@ __all__ = [
     "control_span",
     "prometheus_metrics",
     "queue_seen",
+    "queues_left",
     "record_outcome",
     "start_span",
     "step_span",
@@ -67,6 +68,8 @@ logger = logging.getLogger("squidmesh_es.worker")
 
 SCOPE: Final = "squidmesh_es"
 """The instrumentation scope of every span and metric."""
+
+_VERSION: Final = importlib.metadata.version("squidmesh-es")
 
 _propagator = TraceContextTextMapPropagator() if AVAILABLE else None
 """Stored contexts are always W3C ``traceparent``/``tracestate``, whatever the host's
@@ -99,6 +102,7 @@ class _Providers:
     tracer: TracerProvider | None = None
     meter: MeterProvider | None = None
     instruments: _Instruments | None = None
+    tracer_of_scope: Tracer | None = None
 
 
 _providers = _Providers()
@@ -117,6 +121,7 @@ def configure_telemetry(
         _providers.tracer = tracer_provider
         _providers.meter = meter_provider
         _providers.instruments = None
+        _providers.tracer_of_scope = None
 
 
 def prometheus_metrics() -> Callable[[], tuple[int, bytes, str]]:
@@ -148,8 +153,15 @@ def prometheus_metrics() -> Callable[[], tuple[int, bytes, str]]:
 
 
 def _tracer() -> Tracer:
-    version = importlib.metadata.version("squidmesh-es")
-    return otel_trace.get_tracer(SCOPE, version, tracer_provider=_providers.tracer)
+    """This library's tracer, made once per provider.
+
+    The global provider's tracer is a proxy that follows a provider set later.
+    """
+    tracer = _providers.tracer_of_scope
+    if tracer is None:
+        tracer = otel_trace.get_tracer(SCOPE, _VERSION, tracer_provider=_providers.tracer)
+        _providers.tracer_of_scope = tracer
+    return tracer
 
 
 # -- trace context ------------------------------------------------------------------------
@@ -356,26 +368,34 @@ def conflict_retried(operation: str) -> None:
 
 # -- queue gauges -------------------------------------------------------------------------
 
-_queues: dict[str, tuple[int, datetime | None]] = {}
-"""The last state a worker of this process saw of each queue: live attempts and when the
-earliest waiting one became (or becomes) visible. Read by the observable gauges."""
+_queues: dict[str, tuple[str, int, datetime | None]] = {}
+"""The last state a running worker of this process saw of each queue: the worker, the live
+attempts, and when the earliest waiting one became (or becomes) visible. Read by the
+observable gauges; the latest look of any worker wins."""
 
 
-def queue_seen(queue: DispatchQueue) -> None:
+def queue_seen(queue: DispatchQueue, owner_id: str) -> None:
     """Remember ``queue``'s depth and earliest visible time for the gauges: O(1)-ish reads."""
     if AVAILABLE:
         _instruments()  # the gauges exist once a worker looks at a queue
-        _queues[queue.queue] = (len(queue.attempts), queue.next_visible_at())
+        _queues[queue.queue] = (owner_id, len(queue.attempts), queue.next_visible_at())
+
+
+def queues_left(owner_id: str) -> None:
+    """A worker stopped: the queues it was the last to look at are no longer reported."""
+    for name, (owner, _, _) in list(_queues.items()):
+        if owner == owner_id:
+            _queues.pop(name, None)
 
 
 def _observe_depth(options: CallbackOptions) -> Iterable[Observation]:
-    for name, (depth, _) in list(_queues.items()):
+    for name, (_, depth, _) in list(_queues.items()):
         yield otel_metrics.Observation(depth, {"squidmesh.queue": name})
 
 
 def _observe_age(options: CallbackOptions) -> Iterable[Observation]:
     now = datetime.now(UTC)
-    for name, (_, visible_at) in list(_queues.items()):
+    for name, (_, _, visible_at) in list(_queues.items()):
         age = 0.0 if visible_at is None else max(0.0, (now - visible_at).total_seconds())
         yield otel_metrics.Observation(age, {"squidmesh.queue": name})
 
@@ -387,8 +407,7 @@ class _Instruments:
     """Every metric instrument, created once per meter provider."""
 
     def __init__(self, provider: MeterProvider | None) -> None:
-        version = importlib.metadata.version("squidmesh-es")
-        meter = otel_metrics.get_meter(SCOPE, version, meter_provider=provider)
+        meter = otel_metrics.get_meter(SCOPE, _VERSION, meter_provider=provider)
         self.started = meter.create_counter(
             "squidmesh.step.started", unit="{step}", description="Steps whose code began to run."
         )

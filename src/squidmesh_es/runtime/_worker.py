@@ -47,7 +47,7 @@ from squidmesh_es.runtime._execution import (
 )
 from squidmesh_es.runtime._presence import record_presence
 from squidmesh_es.runtime._step_log import report_step_outcomes
-from squidmesh_es.runtime._telemetry import claimed, queue_seen
+from squidmesh_es.runtime._telemetry import claimed, queue_seen, queues_left
 
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
@@ -251,6 +251,7 @@ class Worker:
                 backoff = min(backoff * 2, self.idle_backoff[1])
         finally:
             self._pool.shutdown(wait=True)
+            queues_left(self.owner_id)
             self._presence("stopped")
 
     # -- leases and presence --------------------------------------------------------------
@@ -361,7 +362,7 @@ class Worker:
                 began_ns=began_ns,
             )
             if settled.queue is not None:
-                queue_seen(settled.queue)
+                queue_seen(settled.queue, self.owner_id)
             claimed(new, began_ns=began_ns, queue=queue_name, owner_id=self.owner_id)
             claims.extend(new)
         return claims
