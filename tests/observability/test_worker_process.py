@@ -16,8 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from squidmesh_es import SquidMesh
+from squidmesh_es.cli import main
 from squidmesh_es.errors import StorageUnavailable
 from squidmesh_es.runtime._execution import claim_attempts
 from squidmesh_es.runtime._probes import serve_probes
@@ -226,3 +228,38 @@ def test_readiness_fails_while_the_journal_cannot_be_reached_but_liveness_holds(
             wait_for(lambda: get(f"http://127.0.0.1:{port}/readyz")[0] == 200)
     finally:
         probes.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--grace-seconds", "-1"], "--grace-seconds"),
+        (["--health-port", "70000"], "--health-port"),
+        (["--metrics-port", "-5"], "--metrics-port"),
+    ],
+)
+def test_bad_probe_options_exit_2_before_anything_is_opened(
+    args: list[str], option: str, tmp_path: Path
+) -> None:
+    journal = tmp_path / "journal.db"
+    result = CliRunner().invoke(
+        main,
+        ["worker", "--import", "otel_workflows", "--database-url", f"sqlite:///{journal}", *args],
+    )
+
+    assert result.exit_code == 2
+    assert option in result.output
+    assert not journal.exists()
+
+
+def test_a_taken_health_port_is_an_error_not_a_traceback(journal: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        worker = start_worker(journal, "--health-port", str(port), "--probe-host", "127.0.0.1")
+        _, stderr = worker.communicate(timeout=60)
+
+    assert worker.returncode == 1
+    assert "Error: cannot serve the probes on 127.0.0.1" in stderr
+    assert "Traceback" not in stderr

@@ -174,14 +174,17 @@ def worker(
         return
     with mesh:
         running = mesh.worker(**options)  # type: ignore[arg-type]
-        probes = serve_probes(
-            running,
-            host=probe_host,
-            health_port=health_port,
-            metrics_port=metrics_port,
-            metrics=metrics,
-            health_file=health_file,
-        )
+        try:
+            probes = serve_probes(
+                running,
+                host=probe_host,
+                health_port=health_port,
+                metrics_port=metrics_port,
+                metrics=metrics,
+                health_file=health_file,
+            )
+        except OSError as exc:  # the port is taken, or the address is not this host's
+            raise click.ClickException(f"cannot serve the probes on {probe_host}: {exc}") from None
         names = ", ".join(sorted(w.name for w in workflows)) or "no workflow classes"
         if registry is not None:
             names += f" and {len(registry)} actions"
