@@ -18,6 +18,7 @@ from squidmesh_es.runtime._settings import (
     StorageSettings,
     journal_env,
     parse_database_url,
+    partitions_from_env,
 )
 from squidmesh_es.runtime._signals import Signal, SignalType
 from squidmesh_es.runtime._telemetry import configure_telemetry
@@ -60,5 +61,6 @@ __all__ = [
     "cron_ticks",
     "journal_env",
     "parse_database_url",
+    "partitions_from_env",
     "runs_in_flight",
 ]

@@ -9,6 +9,11 @@ Stopping is graceful: no new claims, the steps in hand finish and are settled, t
 threads end. `shutdown` bounds that by a grace period and releases the claims of steps still
 running after it, so other workers take them over at once instead of after their leases.
 
+A queue may be split into partitions (`SquidMesh.queue_partitions_of`): the worker claims
+from all of them, starting at the partition of its rank among the live workers, so that
+worker processes mostly claim and settle on different aggregates instead of conflicting on
+one. It reads each queue's partition count again every `LAYOUT_REFRESH`.
+
 Leases are short (`DEFAULT_LEASE`) and the coordinator keeps them alive: every heartbeat
 interval it extends the leases of all the claims in hand, one commit per queue, so a step may
 run for hours while a crashed worker's steps come back within one lease. The worker records
@@ -45,7 +50,7 @@ from squidmesh_es.runtime._execution import (
     run_claimed,
     settle,
 )
-from squidmesh_es.runtime._presence import record_presence
+from squidmesh_es.runtime._presence import record_presence, worker_rank
 from squidmesh_es.runtime._step_log import report_step_outcomes
 from squidmesh_es.runtime._telemetry import claimed, queue_seen, queues_left
 
@@ -55,6 +60,9 @@ if TYPE_CHECKING:
 __all__ = ["LIVENESS_WINDOW", "Worker", "WorkerHealth", "WorkerStats"]
 
 logger = logging.getLogger("squidmesh_es.worker")
+
+LAYOUT_REFRESH = 10.0
+"""Seconds between two readings of the worker's queues' partition counts."""
 
 
 LIVENESS_WINDOW = timedelta(seconds=60)
@@ -134,6 +142,11 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._in_flight = 0
         self._next_queue = 0
+        self._partitions: dict[str, list[str]] = {q: [q] for q in self.queues}
+        """Each queue's partitions, partition 0 first, as last read."""
+        self._next_layout = 0.0
+        self._rank = 0
+        """This worker's place among the live workers: where it starts claiming."""
         self._held: dict[str, Claim] = {}
         """Claims in hand (running, or finished but not yet settled), by runnable key."""
         self._durations: dict[str, float] = {}
@@ -295,10 +308,18 @@ class Worker:
                 )
                 self._held.pop(key, None)
 
+    def _refresh_layout(self) -> None:
+        """Read the queues' partition counts when due (they only grow)."""
+        if time.monotonic() < self._next_layout:
+            return
+        self._next_layout = time.monotonic() + LAYOUT_REFRESH
+        for name in self.queues:
+            self._partitions[name] = self.mesh.queue_partitions_of(name)
+
     def _presence(self, change: str) -> None:
         self._next_presence = time.monotonic() + PRESENCE_INTERVAL.total_seconds()
         try:
-            record_presence(
+            registry = record_presence(
                 self.mesh,
                 self.owner_id,
                 change,
@@ -307,6 +328,7 @@ class Worker:
                 pid=os.getpid(),
                 lease_for=self.lease_for,
             )
+            self._rank = worker_rank(registry, self.owner_id, now=self.mesh.now())
         except SquidMeshError as exc:
             logger.warning("worker %s presence not recorded: %s", self.owner_id, exc.code)
         except Exception:  # noqa: BLE001 - presence is advisory; the work goes on
@@ -326,9 +348,11 @@ class Worker:
         for queue_name, item in finished:
             by_queue.setdefault(queue_name, []).append(item)
         claims: list[Claim] = []
+        self._refresh_layout()
         order = self.queues[self._next_queue :] + self.queues[: self._next_queue]
         self._next_queue = (self._next_queue + 1) % len(self.queues)
-        for queue_name in order:
+        partitions = [p for q in order for p in _from(self._partitions[q], self._rank)]
+        for queue_name in [*partitions, *(q for q in by_queue if q not in partitions)]:
             # a step that never ran has no outcome: its lease expires and it is redelivered
             items = [
                 i
@@ -394,6 +418,12 @@ class Worker:
             logger.exception("attempt %s could not run; its lease will expire", claim.key)
             self._done.put((claim.queue, Finished(claim, outcome=None)))
         self._wake.set()
+
+
+def _from(partitions: list[str], rank: int) -> list[str]:
+    """``partitions`` in the order a worker of ``rank`` visits them: its own one first."""
+    first = rank % len(partitions)
+    return partitions[first:] + partitions[:first]
 
 
 def _default_owner() -> str:
