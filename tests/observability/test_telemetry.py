@@ -252,9 +252,36 @@ def test_queue_gauges_show_the_work_waiting(
 
     [depth] = points["squidmesh.queue.depth"]
     [age] = points["squidmesh.queue.oldest_visible_age"]
-    assert depth.attributes == {"squidmesh.queue": "default"}
+    assert depth.attributes == {"squidmesh.queue": "default", "squidmesh.partition": 0}
     assert depth.value == 3
     assert 0.2 <= age.value < 30
+
+
+def test_partitions_are_an_attribute_of_spans_and_gauges_not_of_counters(
+    open_mesh: OpenMesh, telemetry: Telemetry
+) -> None:
+    mesh = open_mesh(clock=SystemClock(), queue_partitions=4)
+    run_ids = [mesh.start(Traced).run_id for _ in range(8)]
+    partitions = {str(r): mesh.get_run(r).partition for r in run_ids}
+    assert len(set(partitions.values())) > 1
+    with mesh.worker(owner_id="w-parts", concurrency=2):
+        deadline = time.monotonic() + 30
+        while not all(mesh.get_run(r).is_terminal for r in run_ids):
+            assert time.monotonic() < deadline, "the runs did not finish in time"
+            time.sleep(0.02)
+        gauges = telemetry.points()["squidmesh.queue.depth"]
+
+    for span in by_name(telemetry.finished(), "step ") + by_name(telemetry.finished(), "start "):
+        assert span.attributes is not None and span.attributes["squidmesh.queue"] == "default"
+        run_id = str(span.attributes["squidmesh.run_id"])
+        assert span.attributes["squidmesh.partition"] == partitions[run_id]
+    assert {p.attributes["squidmesh.queue"] for p in gauges} == {"default"}
+    assert {p.attributes["squidmesh.partition"] for p in gauges} == {0, 1, 2, 3}
+    completed = telemetry.points()["squidmesh.step.completed"]
+    assert {tuple(sorted(p.attributes)) for p in completed} == {
+        ("squidmesh.queue", "squidmesh.step", "squidmesh.workflow")
+    }
+    assert sum(p.value for p in completed) == 16
 
 
 def test_an_expired_lease_taken_over_is_counted_and_logged(

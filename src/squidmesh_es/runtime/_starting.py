@@ -236,7 +236,7 @@ def start_run(mesh: SquidMesh, request: StartRequest, *, now: datetime) -> Prepa
     Raises:
         RunIdTaken: the run id belongs to a different request.
     """
-    with start_span(request.workflow, request.queue, request.run_id):
+    with start_span(request.workflow, request.dispatch_queue, request.run_id):
         return _start_run(mesh, request, now=now)
 
 

@@ -195,7 +195,7 @@ def start_span(workflow: str, queue: str, run_id: object) -> Iterator[None]:
     if not AVAILABLE:
         yield
         return
-    attrs = {"squidmesh.workflow": workflow, "squidmesh.queue": queue}
+    attrs = {"squidmesh.workflow": workflow, **_queue_attrs(queue)}
     with _tracer().start_as_current_span(
         f"start {workflow}",
         kind=otel_trace.SpanKind.PRODUCER,
@@ -319,11 +319,12 @@ def claimed(claims: Iterable[Claim], *, began_ns: int, queue: str, owner_id: str
         instruments.claim_latency.record(max(0.0, latency), attrs)
         if claim.attempt.lease_expiries:
             instruments.lease_expiries.add(1, attrs)
+    where = _queue_attrs(queue)
     span = _tracer().start_span(
-        f"claim {queue}",
+        f"claim {where['squidmesh.queue']}",
         start_time=began_ns,
         attributes={
-            "squidmesh.queue": queue,
+            **where,
             "squidmesh.owner": owner_id,
             "squidmesh.claimed": len(claims),
         },
@@ -390,14 +391,14 @@ def queues_left(owner_id: str) -> None:
 
 def _observe_depth(options: CallbackOptions) -> Iterable[Observation]:
     for name, (_, depth, _) in list(_queues.items()):
-        yield otel_metrics.Observation(depth, {"squidmesh.queue": name})
+        yield otel_metrics.Observation(depth, _queue_attrs(name))
 
 
 def _observe_age(options: CallbackOptions) -> Iterable[Observation]:
     now = datetime.now(UTC)
     for name, (_, _, visible_at) in list(_queues.items()):
         age = 0.0 if visible_at is None else max(0.0, (now - visible_at).total_seconds())
-        yield otel_metrics.Observation(age, {"squidmesh.queue": name})
+        yield otel_metrics.Observation(age, _queue_attrs(name))
 
 
 # -- instruments --------------------------------------------------------------------------
@@ -489,16 +490,28 @@ def _attempt_attrs(attempt: Attempt, queue: str, workflow: str | None) -> dict[s
         "squidmesh.run_id": attempt.run_id,
         "squidmesh.step": attempt.step,
         "squidmesh.attempt": attempt.attempt_number,
-        "squidmesh.queue": queue,
+        **_queue_attrs(queue),
     }
     if workflow is not None:
         attrs["squidmesh.workflow"] = workflow
     return attrs
 
 
+def _queue_attrs(name: str) -> dict[str, str | int]:
+    """The queue and the partition of a dispatch queue's name (``queue`` or ``queue#k``)."""
+    queue, _, number = name.partition("#")
+    return {"squidmesh.queue": queue, "squidmesh.partition": int(number or 0)}
+
+
+_PER_RUN: Final = ("squidmesh.run_id", "squidmesh.attempt", "squidmesh.partition")
+
+
 def _metric_attrs(attrs: Mapping[str, str | int]) -> dict[str, str | int]:
-    """Span attributes minus the per-run ones, which would give every run its own series."""
-    return {k: v for k, v in attrs.items() if k not in ("squidmesh.run_id", "squidmesh.attempt")}
+    """Span attributes minus the per-run ones, which would give every run its own series.
+
+    The partition goes too: a queue's counters should not multiply by its partitions.
+    """
+    return {k: v for k, v in attrs.items() if k not in _PER_RUN}
 
 
 def _workflow_of(attempt: Attempt) -> str | None:
