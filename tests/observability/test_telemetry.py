@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -394,3 +395,26 @@ def test_a_snapshot_taken_before_trace_context_existed_still_loads(
 
     assert isinstance(restored, WorkflowRun) and restored.trace_context is None
     assert restored.workflow == "Traced"
+
+
+def test_a_history_written_before_trace_context_loads_and_runs_traced(
+    tmp_path: Path, telemetry: Telemetry
+) -> None:
+    fixtures = HERE.parent / "fixtures"
+    sys.path.insert(0, str(HERE.parent / "engine"))
+    try:
+        from deploy_history_workflows import CHARGING, Release1
+    finally:
+        sys.path.remove(str(HERE.parent / "engine"))
+    journal = tmp_path / "history.sqlite"
+    shutil.copyfile(fixtures / "deploy_history_0_1.sqlite", journal)
+
+    with SquidMesh.open(f"sqlite:///{journal}", workflows=[Release1]) as mesh:
+        assert mesh.get_run(CHARGING).trace_context is None
+        mesh.drain(owner_id="after-upgrade")
+        assert mesh.get_run(CHARGING).terminal_status == "completed"
+
+    # no stored context: its step's span opens a trace of its own
+    [charge] = by_name(telemetry.finished(), "step charge")
+    assert charge.parent is None
+    assert charge.attributes is not None and charge.attributes["squidmesh.run_id"] == str(CHARGING)
