@@ -277,7 +277,8 @@ def test_partitions_are_an_attribute_of_spans_and_gauges_not_of_counters(
         run_id = str(span.attributes["squidmesh.run_id"])
         assert span.attributes["squidmesh.partition"] == partitions[run_id]
     assert {p.attributes["squidmesh.queue"] for p in gauges} == {"default"}
-    assert {p.attributes["squidmesh.partition"] for p in gauges} == {0, 1, 2, 3}
+    # every partition the worker settled on is reported, on its own
+    assert set(partitions.values()) <= {p.attributes["squidmesh.partition"] for p in gauges}
     completed = telemetry.points()["squidmesh.step.completed"]
     assert {tuple(sorted(p.attributes)) for p in completed} == {
         ("squidmesh.queue", "squidmesh.step", "squidmesh.workflow")

@@ -284,12 +284,13 @@ def _recording() -> bool:
     return not isinstance(provider, otel_trace.ProxyTracerProvider | otel_trace.NoOpTracerProvider)
 
 
-def claimed(claims: Iterable[Claim], *, began_ns: int, queue: str, owner_id: str) -> None:
-    """After a commit that claimed ``claims``: one claim span, latency and lease expiries.
+def claimed(claims: Iterable[Claim], *, began_ns: int, owner_id: str) -> None:
+    """After a commit that claimed ``claims``: claim spans, latency and lease expiries.
 
     A claim of an attempt that already counts lease expiries took it over from a claim
     whose lease ran out without an outcome: a worker died or hung. That is logged as a
-    warning here, whether or not OpenTelemetry is installed.
+    warning here, whether or not OpenTelemetry is installed. One span per queue partition
+    the commit claimed from.
     """
     claims = list(claims)
     for claim in claims:
@@ -306,30 +307,30 @@ def claimed(claims: Iterable[Claim], *, began_ns: int, queue: str, owner_id: str
                     "step": attempt.step,
                     "attempt": attempt.attempt_number,
                     "owner": owner_id,
-                    "queue": queue,
+                    "queue": claim.queue,
                     "lease_expiries": attempt.lease_expiries,
                 },
             )
     if not AVAILABLE or not claims:
         return
     instruments = _instruments()
+    per_queue: dict[str, int] = {}
     for claim in claims:
-        attrs = _metric_attrs(_attempt_attrs(claim.attempt, queue, _workflow_of(claim.attempt)))
+        per_queue[claim.queue] = per_queue.get(claim.queue, 0) + 1
+        workflow = _workflow_of(claim.attempt)
+        attrs = _metric_attrs(_attempt_attrs(claim.attempt, claim.queue, workflow))
         latency = (claim.claimed_at - claim.attempt.visible_at).total_seconds()
         instruments.claim_latency.record(max(0.0, latency), attrs)
         if claim.attempt.lease_expiries:
             instruments.lease_expiries.add(1, attrs)
-    where = _queue_attrs(queue)
-    span = _tracer().start_span(
-        f"claim {where['squidmesh.queue']}",
-        start_time=began_ns,
-        attributes={
-            **where,
-            "squidmesh.owner": owner_id,
-            "squidmesh.claimed": len(claims),
-        },
-    )
-    span.end()
+    for queue, count in per_queue.items():
+        where = _queue_attrs(queue)
+        span = _tracer().start_span(
+            f"claim {where['squidmesh.queue']}",
+            start_time=began_ns,
+            attributes={**where, "squidmesh.owner": owner_id, "squidmesh.claimed": count},
+        )
+        span.end()
 
 
 def record_outcome(
