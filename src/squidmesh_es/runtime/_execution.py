@@ -5,8 +5,8 @@ and the worker (many attempts, one commit per batch) share every rule:
 
 - `claim_attempts` fences each claim with the queue's version and returns the raw claim
   tokens, which exist only in this process;
-- `run_claimed` loads the run, refuses a stale definition, and runs the step with its
-  persisted input while an optional heartbeat keeps the lease;
+- `run_claimed` loads the run, refuses a stale definition, and runs the step with the
+  input the run persisted for it while an optional heartbeat keeps the lease;
 - `settle` records each outcome on the queue, applies it to the run, plans and schedules
   what follows (or ends the run and fences its leftovers), all in one ``save``. A conflict
   reloads and decides again; the steps never run again.
@@ -283,7 +283,7 @@ def run_claimed(
         return Finished(claim, outcome=StepOutcome(OutcomeStatus.ERROR, reason=refusal))
     with _heartbeat(mesh, claim, heartbeat_interval, lease_for):
         with step_span(run.trace_context, claim, run.workflow) as span:
-            outcome = run_step(step_class, claim.attempt.input, ctx, limits=mesh.limits)
+            outcome = run_step(step_class, run.step_input(planned), ctx, limits=mesh.limits)
             span.outcome(outcome.status.value)
     return Finished(claim, outcome=outcome)
 
@@ -590,7 +590,12 @@ def _decide(
         return carry_out_builtin(spec, run, key, now=now, claim=facts)
     if outcome.status is OutcomeStatus.OK:
         queue.complete(
-            key, result=outcome.output, claim_id=cid, claim_token_hash=token_hash, now=now
+            key,
+            result=outcome.output,
+            keep_result=False,  # the run's RunnableApplied below is the one stored copy
+            claim_id=cid,
+            claim_token_hash=token_hash,
+            now=now,
         )
         queue.mark_applied(key, now=now)
         return apply_outcome(
@@ -707,7 +712,6 @@ def schedule(
         runnable_key=runnable.runnable_key,
         step=runnable.step,
         attempt_number=runnable.attempt_number,
-        input=runnable.input,
         visible_at=runnable.visible_at,
         idempotency_key=runnable.idempotency_key,
         metadata=metadata,
