@@ -1,11 +1,18 @@
-"""``squidmesh worker``: run a worker process until SIGTERM or Ctrl-C, then stop gracefully."""
+"""``squidmesh worker``: run a worker process until SIGTERM or Ctrl-C, then stop gracefully.
+
+Under a supervisor it can answer probes (``--health-port``, ``--health-file``) and serve
+Prometheus metrics (``--metrics-port``); see docs/running.md and docs/observability.md.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
@@ -16,6 +23,8 @@ from squidmesh_es.cli._options import load_worker_code, open_journal
 from squidmesh_es.domain import check_queue_name
 from squidmesh_es.errors import InvalidArgument, StorageUnavailable
 from squidmesh_es.runtime import DEFAULT_DATABASE_URL, SquidMesh, parse_database_url
+from squidmesh_es.runtime._probes import serve_probes
+from squidmesh_es.runtime._telemetry import prometheus_metrics
 from squidmesh_es.workflow import ActionRegistry, Workflow
 
 __all__ = ["worker"]
@@ -24,6 +33,10 @@ logger = logging.getLogger("squidmesh_es.cli.worker")
 
 RECONNECT_BACKOFF = (0.5, 30.0)
 """Seconds between attempts to reach the database at start: doubling, up to the maximum."""
+
+DEFAULT_GRACE_SECONDS = 25.0
+"""How long the steps in hand may take to finish after SIGTERM: under Kubernetes' default
+``terminationGracePeriodSeconds`` of 30, leaving time to release what is left and exit."""
 
 _OPTION_NAMES = {
     "queue": "--queue",
@@ -68,6 +81,39 @@ _OPTION_NAMES = {
     type=float,
     help="Extend the leases in hand this often (default: a third of the lease).",
 )
+@click.option(
+    "--grace-seconds",
+    default=DEFAULT_GRACE_SECONDS,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="After SIGTERM or Ctrl-C, how long the steps in hand may take to finish; the "
+    "claims of steps still running then are released for other workers.",
+)
+@click.option(
+    "--health-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Answer /healthz (the worker loop is alive) and /readyz (the database is "
+    "reachable) over HTTP on this port.",
+)
+@click.option(
+    "--health-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Touch this file about every second while the worker loop is alive.",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve the metrics in Prometheus format at /metrics on this port (needs the otel extra).",
+)
+@click.option(
+    "--probe-host",
+    default="0.0.0.0",  # noqa: S104 - the supervisor reaches the probes from outside
+    show_default=True,
+    help="Address the health and metrics ports listen on.",
+)
 @logging_options
 def worker(
     database_url: str,
@@ -78,12 +124,19 @@ def worker(
     owner_id: str | None,
     lease_seconds: float,
     heartbeat_seconds: float | None,
+    grace_seconds: float,
+    health_port: int | None,
+    health_file: Path | None,
+    metrics_port: int | None,
+    probe_host: str,
     log_level: str,
     log_format: str,
 ) -> None:
     """Execute visible attempts of the imported workflows until stopped.
 
-    SIGTERM or Ctrl-C stops claiming; the steps in hand finish and are committed first.
+    SIGTERM or Ctrl-C stops claiming; the steps in hand finish and are committed first,
+    for at most --grace-seconds; then the claims of steps still running are released, so
+    other workers take them over at once, and the process exits. It exits 0 either way.
     Invalid options exit with status 2 before anything is opened. While the database cannot
     be reached, the worker waits and tries again (the wait doubles up to 30 s), logging why.
     """
@@ -101,35 +154,59 @@ def worker(
         ),
     }
     _check_options(database_url, queues, options)
+    metrics = None
+    if metrics_port is not None:
+        try:
+            metrics = prometheus_metrics()
+        except InvalidArgument as exc:
+            raise _BadOption(exc.reason, param_hint="--metrics-port") from None
     stopping = threading.Event()
 
-    def stop_waiting(signum: int, frame: FrameType | None) -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
+        logger.info("stopping worker (signal %d)", signum)
         stopping.set()
 
-    signal.signal(signal.SIGTERM, stop_waiting)
-    signal.signal(signal.SIGINT, stop_waiting)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     mesh = _open_when_reachable(database_url, workflows, registry, stopping)
     if mesh is None:
         logger.info("worker stopped before the database could be reached")
         return
     with mesh:
         running = mesh.worker(**options)  # type: ignore[arg-type]
-
-        def stop(signum: int, frame: FrameType | None) -> None:
-            logger.info("stopping worker %s (signal %d)", running.owner_id, signum)
-            running.stop(timeout=0)
-
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        if stopping.is_set():
-            running.stop(timeout=0)
+        try:
+            probes = serve_probes(
+                running,
+                host=probe_host,
+                health_port=health_port,
+                metrics_port=metrics_port,
+                metrics=metrics,
+                health_file=health_file,
+            )
+        except OSError as exc:  # the port is taken, or the address is not this host's
+            raise click.ClickException(f"cannot serve the probes on {probe_host}: {exc}") from None
         names = ", ".join(sorted(w.name for w in workflows)) or "no workflow classes"
         if registry is not None:
             names += f" and {len(registry)} actions"
+        running.start()
         click.echo(
             f"worker {running.owner_id} runs {names} on {', '.join(running.queues)}", err=True
         )
-        running.run_forever()
+        while running.running and not stopping.wait(0.5):
+            pass
+        settled = running.shutdown(timedelta(seconds=grace_seconds))
+        probes.close()
+        if not settled:
+            # Step threads cannot be interrupted, and the interpreter would wait for them
+            # at exit; their claims are released, so the process ends here.
+            click.echo(
+                f"worker {running.owner_id} stopped after {running.stats.executed} steps; "
+                "steps still running were released",
+                err=True,
+            )
+            logging.shutdown()
+            sys.stderr.flush()
+            os._exit(0)
         click.echo(
             f"worker {running.owner_id} stopped after {running.stats.executed} steps", err=True
         )

@@ -149,6 +149,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
         definition_version: str | None
         replayed_from_run_id: str | None
         spec: JSONDict | None
+        trace_context: JSONDict | None
         started_at: datetime
         status: str
         terminal_status: str | None
@@ -165,6 +166,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
 
     partition = 0
     """The partition of its queue the run's work goes to; fixed when it starts."""
+    trace_context = None  # snapshots taken before the field existed lack it
 
     class Event(Aggregate.Event):
         """Base of the run's events."""
@@ -186,6 +188,9 @@ class WorkflowRun(AnomalyLog, Aggregate):
         """The partition of ``queue`` the run's work goes to (absent before partitioning)."""
         erasable: bool = False
         """The run's personal data is sealed under its own data key (absent before 0.3)."""
+        trace_context: JSONDict | None = None
+        """W3C trace context of the code that started the run (``traceparent``...); absent
+        in histories written before it existed and when the start was not traced."""
 
         def apply(self, run: WorkflowRun) -> None:
             run.workflow = self.workflow
@@ -198,6 +203,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
             run.definition_version = self.definition_version
             run.replayed_from_run_id = self.replayed_from_run_id
             run.spec = self.spec
+            run.trace_context = self.trace_context
             run.started_at = self.timestamp
             run.status = RunStatus.STARTED.value
             run.terminal_status = None
@@ -495,6 +501,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
         spec: JSONDict | None = None,
         partition: int = 0,
         erasable: bool = False,
+        trace_context: JSONDict | None = None,
     ) -> WorkflowRun:
         """Begin the journal of a new run under ``run_id``; its work goes to ``partition``.
 
@@ -520,6 +527,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
             spec=spec,
             partition=partition,
             erasable=erasable,
+            trace_context=trace_context,
             timestamp=now,
         )
 

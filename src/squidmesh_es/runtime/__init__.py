@@ -21,12 +21,14 @@ from squidmesh_es.runtime._settings import (
     partitions_from_env,
 )
 from squidmesh_es.runtime._signals import Signal, SignalType
+from squidmesh_es.runtime._telemetry import configure_telemetry
 from squidmesh_es.runtime._transaction import Transaction
-from squidmesh_es.runtime._worker import Worker, WorkerStats
+from squidmesh_es.runtime._worker import LIVENESS_WINDOW, Worker, WorkerHealth, WorkerStats
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_LEASE",
+    "LIVENESS_WINDOW",
     "MIN_HEARTBEAT_INTERVAL",
     "Claim",
     "Clock",
@@ -50,10 +52,12 @@ __all__ = [
     "SystemClock",
     "Transaction",
     "Worker",
+    "WorkerHealth",
     "WorkerInfo",
     "WorkerStats",
     "WorkflowRegistry",
     "create_cipher_key",
+    "configure_telemetry",
     "cron_ticks",
     "journal_env",
     "parse_database_url",

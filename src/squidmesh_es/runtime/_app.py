@@ -123,6 +123,7 @@ from squidmesh_es.runtime._settings import (
 from squidmesh_es.runtime._signals import Signal, apply_signal
 from squidmesh_es.runtime._snapshotter import Snapshotter
 from squidmesh_es.runtime._starting import build_request, build_spec_request, start_run
+from squidmesh_es.runtime._telemetry import control_span
 from squidmesh_es.runtime._transaction import Transaction, transaction
 from squidmesh_es.runtime._worker import Worker
 from squidmesh_es.workflow import (
@@ -853,13 +854,14 @@ class SquidMesh(Application[UUID]):
         Raises:
             InvalidArgument: an empty id, or an unknown worker and no ``queues``.
         """
-        return release_worker(
-            self,
-            owner_id,
-            queues=list(queues) if queues is not None else None,
-            actor=actor,
-            now=self.now(now),
-        )
+        with control_span("release_worker", None, owner_id=owner_id):
+            return release_worker(
+                self,
+                owner_id,
+                queues=list(queues) if queues is not None else None,
+                actor=actor,
+                now=self.now(now),
+            )
 
     def transaction(self) -> AbstractContextManager[Transaction]:
         """Commit a host's aggregates and the runs it starts together, or nothing at all.
@@ -1210,7 +1212,8 @@ class SquidMesh(Application[UUID]):
 
         Idempotent: a second pass finds nothing to repair.
         """
-        return recover(self, queue=queue, run_id=run_id, now=self.now(now))
+        with control_span("recover", run_id):
+            return recover(self, queue=queue, run_id=run_id, now=self.now(now))
 
     # -- reading --------------------------------------------------------------------------
 

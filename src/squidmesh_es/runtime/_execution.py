@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from squidmesh_es.errors import (
     UnknownAttempt,
 )
 from squidmesh_es.runtime._notifier import ScheduledAttempt
+from squidmesh_es.runtime._telemetry import claimed, conflict_retried, step_span
 from squidmesh_es.workflow import (
     Outcome,
     OutcomeStatus,
@@ -221,6 +223,7 @@ def claim_attempts(
     """
     check_owner(owner_id)
     check_lease(lease_for)
+    began_ns = time.time_ns()
     for _ in range(CONFLICT_RETRIES):
         queue = mesh.get_queue(queue_name)
         claims = claim_from(
@@ -231,7 +234,9 @@ def claim_attempts(
         try:
             mesh.save(queue)
         except Conflict:
+            conflict_retried("claim")
             continue
+        claimed(claims, began_ns=began_ns, owner_id=owner_id)
         return claims
     raise Conflict("queue kept moving while claiming", queue=queue_name)
 
@@ -277,7 +282,9 @@ def run_claimed(
         refusal: JSONDict = {"code": exc.code, "message": exc.message}
         return Finished(claim, outcome=StepOutcome(OutcomeStatus.ERROR, reason=refusal))
     with _heartbeat(mesh, claim, heartbeat_interval, lease_for):
-        outcome = run_step(step_class, run.step_input(planned), ctx, limits=mesh.limits)
+        with step_span(run.trace_context, claim, run.workflow) as span:
+            outcome = run_step(step_class, run.step_input(planned), ctx, limits=mesh.limits)
+            span.outcome(outcome.status.value)
     return Finished(claim, outcome=outcome)
 
 
@@ -394,6 +401,7 @@ def extend_leases(
         try:
             mesh.save(queue)
         except Conflict:
+            conflict_retried("heartbeat")
             continue
         return refused
     raise Conflict("queue kept moving while extending leases", queue=queue_name)
@@ -493,6 +501,7 @@ def settle_partitions(
         try:
             mesh.save(*queues, *runs)
         except Conflict:
+            conflict_retried("settle")
             continue
         for settled in parts.values():
             settled.committed = True

@@ -49,6 +49,7 @@ from squidmesh_es.errors import (
 from squidmesh_es.runtime._controls import cancel_run, resolve_manual_run
 from squidmesh_es.runtime._cron import IntendedWindow
 from squidmesh_es.runtime._lineage import replay_run
+from squidmesh_es.runtime._telemetry import control_span
 from squidmesh_es.workflow import JSONValue, Workflow, is_json_value
 
 if TYPE_CHECKING:
@@ -400,6 +401,19 @@ def apply_signal(mesh: SquidMesh, signal: Signal) -> RunSnapshot:
     if not isinstance(signal, Signal):
         message = "apply_signal takes a Signal (Signal.start_run, Signal.approve_run, ...)"
         raise InvalidSignal([Issue((), "not_a_signal", message)])
+    with control_span(signal.kind.value, signal.run_id, lambda: _trace_of(mesh, signal.run_id)):
+        return _route(mesh, signal)
+
+
+def _trace_of(mesh: SquidMesh, run_id: UUID | str | None) -> JSONDict | None:
+    """The stored trace context of the run a control is about, for its span's link."""
+    try:
+        return None if run_id is None else mesh.get_run(run_id).trace_context
+    except SquidMeshError:
+        return None
+
+
+def _route(mesh: SquidMesh, signal: Signal) -> RunSnapshot:
     _check_fields(signal)
     mesh.limits.measure_request({"payload": signal.payload, "metadata": signal.metadata})
     now = mesh.now(signal.occurred_at)

@@ -27,6 +27,7 @@ from squidmesh_es.runtime._execution import (
     carry_out,
     run_moved,
 )
+from squidmesh_es.runtime._telemetry import capture_context, conflict_retried, start_span
 from squidmesh_es.workflow import (
     ActionRegistry,
     JSONValue,
@@ -232,11 +233,17 @@ def start_run(mesh: SquidMesh, request: StartRequest, *, now: datetime) -> Prepa
     A run that already exists under the request's id is returned (with no queue) when the
     same request started it; otherwise the committed run comes with its saved queue. A
     twin start committing meanwhile makes this one decide again, so it gets the same run
-    back (or `RunIdTaken`), never the queue's view of the twin's work.
+    back (or `RunIdTaken`), never the queue's view of the twin's work. The start is traced
+    (`start_span`), and the run keeps that span's context for its steps.
 
     Raises:
         RunIdTaken: the run id belongs to a different request.
     """
+    with start_span(request.workflow, request.dispatch_queue, request.run_id):
+        return _start_run(mesh, request, now=now)
+
+
+def _start_run(mesh: SquidMesh, request: StartRequest, *, now: datetime) -> PreparedStart:
     for _ in range(CONFLICT_RETRIES):
         try:
             prepared = prepare_start(mesh, request, now=now)
@@ -249,6 +256,7 @@ def start_run(mesh: SquidMesh, request: StartRequest, *, now: datetime) -> Prepa
         try:
             mesh.save(*prepared.aggregates)
         except Conflict:
+            conflict_retried("start")
             continue
         after_commit(mesh, prepared.settled)
         return prepared
@@ -307,6 +315,7 @@ def prepare_start(
         spec=spec.to_dict() if request.runtime_spec else None,
         partition=request.partition,
         erasable=request.erasable,
+        trace_context=capture_context(),
         now=now,
     )
     run.receive_command(

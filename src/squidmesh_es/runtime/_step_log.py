@@ -5,6 +5,8 @@ step completed or deferred, WARNING when a retry was scheduled, ERROR when it fa
 good (or was abandoned, or met a definition it does not match). The fields (``extra=``)
 are ids, names, numbers and the outcome only, never inputs, outputs or errors, and the
 message carries the same ids; a host's handlers redact as usual (`RedactingFilter`).
+With OpenTelemetry installed, the same outcome is counted and gets a settle span in its
+run's trace (`record_outcome`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Final
 from squidmesh_es.domain import WorkflowRun, runnable_key
 from squidmesh_es.redaction import redact_text
 from squidmesh_es.runtime._execution import Finished, Settled
+from squidmesh_es.runtime._telemetry import record_outcome
 from squidmesh_es.workflow import OutcomeStatus
 
-__all__ = ["StepResult", "log_step_outcomes"]
+__all__ = ["StepResult", "report_step_outcomes"]
 
 logger = logging.getLogger("squidmesh_es.worker.steps")
 
@@ -45,17 +48,19 @@ _LEVELS: Final = {
 }
 
 
-def log_step_outcomes(
+def report_step_outcomes(
     settled: Settled,
     finished: Sequence[Finished],
     *,
     durations: Mapping[str, float],
     owner_id: str,
     queue: str,
+    began_ns: int,
 ) -> None:
-    """Log each committed outcome of ``finished``; refused ones were logged when refused.
+    """Log (and trace, and count) each committed outcome; refused ones were logged already.
 
-    ``durations`` holds each attempt's running time in seconds, by runnable key.
+    ``durations`` holds each attempt's running time in seconds, by runnable key;
+    ``began_ns`` is when the settling commit began (`time.time_ns`), for its span.
     """
     if not settled.committed:
         return
@@ -83,6 +88,14 @@ def log_step_outcomes(
                 f"{attempt.attempt_number} {result.value}, ran {duration_ms} ms"
             ),
             extra=fields,
+        )
+        record_outcome(
+            trace_context=run.trace_context if run is not None else None,
+            attempt=attempt,
+            queue=queue,
+            workflow=run.workflow if run is not None else None,
+            outcome=result.value,
+            began_ns=began_ns,
         )
 
 

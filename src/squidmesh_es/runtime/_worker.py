@@ -6,7 +6,8 @@ flight, that is one commit per step instead of two, and fewer still under load, 
 claim and completion keeps its own fence.
 
 Stopping is graceful: no new claims, the steps in hand finish and are settled, then the
-threads end.
+threads end. `shutdown` bounds that by a grace period and releases the claims of steps still
+running after it, so other workers take them over at once instead of after their leases.
 
 A queue may be split into partitions (`SquidMesh.queue_partitions_of`): the worker claims
 from all of them, first from the partitions its rank among the live workers gives it (the
@@ -51,17 +52,36 @@ from squidmesh_es.runtime._execution import (
     settle_partitions,
 )
 from squidmesh_es.runtime._presence import load_registry, record_presence, worker_rank
-from squidmesh_es.runtime._step_log import log_step_outcomes
+from squidmesh_es.runtime._step_log import report_step_outcomes
+from squidmesh_es.runtime._telemetry import claimed, queue_seen, queues_left
 
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
 
-__all__ = ["Worker", "WorkerStats"]
+__all__ = ["LIVENESS_WINDOW", "Worker", "WorkerHealth", "WorkerStats"]
 
 logger = logging.getLogger("squidmesh_es.worker")
 
 LAYOUT_REFRESH = 5.0
 """Seconds between two readings of the queues' partition counts and the live workers."""
+
+
+LIVENESS_WINDOW = timedelta(seconds=60)
+"""A coordinator whose loop has not come round for this long is stuck (`WorkerHealth`).
+
+An idle loop comes round at least every second; a busy one after each commit."""
+
+
+@dataclass(frozen=True)
+class WorkerHealth:
+    """What a liveness and a readiness probe ask of a worker."""
+
+    alive: bool
+    """The coordinator runs and its loop came round within `LIVENESS_WINDOW`."""
+    ready: bool
+    """Alive, and its last access to the journal succeeded (the database is reachable)."""
+    since_tick: float
+    """Seconds since the loop last came round."""
 
 
 @dataclass
@@ -136,6 +156,8 @@ class Worker:
         """Running time of each attempt in hand that finished, for its outcome record."""
         self._next_beat = 0.0
         self._next_presence = 0.0
+        self._ticked = time.monotonic()
+        self._journal_ok = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -164,10 +186,40 @@ class Worker:
         while self._thread.is_alive():
             self._thread.join(0.5)
 
+    def shutdown(self, grace: timedelta) -> bool:
+        """Stop as `stop` does, waiting at most ``grace``; whether every step in hand settled.
+
+        Steps still running after the grace have their claims released at once (the
+        journal treats their leases as expired), so other workers take them over now
+        instead of when the leases run out. Their outcomes, should they still come, are
+        refused; delivery is at least once.
+        """
+        self.stop(timeout=max(0.0, grace.total_seconds()))
+        if not self.running:
+            return True
+        held = len(self._held)
+        logger.warning(
+            "worker %s: %d step(s) still running after the %.1f s grace; releasing their claims",
+            self.owner_id,
+            held,
+            grace.total_seconds(),
+        )
+        try:
+            self.mesh.release_worker(self.owner_id, queues=self.queues, actor="shutdown")
+        except Exception:  # noqa: BLE001 - the leases then expire on their own
+            logger.warning("worker %s could not release its claims", self.owner_id, exc_info=True)
+        return False
+
     @property
     def running(self) -> bool:
         """Whether the coordinator is still working."""
         return self._thread is not None and self._thread.is_alive()
+
+    def health(self) -> WorkerHealth:
+        """Liveness and readiness, for probes (`squidmesh worker --health-port`)."""
+        since = time.monotonic() - self._ticked
+        alive = self.running and since < LIVENESS_WINDOW.total_seconds()
+        return WorkerHealth(alive=alive, ready=alive and self._journal_ok, since_tick=since)
 
     def __enter__(self) -> Worker:
         return self.start()
@@ -184,6 +236,7 @@ class Worker:
         self._presence("started")
         try:
             while True:
+                self._ticked = time.monotonic()
                 done = self._drain_done()
                 self._in_flight -= len(done)  # their threads are free, settled or not
                 pending.extend(done)
@@ -194,8 +247,10 @@ class Worker:
                         self._held.pop(item.claim.key, None)
                         self._durations.pop(item.claim.key, None)
                     pending = []
+                    self._journal_ok = True
                 except Exception:  # noqa: BLE001 - keep working; leases protect the work
                     logger.exception("worker %s could not commit; retrying", self.owner_id)
+                    self._journal_ok = False
                     claims = []
                 for claim in claims:
                     self._submit(claim)
@@ -212,6 +267,7 @@ class Worker:
                 backoff = min(backoff * 2, self.idle_backoff[1])
         finally:
             self._pool.shutdown(wait=True)
+            queues_left(self.owner_id)
             self._presence("stopped")
 
     # -- leases and presence --------------------------------------------------------------
@@ -306,6 +362,7 @@ class Worker:
         visiting = [
             p for q in order for p in _visiting_order(self._partitions[q], *self._rank, self._turn)
         ]
+        began_ns = time.time_ns()
         parts, claims = settle_partitions(
             self.mesh,
             by_partition,
@@ -321,14 +378,19 @@ class Worker:
             self.stats.refused += len(settled.refused)
             for key, error in settled.refused.items():
                 logger.warning("outcome of %s refused: %s", key, error.code)
-            log_step_outcomes(
+            report_step_outcomes(
                 settled,
                 items,
                 durations=self._durations,
                 owner_id=self.owner_id,
                 queue=partition,
+                began_ns=began_ns,
             )
         self.stats.commits += int(any(p.committed for p in parts.values()))
+        for settled in parts.values():
+            if settled.queue is not None:
+                queue_seen(settled.queue, self.owner_id)
+        claimed(claims, began_ns=began_ns, owner_id=self.owner_id)
         return claims
 
     def _submit(self, claim: Claim) -> None:
