@@ -58,10 +58,11 @@ from squidmesh_es.workflow import (
     Outcome,
     OutcomeStatus,
     ParentRun,
+    Step,
     StepContext,
     StepOutcome,
-    run_step,
 )
+from squidmesh_es.workflow._runner import StepCoroutine, start_step
 
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
@@ -71,11 +72,14 @@ __all__ = [
     "MIN_HEARTBEAT_INTERVAL",
     "RACE_SIGNS",
     "Claim",
+    "Ready",
     "Settled",
     "automatic_heartbeat",
     "claim_attempts",
     "extend_leases",
+    "prepare_claimed",
     "run_claimed",
+    "start_claimed",
     "run_moved",
     "settle",
 ]
@@ -239,18 +243,21 @@ def claim_attempts(
 # -- running ------------------------------------------------------------------------------
 
 
-def run_claimed(
-    mesh: SquidMesh,
-    claim: Claim,
-    *,
-    heartbeat_interval: timedelta | None = None,
-    lease_for: timedelta = timedelta(seconds=300),
-) -> Finished:
-    """Run the claimed attempt's step once, unless its run's definition is not this code's.
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A claimed attempt whose step is about to run: its code and its context."""
 
-    The step gets the input persisted when it was planned. With ``heartbeat_interval``, a
-    background thread extends the lease until the step returns, and stops for good as soon
-    as the journal says the claim is no longer current.
+    claim: Claim
+    step: type[Step]
+    ctx: StepContext
+
+
+def prepare_claimed(mesh: SquidMesh, claim: Claim) -> Finished | Ready:
+    """What running the claimed attempt needs, or its result when its step must not run.
+
+    A run whose definition is not this code's, a built-in step (carried out on settle), a
+    poison attempt and an action dropped from the registry all finish here, without
+    running anything.
     """
     run = mesh.get_run(claim.attempt.run_id)
     definition = mesh.require_definition(run)  # claim_from only takes work it has code for
@@ -269,16 +276,42 @@ def run_claimed(
         reason: JSONDict = {"code": "attempt_abandoned", "lease_expiries": expiries}
         outcome = StepOutcome(OutcomeStatus.ERROR, reason=reason)
         return Finished(claim, outcome=outcome, abandoned=True)
-    ctx = _context(mesh, run, claim)
     try:
         step_class = definition.step_class(planned)
     except SquidMeshError as exc:
         # The action was disabled or dropped from the registry since the work was planned.
         refusal: JSONDict = {"code": exc.code, "message": exc.message}
         return Finished(claim, outcome=StepOutcome(OutcomeStatus.ERROR, reason=refusal))
+    return Ready(claim, step_class, _context(mesh, run, claim))
+
+
+def start_claimed(mesh: SquidMesh, ready: Ready) -> StepOutcome | StepCoroutine:
+    """Call the ready step: a plain step's outcome, or the coroutine of an async one."""
+    return start_step(ready.step, ready.claim.attempt.input, ready.ctx, limits=mesh.limits)
+
+
+def run_claimed(
+    mesh: SquidMesh,
+    claim: Claim,
+    *,
+    heartbeat_interval: timedelta | None = None,
+    lease_for: timedelta = timedelta(seconds=300),
+) -> Finished:
+    """Run the claimed attempt's step once, unless its run's definition is not this code's.
+
+    The step gets the input persisted when it was planned. With ``heartbeat_interval``, a
+    background thread extends the lease until the step returns, and stops for good as soon
+    as the journal says the claim is no longer current. An async step runs on the
+    runtime's own long-lived loop (`SquidMesh.step_loop`).
+    """
+    ready = prepare_claimed(mesh, claim)
+    if isinstance(ready, Finished):
+        return ready
     with _heartbeat(mesh, claim, heartbeat_interval, lease_for):
-        outcome = run_step(step_class, claim.attempt.input, ctx, limits=mesh.limits)
-    return Finished(claim, outcome=outcome)
+        started = start_claimed(mesh, ready)
+        if not isinstance(started, StepOutcome):
+            started = mesh.step_loop.run(started)
+    return Finished(claim, outcome=started)
 
 
 def _context(mesh: SquidMesh, run: WorkflowRun, claim: Claim) -> StepContext:

@@ -8,6 +8,13 @@ claim and completion keeps its own fence.
 Stopping is graceful: no new claims, the steps in hand finish and are settled, then the
 threads end.
 
+Async steps (``async def run``) run on the worker's own event loop (`StepLoop`), one per
+worker on a thread of its own: a pool thread prepares the attempt, hands the coroutine to
+the loop and is free again, so ``concurrency`` async steps wait on I/O at once on a few
+threads, and a client kept per loop (`LoopLocal`) serves every attempt. An async step whose
+claim the journal no longer honours (taken over, released, its run ended) is cancelled at
+the next heartbeat: its outcome would be refused. The loop closes when the worker stops.
+
 Leases are short (`DEFAULT_LEASE`) and the coordinator keeps them alive: every heartbeat
 interval it extends the leases of all the claims in hand, one commit per queue, so a step may
 run for hours while a crashed worker's steps come back within one lease. The worker records
@@ -26,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -41,11 +48,14 @@ from squidmesh_es.runtime._execution import (
     check_heartbeat,
     check_lease,
     extend_leases,
-    run_claimed,
+    prepare_claimed,
     settle,
+    start_claimed,
 )
 from squidmesh_es.runtime._presence import record_presence
 from squidmesh_es.runtime._step_log import log_step_outcomes
+from squidmesh_es.runtime._step_loop import Running, StepLoop
+from squidmesh_es.workflow import StepOutcome
 
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
@@ -112,6 +122,10 @@ class Worker:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._loop = StepLoop(f"squidmesh-steps-{self.owner_id}")
+        """The worker's event loop for async steps; started by the first one."""
+        self._async: dict[str, Running[StepOutcome]] = {}
+        """Async steps under way on the loop, by runnable key: cancelled if their claim is lost."""
         self._in_flight = 0
         self._next_queue = 0
         self._held: dict[str, Claim] = {}
@@ -196,6 +210,7 @@ class Worker:
                 backoff = min(backoff * 2, self.idle_backoff[1])
         finally:
             self._pool.shutdown(wait=True)
+            self._loop.close()
             self._presence("stopped")
 
     # -- leases and presence --------------------------------------------------------------
@@ -238,6 +253,9 @@ class Worker:
                     "heartbeat stopped: claim of %s is no longer current (%s)", key, error.code
                 )
                 self._held.pop(key, None)
+                running = self._async.get(key)
+                if running is not None:
+                    running.cancel()
 
     def _presence(self, change: str) -> None:
         self._next_presence = time.monotonic() + PRESENCE_INTERVAL.total_seconds()
@@ -316,22 +334,53 @@ class Worker:
         self._held[claim.key] = claim
         # The coordinator beats for every claim in hand (`_keep_alive`): no thread per step.
         future = self._pool.submit(self._run, claim)
-        future.add_done_callback(functools.partial(self._finished, claim))
+        future.add_done_callback(functools.partial(self._started, claim, time.monotonic()))
 
-    def _run(self, claim: Claim) -> Finished:
-        """Run the claimed step on a pool thread, timing it for its outcome record."""
-        began = time.monotonic()
-        try:
-            return run_claimed(self.mesh, claim, lease_for=self.lease_for)
-        finally:
-            self._durations[claim.key] = time.monotonic() - began
+    def _run(self, claim: Claim) -> Finished | Running[StepOutcome]:
+        """On a pool thread: run a plain step, or hand an async one to the worker's loop."""
+        ready = prepare_claimed(self.mesh, claim)
+        if isinstance(ready, Finished):
+            return ready
+        started = start_claimed(self.mesh, ready)
+        if isinstance(started, StepOutcome):
+            return Finished(claim, outcome=started)
+        running = self._loop.submit(started)
+        self._async[claim.key] = running
+        return running
 
-    def _finished(self, claim: Claim, future: Future[Finished]) -> None:
+    def _started(
+        self, claim: Claim, began: float, future: Future[Finished | Running[StepOutcome]]
+    ) -> None:
         try:
-            self._done.put((claim.queue, future.result()))
+            result = future.result()
         except Exception:  # noqa: BLE001 - the lease expires and the attempt is redelivered
             logger.exception("attempt %s could not run; its lease will expire", claim.key)
-            self._done.put((claim.queue, Finished(claim, outcome=None)))
+            self._finished(claim, began, Finished(claim, outcome=None))
+            return
+        if isinstance(result, Finished):
+            self._finished(claim, began, result)
+        else:
+            result.future.add_done_callback(
+                functools.partial(self._awaited, claim, began),
+            )
+
+    def _awaited(self, claim: Claim, began: float, future: Future[StepOutcome]) -> None:
+        self._async.pop(claim.key, None)
+        try:
+            finished = Finished(claim, outcome=future.result())
+        except CancelledError:
+            # Its claim was lost (see `_beat`): the journal would refuse any outcome.
+            logger.warning("async step of %s cancelled: its claim was lost", claim.key)
+            finished = Finished(claim, outcome=None)
+        except Exception:  # noqa: BLE001 - the lease expires and the attempt is redelivered
+            logger.exception("attempt %s could not run; its lease will expire", claim.key)
+            finished = Finished(claim, outcome=None)
+        self._finished(claim, began, finished)
+
+    def _finished(self, claim: Claim, began: float, finished: Finished) -> None:
+        """Hand an attempt's result to the coordinator, timed for its outcome record."""
+        self._durations[claim.key] = time.monotonic() - began
+        self._done.put((claim.queue, finished))
         self._wake.set()
 
 

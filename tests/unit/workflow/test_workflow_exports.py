@@ -9,7 +9,7 @@ EXPECTED = [
     "RUNTIME_OWNED_FIELDS", "ActionEntry", "ActionRegistry", "Backoff", "BackoffType", "ChildRun",
     "ChildRunStarter", "Compensation", "Complete", "Condition", "ConditionOperator", "ContextPath",
     "CronIdempotency", "Deadline", "DefaultFactory", "Defer", "EdgeType", "EditorSpec", "Error",
-    "Escalation", "InputBinding", "JSONObject", "JSONValue", "Limits", "LogLevel", "Ok", "Outcome",
+    "Escalation", "InputBinding", "JSONObject", "JSONValue", "Limits", "LogLevel", "LoopLocal", "Ok", "Outcome",
     "OutcomeStatus", "ParentRun", "PayloadField", "PayloadType", "Recovery", "Retry",
     "RetryPolicy", "Route", "SpecEdge", "Step", "StepContext", "StepDeclaration", "StepKind",
     "StepOutcome", "StepResult", "StepSpec", "TransitionDeclaration", "TransitionSpec",
