@@ -2,7 +2,7 @@
 
 A fresh loop per attempt (``asyncio.run``) would close every client a step opened, and a
 loop per worker thread would make as many loops (and clients) as threads. One long-lived
-loop lets a worker run many I/O-bound steps at once on a few threads, and lets a step keep
+loop lets a worker run many I/O-bound steps at once on far fewer threads, and lets a step keep
 a client across attempts (see `LoopLocal`). The loop starts with the first async step and
 is closed, with the async generators and the clients they hold, when its owner stops.
 """
@@ -76,9 +76,13 @@ class StepLoop:
         """Run ``coroutine`` on the loop; returns at once.
 
         Raises:
-            RuntimeError: the loop was closed.
+            RuntimeError: the loop was closed (the coroutine is closed unrun).
         """
-        loop = self._ensure()
+        try:
+            loop = self._ensure()
+        except RuntimeError:
+            coroutine.close()
+            raise
         running: Running[_T] = Running(loop)
         loop.call_soon_threadsafe(running._begin, coroutine)
         return running
