@@ -75,7 +75,11 @@ class WorkerStats:
 
 
 class Worker:
-    """Pulls visible attempts from ``queues`` and runs them on ``concurrency`` threads."""
+    """Pulls visible attempts from ``queues`` and runs up to ``concurrency`` at once.
+
+    Plain steps run on a pool of up to ``concurrency`` threads, async steps on the worker's
+    own event loop.
+    """
 
     def __init__(
         self,
