@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Generic, TypeVar
@@ -36,12 +35,9 @@ class LoopLocal(Generic[_T]):
     def __init__(self, factory: Callable[[], AbstractAsyncContextManager[_T]]) -> None:
         """Keep ``factory``; nothing is made until a step awaits `get`."""
         self._factory = factory
-        self._values: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[_T]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._holders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncIterator[_T]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._values: dict[asyncio.AbstractEventLoop, asyncio.Future[_T]] = {}
+        """Each loop's value (a future while it is being made), until that loop closes it."""
+        self._holders: dict[asyncio.AbstractEventLoop, AsyncIterator[_T]] = {}
 
     async def get(self) -> _T:
         """The running loop's value, made on first use; concurrent first calls share it.
@@ -57,7 +53,7 @@ class LoopLocal(Generic[_T]):
             try:
                 made.set_result(await anext(holder))
             except BaseException as exc:
-                del self._values[loop]
+                self._values.pop(loop, None)  # (the holder may have forgotten it already)
                 if isinstance(exc, asyncio.CancelledError):
                     made.cancel()
                 else:
@@ -68,5 +64,11 @@ class LoopLocal(Generic[_T]):
         return await asyncio.shield(made)
 
     async def _hold(self) -> AsyncIterator[_T]:
-        async with self._factory() as value:
-            yield value
+        try:
+            async with self._factory() as value:
+                yield value
+        finally:
+            # Closed by its loop's shutdown: forget the loop, so a closed loop is not kept.
+            loop = asyncio.get_running_loop()
+            self._values.pop(loop, None)
+            self._holders.pop(loop, None)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from types import TracebackType
 
 import pytest
@@ -44,6 +46,20 @@ def test_concurrent_callers_on_one_loop_share_one_value_closed_with_the_loop() -
 
     assert len(asyncio.run(main())) == 1
     assert EVENTS == ["made", "closed"]
+
+
+def test_a_closed_loop_is_not_kept_alive() -> None:
+    local = LoopLocal(Resource)
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def main() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        await local.get()
+
+    asyncio.run(main())
+    gc.collect()
+
+    assert loops[0]() is None
 
 
 def test_each_loop_gets_its_own_value() -> None:
