@@ -8,9 +8,13 @@ from squidmesh_es.domain._definition import WorkflowDefinition, definition_id
 from squidmesh_es.domain._journal import MAX_KEPT_ANOMALIES, JSONDict
 from squidmesh_es.domain._keys import (
     JOURNAL_NAMESPACE,
+    MAX_PARTITIONS,
+    check_partitions,
     check_queue_name,
     hash_claim_token,
     parse_run_id,
+    partition_of,
+    partition_queue,
     queue_id,
     runnable_key,
 )
@@ -29,6 +33,7 @@ from squidmesh_es.domain._workers import PRESENCE_INTERVAL, REGISTRY_ID, WorkerR
 __all__ = [
     "JOURNAL_NAMESPACE",
     "MAX_KEPT_ANOMALIES",
+    "MAX_PARTITIONS",
     "PRESENCE_INTERVAL",
     "REGISTRY_ID",
     "AnomalyReason",
@@ -45,11 +50,14 @@ __all__ = [
     "WorkerRegistry",
     "WorkflowDefinition",
     "WorkflowRun",
+    "check_partitions",
     "check_queue_name",
     "definition_id",
     "hash_claim_token",
     "is_side_work",
     "parse_run_id",
+    "partition_of",
+    "partition_queue",
     "queue_id",
     "runnable_key",
 ]

@@ -10,8 +10,12 @@ from squidmesh_es.errors import InvalidArgument, InvalidRunId
 
 __all__ = [
     "JOURNAL_NAMESPACE",
+    "MAX_PARTITIONS",
+    "check_partitions",
     "check_queue_name",
     "hash_claim_token",
+    "partition_of",
+    "partition_queue",
     "parse_run_id",
     "queue_id",
     "runnable_key",
@@ -34,9 +38,49 @@ def check_queue_name(name: str) -> str:
     return name
 
 
+MAX_PARTITIONS = 256
+"""Most dispatch partitions one queue may have."""
+
+
+def check_partitions(partitions: int) -> int:
+    """Return ``partitions`` if it is a usable partition count for a queue.
+
+    Raises:
+        InvalidArgument: not an integer from 1 to `MAX_PARTITIONS`.
+    """
+    if isinstance(partitions, bool) or not isinstance(partitions, int):
+        raise InvalidArgument("queue_partitions", "must be an integer")
+    if not 1 <= partitions <= MAX_PARTITIONS:
+        raise InvalidArgument("queue_partitions", f"must be from 1 to {MAX_PARTITIONS}")
+    return partitions
+
+
+def partition_queue(queue: str, partition: int) -> str:
+    """The name of partition ``partition`` of ``queue``: ``queue`` itself, then ``queue#k``.
+
+    Partition 0 keeps the queue's own name (and aggregate), so a queue that never had more
+    partitions is the queue it always was. ``#`` cannot occur in a queue name, so a
+    partition's name never collides with a queue's.
+    """
+    return queue if partition == 0 else f"{queue}#{partition}"
+
+
+def partition_of(run_id: UUID, partitions: int) -> int:
+    """The partition a run's work goes to: fixed by its id, spread evenly."""
+    return run_id.int % partitions
+
+
 def queue_id(name: str) -> UUID:
-    """Aggregate id of the ``DispatchQueue`` of a queue name: the same in every process."""
-    return uuid5(JOURNAL_NAMESPACE, f"squidmesh:dispatch:{check_queue_name(name)}")
+    """Aggregate id of the ``DispatchQueue`` of a queue or partition name, in every process.
+
+    Raises:
+        InvalidArgument: the name is neither a queue name nor ``queue#k`` with ``k >= 1``.
+    """
+    base, hash_sign, number = name.partition("#") if isinstance(name, str) else ("", "", "")
+    check_queue_name(base)
+    if hash_sign and not (number.isdigit() and number[0] != "0" and len(number) <= 3):
+        raise InvalidArgument("queue", "a partition is named <queue>#<k> with k >= 1")
+    return uuid5(JOURNAL_NAMESPACE, f"squidmesh:dispatch:{name}")
 
 
 def runnable_key(run_id: UUID | str, step: str, attempt_number: int) -> str:

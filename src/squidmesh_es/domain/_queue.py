@@ -45,7 +45,7 @@ from squidmesh_es.domain._journal import (
     Verdict,
     digest,
 )
-from squidmesh_es.domain._keys import check_queue_name, queue_id
+from squidmesh_es.domain._keys import check_partitions, queue_id
 from squidmesh_es.domain._vocab import AnomalyReason, AttemptStatus, TerminalStatus
 from squidmesh_es.errors import (
     AttemptNotClaimable,
@@ -182,6 +182,10 @@ class DispatchQueue(AnomalyLog, Aggregate):
         recovery's index (our own commits apply a result in the commit that records it)."""
         recovered_to: int
         """Notification id up to which recovery has examined the journal for this queue."""
+
+    partitions = 1
+    """How many partitions the queue has (kept by partition 0; queues older than
+    partitioning have one). It only grows, so no partition that holds work is forgotten."""
 
     class Event(Aggregate.Event):
         """Base of the queue's events."""
@@ -489,6 +493,15 @@ class DispatchQueue(AnomalyLog, Aggregate):
             q.forget(attempt, status=attempt.status, applied=True)
             q.counters["applied"] += 1
 
+    class PartitionsWidened(ToleratedEvent, Event):
+        """Runs of this queue may now go to ``partitions`` partitions; workers poll them all."""
+
+        TOPIC = "squidmesh.DispatchQueue.PartitionsWidened"
+        partitions: int
+
+        def evolve(self, q: DispatchQueue) -> None:
+            q.partitions = max(q.partitions, self.partitions)
+
     class RunClosed(ToleratedEvent, Event):
         """The run ended; none of its attempts may be claimed, completed or redelivered."""
 
@@ -541,8 +554,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
 
     @classmethod
     def open(cls, queue: str, *, now: datetime) -> DispatchQueue:
-        """Begin the journal of ``queue``; its id is derived from the name."""
-        check_queue_name(queue)
+        """Begin the journal of ``queue`` (or of a partition); its id derives from the name."""
         return cls._create(cls.Opened, id=queue_id(queue), queue=queue, timestamp=now)
 
     # -- copies and snapshots -------------------------------------------------------------
@@ -575,6 +587,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
             "anomalies": list(self.anomalies),
             "anomaly_count": self.anomaly_count,
             "recovered_to": self.recovered_to,
+            "partitions": self.partitions,
         }
 
     def restore_state(self) -> None:
@@ -849,6 +862,20 @@ class DispatchQueue(AnomalyLog, Aggregate):
         return str(run_id) in self.closed_runs
 
     # -- commands -------------------------------------------------------------------------
+
+    def widen(self, partitions: int, *, now: datetime) -> bool:
+        """Let the queue's runs go to ``partitions`` partitions; returns whether it grew.
+
+        Called on partition 0, which keeps the count for every process. Never shrinks.
+
+        Raises:
+            InvalidArgument: ``partitions`` is not a usable partition count.
+        """
+        check_partitions(partitions)
+        if partitions <= self.partitions:
+            return False
+        self.trigger_event(self.PartitionsWidened, partitions=partitions, timestamp=now)
+        return True
 
     def enqueue_run(self, run_id: UUID | str, *, now: datetime) -> bool:
         """Mark ``run_id`` as using this queue; returns whether a fact was written.

@@ -24,7 +24,7 @@ from squidmesh_es.domain._journal import (
     ToleratedEvent,
     Verdict,
 )
-from squidmesh_es.domain._keys import check_queue_name
+from squidmesh_es.domain._keys import check_queue_name, partition_queue
 from squidmesh_es.domain._vocab import (
     AnomalyReason,
     ManualAction,
@@ -139,6 +139,9 @@ class WorkflowRun(AnomalyLog, Aggregate):
         child_runs: list[JSONDict]
         dynamic_work: list[JSONDict]
 
+    partition = 0
+    """The partition of its queue the run's work goes to; fixed when it starts."""
+
     class Event(Aggregate.Event):
         """Base of the run's events."""
 
@@ -155,9 +158,12 @@ class WorkflowRun(AnomalyLog, Aggregate):
         definition_version: str | None
         replayed_from_run_id: str | None
         spec: JSONDict | None
+        partition: int = 0
+        """The partition of ``queue`` the run's work goes to (absent before partitioning)."""
 
         def apply(self, run: WorkflowRun) -> None:
             run.workflow = self.workflow
+            run.partition = self.partition
             run.trigger = self.trigger
             run.input = self.input
             run.queue = self.queue
@@ -441,8 +447,9 @@ class WorkflowRun(AnomalyLog, Aggregate):
         definition_version: str | None = None,
         replayed_from_run_id: UUID | str | None = None,
         spec: JSONDict | None = None,
+        partition: int = 0,
     ) -> WorkflowRun:
-        """Begin the journal of a new run under ``run_id``."""
+        """Begin the journal of a new run under ``run_id``; its work goes to ``partition``."""
         check_queue_name(queue)
         if not workflow:
             raise InvalidArgument("workflow", "must not be empty")
@@ -460,10 +467,16 @@ class WorkflowRun(AnomalyLog, Aggregate):
                 str(replayed_from_run_id) if replayed_from_run_id is not None else None
             ),
             spec=spec,
+            partition=partition,
             timestamp=now,
         )
 
     # -- derived state --------------------------------------------------------------------
+
+    @property
+    def dispatch_queue(self) -> str:
+        """The name of the queue partition that holds the run's attempts."""
+        return partition_queue(self.queue, self.partition)
 
     @property
     def run_id(self) -> UUID:

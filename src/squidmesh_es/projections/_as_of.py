@@ -167,7 +167,7 @@ def snapshots_as_of(
     runs_by_id = loaded
     by_queue: dict[str, list[str]] = {}
     for run_id, run in runs_by_id.items():
-        by_queue.setdefault(run.queue, []).append(run_id)
+        by_queue.setdefault(run.dispatch_queue, []).append(run_id)
     snapshots: dict[str, RunSnapshot] = {}
     for queue_name, run_ids in by_queue.items():
         wanted = {r: marks[r].queue_version for r in run_ids}

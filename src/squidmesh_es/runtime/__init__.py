@@ -18,6 +18,7 @@ from squidmesh_es.runtime._settings import (
     StorageSettings,
     journal_env,
     parse_database_url,
+    partitions_from_env,
 )
 from squidmesh_es.runtime._signals import Signal, SignalType
 from squidmesh_es.runtime._transaction import Transaction
@@ -56,5 +57,6 @@ __all__ = [
     "cron_ticks",
     "journal_env",
     "parse_database_url",
+    "partitions_from_env",
     "runs_in_flight",
 ]

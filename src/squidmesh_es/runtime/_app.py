@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,7 +34,11 @@ from squidmesh_es.domain import (
     DispatchQueue,
     WorkerRegistry,
     WorkflowRun,
+    check_partitions,
+    check_queue_name,
     parse_run_id,
+    partition_of,
+    partition_queue,
     queue_id,
 )
 from squidmesh_es.errors import (
@@ -106,6 +111,7 @@ from squidmesh_es.runtime._settings import (
     create_location,
     database_url_from_env,
     parse_database_url,
+    partitions_from_env,
     require_journal,
 )
 from squidmesh_es.runtime._signals import Signal, apply_signal
@@ -172,6 +178,7 @@ class SquidMesh(Application[UUID]):
         action_registry: ActionRegistry | None = None,
         dispatch_order: DispatchOrder = DispatchOrder.RUNS_UNDER_WAY_FIRST,
         on_definition_change: str = "follow",
+        queue_partitions: int = 1,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.limits = limits or Limits()
@@ -179,6 +186,10 @@ class SquidMesh(Application[UUID]):
         self.default_queue = queue
         self.dispatch_order = DispatchOrder(dispatch_order)
         """Which visible attempt this runtime's claimers take first."""
+        self.queue_partitions = check_partitions(queue_partitions)
+        """How many partitions the runs this runtime starts are spread over, per queue."""
+        self._partitions_recorded: dict[str, int] = {}
+        """Partition counts this process knows its queues' partition 0 to have recorded."""
         self.storage = storage
         self.workflows = WorkflowRegistry(workflows)
         self.action_registry = action_registry
@@ -223,6 +234,7 @@ class SquidMesh(Application[UUID]):
         cipher_key: str | None = None,
         create: bool = True,
         on_definition_change: str = "follow",
+        queue_partitions: int = 1,
     ) -> Self:
         """Open the journal at ``url`` (``memory://``, ``sqlite:///file.db``, ``postgresql://``).
 
@@ -242,6 +254,12 @@ class SquidMesh(Application[UUID]):
         is created, and a missing journal is an error (read-only tools use it, so a typo in
         a path or schema name is reported instead of creating an empty journal).
 
+        ``queue_partitions`` spreads the runs this process starts over that many
+        ``DispatchQueue`` aggregates per queue (a run's partition is fixed by its id and
+        recorded when it starts), so that worker processes claim and settle on different
+        aggregates instead of racing for one. Workers poll every partition a queue has ever
+        had, whatever their own setting.
+
         ``on_definition_change`` says what happens to a run whose workflow was changed by a
         deploy since it started: ``"follow"`` (default) lets it follow the graph it started
         with, running today's step code; ``"fail"`` fails it with
@@ -250,7 +268,8 @@ class SquidMesh(Application[UUID]):
         Raises:
             InvalidArgument: the URL is not one of the supported forms, the cipher key is
                 malformed (or the ``cryptography`` package is missing), or
-                ``on_definition_change`` is not ``follow`` or ``fail``.
+                ``on_definition_change`` is not ``follow`` or ``fail``, or
+                ``queue_partitions`` is not from 1 to 256.
             CipherKeyMismatch: the journal cannot be read with the key given, or is
                 encrypted and no key was given.
             InvalidDatabaseUrl: a part of the URL is unusable (port, path, schema name).
@@ -259,6 +278,7 @@ class SquidMesh(Application[UUID]):
         """
         settings = parse_database_url(url)
         DefinitionChange.parse(on_definition_change)  # refused before anything is created
+        check_partitions(queue_partitions)
         env = {**settings.env, **cipher_env(cipher_key)}
         if not create:
             require_journal(settings, events_table=f"{cls.name.lower()}_events")
@@ -281,6 +301,7 @@ class SquidMesh(Application[UUID]):
                     action_registry=action_registry,
                     dispatch_order=dispatch_order,
                     on_definition_change=on_definition_change,
+                    queue_partitions=queue_partitions,
                 )
             except Exception as exc:
                 # Processes opening a new Postgres journal at the same instant race in
@@ -311,7 +332,8 @@ class SquidMesh(Application[UUID]):
     ) -> Self:
         """Open the journal named by ``SQUIDMESH_DATABASE_URL`` (default: ``squidmesh.db``).
 
-        ``SQUIDMESH_QUEUE`` sets the default queue; ``SQUIDMESH_ON_DEFINITION_CHANGE``
+        ``SQUIDMESH_QUEUE`` sets the default queue; ``SQUIDMESH_QUEUE_PARTITIONS`` the
+        partitions of the runs it starts (see ``open``); ``SQUIDMESH_ON_DEFINITION_CHANGE``
         (``follow`` or ``fail``) what a changed workflow does to its runs in flight (see
         ``open``); ``SQUIDMESH_CIPHER_KEY``, when set,
         encrypts the journal at rest (see ``open``). Only ``SQUIDMESH_*`` keys are read.
@@ -320,6 +342,7 @@ class SquidMesh(Application[UUID]):
         return cls.open(
             database_url_from_env(environ),
             queue=environ.get("SQUIDMESH_QUEUE", "default"),
+            queue_partitions=partitions_from_env(environ),
             on_definition_change=environ.get("SQUIDMESH_ON_DEFINITION_CHANGE", "follow"),
             clock=clock,
             workflows=workflows,
@@ -377,6 +400,9 @@ class SquidMesh(Application[UUID]):
     def get_queue(self, name: str | None = None, *, now: datetime | None = None) -> DispatchQueue:
         """Load a queue's aggregate, or a new unsaved one when the queue has no journal yet.
 
+        ``name`` may name a partition (``queue#k``, see `queue_partitions_of`); the queue's
+        own name is its partition 0.
+
         Raises:
             InvalidArgument: the queue name is invalid.
             CorruptedEvent: a stored event of the queue cannot be decoded.
@@ -390,6 +416,43 @@ class SquidMesh(Application[UUID]):
         if not isinstance(queue, DispatchQueue):
             raise InvalidArgument("queue", "does not name a dispatch queue")
         return queue
+
+    def queue_partitions_of(self, name: str | None = None) -> list[str]:
+        """The names of every partition of queue ``name`` that may hold work, 0 first.
+
+        Raises:
+            InvalidArgument: the queue name is invalid.
+        """
+        name = check_queue_name(self.default_queue if name is None else name)
+        count = max(self.get_queue(name).partitions, self._partitions_recorded.get(name, 1))
+        return [partition_queue(name, k) for k in range(count)]
+
+    def partition_for(self, queue: str, run_id: UUID) -> int:
+        """The partition a new run of ``queue`` goes to, recording the count on first use.
+
+        The count is recorded on the queue's partition 0 before any run goes to a higher
+        partition, so a worker reading it never misses a partition that holds work.
+
+        Raises:
+            Conflict: partition 0 kept moving while the count was recorded.
+        """
+        if self.queue_partitions == 1:
+            return 0
+        if self._partitions_recorded.get(queue, 1) < self.queue_partitions:
+            self._record_partitions(queue)
+        return partition_of(run_id, self.queue_partitions)
+
+    def _record_partitions(self, queue: str) -> None:
+        for _ in range(CONFLICT_RETRIES):
+            head = self.get_queue(queue)
+            if head.widen(self.queue_partitions, now=self.now()):
+                try:
+                    self.save(head)
+                except Conflict:
+                    continue
+            self._partitions_recorded[queue] = max(head.partitions, self.queue_partitions)
+            return
+        raise Conflict("queue kept moving while recording its partitions", queue=queue)
 
     # -- workflows ------------------------------------------------------------------------
 
@@ -611,26 +674,30 @@ class SquidMesh(Application[UUID]):
         check_owner(owner_id)
         check_lease(lease_for)
         check_heartbeat(heartbeat_interval, lease_for)
-        queue_name = self.default_queue if queue is None else queue
-        claims = claim_attempts(
-            self,
-            queue_name,
-            owner_id=owner_id,
-            limit=1,
-            lease_for=lease_for,
-            now=self.now(now),
-        )
-        if not claims:
-            return None
-        finished = run_claimed(
-            self, claims[0], heartbeat_interval=heartbeat_interval, lease_for=lease_for
-        )
-        return self.settle([finished], queue=queue_name, now=now)[0]
+        partitions = self.queue_partitions_of(queue)
+        first = random.randrange(len(partitions))  # concurrent callers spread out
+        for partition in partitions[first:] + partitions[:first]:
+            claims = claim_attempts(
+                self,
+                partition,
+                owner_id=owner_id,
+                limit=1,
+                lease_for=lease_for,
+                now=self.now(now),
+            )
+            if claims:
+                finished = run_claimed(
+                    self, claims[0], heartbeat_interval=heartbeat_interval, lease_for=lease_for
+                )
+                return self.settle([finished], queue=partition, now=now)[0]
+        return None
 
     def settle(
         self, finished: Sequence[Finished], *, queue: str, now: datetime | None = None
     ) -> list[RunSnapshot]:
         """Commit finished attempts of ``queue`` together; snapshots of their runs, in order.
+
+        ``queue`` is the partition the attempts were claimed from (`Claim.queue`).
 
         Refused outcomes (stale or expired claims, runs that ended meanwhile) change
         nothing; their runs' current snapshots are returned.
@@ -1104,7 +1171,7 @@ class SquidMesh(Application[UUID]):
         """
         at = self.now(now)
         run = self.get_run(run_id)
-        queue = self.get_queue(run.queue)
+        queue = self.get_queue(run.dispatch_queue)
         snapshot = self._snapshot(run, at, queue=queue)
         missing = missing_steps(self, run, queue)
         return explain_run_snapshot(snapshot, now=at, missing_steps=missing)
@@ -1171,7 +1238,7 @@ class SquidMesh(Application[UUID]):
         queue: DispatchQueue | None = None,
         include_history: bool = False,
     ) -> RunSnapshot:
-        queue = queue if queue is not None else self.get_queue(run.queue)
+        queue = queue if queue is not None else self.get_queue(run.dispatch_queue)
         definition = self.definition(run)
         snapshot = build_run_snapshot(
             run,

@@ -70,7 +70,7 @@ def cancel_run(
     """
     for _ in range(CONFLICT_RETRIES):
         run = mesh.get_run(run_id)
-        queue = mesh.get_queue(run.queue, now=now)
+        queue = mesh.get_queue(run.dispatch_queue, now=now)
         settled = decide_cancel(
             run,
             queue,
@@ -154,7 +154,7 @@ def resolve_manual_run(
     for _ in range(CONFLICT_RETRIES):
         run = mesh.get_run(run_id)
         seen = run.version
-        queue = mesh.get_queue(run.queue, now=now)
+        queue = mesh.get_queue(run.dispatch_queue, now=now)
         try:
             settled = decide_manual(
                 mesh,

@@ -61,7 +61,7 @@ def missing_steps(
         return []
     current = workflow.to_spec()
     found: list[JSONDict] = []
-    queue = queue if queue is not None else mesh.get_queue(run.queue)
+    queue = queue if queue is not None else mesh.get_queue(run.dispatch_queue)
     for attempt in queue.attempts_of(run.run_id):
         if attempt.status in _WAITING and not mesh.can_execute(attempt):
             found.append(

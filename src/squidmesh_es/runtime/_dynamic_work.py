@@ -126,7 +126,7 @@ def schedule_dynamic_work(
         _record(run, parsed, "scheduled", now=now)
         runnables = dynamic_runnables(run, parsed, now=now)
         run.plan(runnables, now=now)
-        queue = mesh.get_queue(run.queue, now=now)
+        queue = mesh.get_queue(run.dispatch_queue, now=now)
         settled = Settled(runs={str(run.run_id): run}, queue=queue)
         try:
             carry_out(mesh, queue, run, Progress(to_schedule=runnables), now=now, settled=settled)

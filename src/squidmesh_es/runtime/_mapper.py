@@ -19,8 +19,8 @@ class JournalMapper(Mapper[UUID]):
     """The library's mapper, raising ``CorruptedEvent`` for a payload it cannot decode.
 
     An event that decodes but lacks a field is left to the aggregate, which records a
-    ``malformed_entry`` anomaly; a creation event without its fields cannot build an
-    aggregate at all, so it is reported here.
+    ``malformed_entry`` anomaly; a creation event without its required fields cannot build
+    an aggregate at all, so it is reported here.
     """
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
@@ -30,10 +30,21 @@ class JournalMapper(Mapper[UUID]):
         except Exception as exc:  # noqa: BLE001 - any decode failure is a corrupt entry
             raise _corrupted(stored_event, type(exc).__name__) from exc
         if isinstance(event, CanInitAggregate) and dataclasses.is_dataclass(event):
-            missing = [f.name for f in dataclasses.fields(event) if f.name not in vars(event)]
+            missing = [
+                f.name
+                for f in dataclasses.fields(event)
+                if f.name not in vars(event) and not _has_default(f)
+            ]
             if missing:
                 raise _corrupted(stored_event, f"missing fields {', '.join(sorted(missing))}")
         return event
+
+
+def _has_default(field: dataclasses.Field[Any]) -> bool:
+    """A field added later with a default: events stored before it read as the default."""
+    return field.default is not dataclasses.MISSING or (
+        field.default_factory is not dataclasses.MISSING
+    )
 
 
 def _corrupted(stored_event: StoredEvent, reason: str) -> CorruptedEvent:

@@ -22,6 +22,7 @@ __all__ = [
     "list_workers",
     "record_presence",
     "release_worker",
+    "worker_rank",
 ]
 
 SILENT_AFTER = 3 * PRESENCE_INTERVAL
@@ -81,8 +82,8 @@ def record_presence(
     host: str = "",
     pid: int = 0,
     lease_for: timedelta | None = None,
-) -> None:
-    """Record that the worker ``started``, was ``seen`` or ``stopped``.
+) -> WorkerRegistry:
+    """Record that the worker ``started``, was ``seen`` or ``stopped``; the registry after.
 
     Raises:
         Conflict: the registry kept moving for every retry.
@@ -102,13 +103,28 @@ def record_presence(
         else:
             registry.stop(owner_id, now=now)
         if not registry.pending_events:
-            return
+            return registry
         try:
             mesh.save(registry)
         except Conflict:
             continue
-        return
+        return registry
     raise Conflict("worker registry kept moving", owner_id=owner_id)
+
+
+def worker_rank(registry: WorkerRegistry, owner_id: str, *, now: datetime) -> int:
+    """``owner_id``'s place among the live workers, oldest first (0 when it is not listed).
+
+    Workers start claiming at the partition of their rank, so live workers spread over a
+    queue's partitions instead of racing for the same one.
+    """
+    live = sorted(
+        (record["started_at"], record["owner_id"])
+        for record in registry.workers.values()
+        if record["state"] == "running" and now - record["seen_at"] < SILENT_AFTER
+    )
+    owners = [owner for _, owner in live]
+    return owners.index(owner_id) if owner_id in owners else 0
 
 
 def list_workers(mesh: SquidMesh, *, now: datetime, include_gone: bool) -> list[WorkerInfo]:
@@ -122,7 +138,11 @@ def list_workers(mesh: SquidMesh, *, now: datetime, include_gone: bool) -> list[
         if status == "running":
             status = "live" if now - record["seen_at"] < SILENT_AFTER else "silent"
         queues = list(record["queues"])
-        claims = sum(len(mesh.get_queue(q).held_by(record["owner_id"], now)) for q in queues)
+        claims = sum(
+            len(mesh.get_queue(partition).held_by(record["owner_id"], now))
+            for q in queues
+            for partition in mesh.queue_partitions_of(q)
+        )
         infos.append(
             WorkerInfo(
                 owner_id=record["owner_id"],
@@ -170,19 +190,10 @@ def release_worker(
         queues = list(record["queues"])
     released: dict[str, list[str]] = {}
     for name in queues:
-        for _ in range(CONFLICT_RETRIES):
-            queue = mesh.get_queue(name, now=now)
-            keys = queue.release_owner(owner_id, now=now)
-            if not keys:
-                break
-            try:
-                mesh.save(queue)
-            except Conflict:
-                continue
-            released[name] = keys
-            break
-        else:
-            raise Conflict("queue kept moving while releasing claims", queue=name)
+        for partition in mesh.queue_partitions_of(name):
+            keys = _release_on(mesh, partition, owner_id, now=now)
+            if keys:
+                released.setdefault(name, []).extend(keys)
     for _ in range(CONFLICT_RETRIES):
         registry = load_registry(mesh, now=now)
         if owner_id not in registry.workers and not released:
@@ -199,3 +210,18 @@ def release_worker(
             continue
         break
     return ReleaseReport(owner_id, released)
+
+
+def _release_on(mesh: SquidMesh, partition: str, owner_id: str, *, now: datetime) -> list[str]:
+    """End ``owner_id``'s leases on one queue partition in one commit; the keys released."""
+    for _ in range(CONFLICT_RETRIES):
+        queue = mesh.get_queue(partition, now=now)
+        keys = queue.release_owner(owner_id, now=now)
+        if not keys:
+            return []
+        try:
+            mesh.save(queue)
+        except Conflict:
+            continue
+        return keys
+    raise Conflict("queue kept moving while releasing claims", queue=partition)

@@ -105,11 +105,12 @@ def recover(
     queue_name = queue or mesh.default_queue
     if run_id is not None:
         run = mesh.get_run(run_id)
-        queue_name = queue or run.queue
+        queue_name = run.dispatch_queue if queue in (None, run.queue) else queue
         report.examined_runs = 1
         _recover_run(mesh, queue_name, str(run.run_id), now=now, report=report)
     else:
-        _recover_queue(mesh, queue_name, now=now, report=report)
+        for partition in mesh.queue_partitions_of(queue_name):
+            _recover_queue(mesh, partition, now=now, report=report)
     report.seconds = time.perf_counter() - began
     logger.info(
         "recovery of %s examined %d runs and %d events in %.3f s",
@@ -127,13 +128,14 @@ def _recover_queue(
 ) -> None:
     queue = mesh.get_queue(queue_name, now=now)
     head = mesh.recorder.max_notification_id() or 0
+    read_before = report.events_read
     candidates = _run_side_candidates(mesh, queue, head, report)
     for rid in queue.runs_with_unapplied_results():
         candidates.setdefault(rid, head)
-    report.examined_runs = len(candidates)
+    report.examined_runs += len(candidates)
     for rid in candidates:
         _recover_run(mesh, queue_name, rid, now=now, report=report)
-    if report.events_read >= CHECKPOINT_EVERY:
+    if report.events_read - read_before >= CHECKPOINT_EVERY:
         # A skipped run keeps its gap: read its events again next time.
         held = [candidates[rid] - 1 for rid in report.skipped_runs if rid in candidates]
         _check(mesh, queue_name, min([head, *held]), now=now)

@@ -25,6 +25,7 @@ __all__ = [
     "create_location",
     "journal_env",
     "parse_database_url",
+    "partitions_from_env",
     "require_journal",
 ]
 
@@ -179,6 +180,19 @@ def _whole(options: Mapping[str, str], name: str, default: str, *, minimum: int)
 def database_url_from_env(environ: Mapping[str, str]) -> str:
     """``SQUIDMESH_DATABASE_URL`` from ``environ``, or the embedded SQLite default."""
     return environ.get("SQUIDMESH_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def partitions_from_env(environ: Mapping[str, str]) -> int:
+    """``SQUIDMESH_QUEUE_PARTITIONS`` from ``environ`` (default 1).
+
+    Raises:
+        InvalidArgument: the value is not a whole number.
+    """
+    value = environ.get("SQUIDMESH_QUEUE_PARTITIONS") or "1"
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidArgument("SQUIDMESH_QUEUE_PARTITIONS", "must be a whole number") from None
 
 
 def create_location(settings: StorageSettings) -> None:

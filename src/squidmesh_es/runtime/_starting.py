@@ -15,6 +15,7 @@ from squidmesh_es.domain import (
     WorkflowRun,
     check_queue_name,
     parse_run_id,
+    partition_queue,
 )
 from squidmesh_es.domain._planner import plan_entry
 from squidmesh_es.errors import Conflict, InvalidArgument, RunIdTaken, RunNotFound
@@ -79,6 +80,13 @@ class StartRequest:
     new_id: bool = False
     """The run id was drawn for this request (no id, no key given): no run can have it, so
     the start skips looking for an existing run (two reads per start on SQLite/Postgres)."""
+    partition: int = 0
+    """The partition of ``queue`` the run's work goes to (`SquidMesh.partition_for`)."""
+
+    @property
+    def dispatch_queue(self) -> str:
+        """The name of the queue partition the run's attempts are scheduled on."""
+        return partition_queue(self.queue, self.partition)
 
     def matches(self, run: WorkflowRun) -> bool:
         """Whether ``run`` was started by this same request (a duplicate delivery)."""
@@ -132,6 +140,7 @@ def build_request(
     queue_name = check_queue_name(mesh.default_queue if queue is None else queue)
     mesh.limits.measure_request({"payload": run_input, "metadata": start_metadata})
     rid = _run_id(run_id, idempotency_key, f"start:{workflow.name}:{trigger_name}")
+    partition = mesh.partition_for(queue_name, rid)
     index = {k: run_input[k] for k in workflow.index_keys if k in run_input}
     return StartRequest(
         workflow=workflow.name,
@@ -144,6 +153,7 @@ def build_request(
         metadata=start_metadata,
         context={**(context or {}), **({"index": index} if index else {})},
         new_id=run_id is None and idempotency_key is None,
+        partition=partition,
         signal_type=signal_type,
         replayed_from_run_id=replayed_from_run_id,
         command_payload=dict(command_payload or {}),
@@ -195,6 +205,7 @@ def build_spec_request(
         {"payload": run_input, "metadata": start_metadata, "spec": resolved.to_dict()}
     )
     rid = _run_id(run_id, idempotency_key, f"start_spec:{resolved.workflow}:{trigger_name}")
+    partition = mesh.partition_for(queue_name, rid)
     return StartRequest(
         workflow=resolved.workflow,
         spec=resolved,
@@ -206,6 +217,7 @@ def build_spec_request(
         metadata=start_metadata,
         context={},
         new_id=run_id is None and idempotency_key is None,
+        partition=partition,
         signal_type="start_spec",
         runtime_spec=True,
     )
@@ -290,6 +302,7 @@ def prepare_start(
         definition_version=spec.version,
         replayed_from_run_id=request.replayed_from_run_id,
         spec=spec.to_dict() if request.runtime_spec else None,
+        partition=request.partition,
         now=now,
     )
     run.receive_command(
@@ -307,7 +320,7 @@ def prepare_start(
     )
     progress = plan_entry(spec, run, now=now)
     if queue is None:
-        queue = mesh.get_queue(request.queue, now=now)
+        queue = mesh.get_queue(request.dispatch_queue, now=now)
     queue.enqueue_run(run.run_id, now=now)
     settled = Settled(runs={str(run.run_id): run}, queue=queue)
     # A new run's first work waits behind runs under way; a child run's is part of its

@@ -86,7 +86,7 @@ class Transaction:
             raise RunIdTaken(request.run_id, "a different start request started it")
         try:
             prepared = prepare_start(
-                self.mesh, request, now=at, queue=self._queues.get(request.queue)
+                self.mesh, request, now=at, queue=self._queues.get(request.dispatch_queue)
             )
         except RACE_SIGNS as exc:
             if run_moved(self.mesh, request.run_id, None):
@@ -95,7 +95,7 @@ class Transaction:
                 ) from exc
             raise
         if prepared.queue is not None and prepared.settled is not None:
-            self._queues[request.queue] = prepared.queue
+            self._queues[request.dispatch_queue] = prepared.queue
             self._effects.append(prepared.settled)
             self.add(prepared.run)
         return prepared.run.run_id
@@ -172,7 +172,7 @@ class Transaction:
         uid = parse_run_id(run_id)
         held = self._aggregates.get(uid)
         run = held if isinstance(held, WorkflowRun) else self.mesh.get_run(uid)
-        queue = self._queues.get(run.queue) or self.mesh.get_queue(run.queue)
+        queue = self._queues.get(run.dispatch_queue) or self.mesh.get_queue(run.dispatch_queue)
         return run, queue
 
     def _include(self, run: WorkflowRun, queue: DispatchQueue, settled: Settled | None) -> None:

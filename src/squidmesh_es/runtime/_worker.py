@@ -10,10 +10,15 @@ threads end.
 
 Async steps (``async def run``) run on the worker's own event loop (`StepLoop`), one per
 worker on a thread of its own: a pool thread prepares the attempt, hands the coroutine to
-the loop and is free again, so ``concurrency`` async steps wait on I/O at once on a few
+the loop and is free again, so ``concurrency`` async steps wait on I/O at once on far fewer
 threads, and a client kept per loop (`LoopLocal`) serves every attempt. An async step whose
 claim the journal no longer honours (taken over, released, its run ended) is cancelled at
 the next heartbeat: its outcome would be refused. The loop closes when the worker stops.
+
+A queue may be split into partitions (`SquidMesh.queue_partitions_of`): the worker claims
+from all of them, starting at the partition of its rank among the live workers, so that
+worker processes mostly claim and settle on different aggregates instead of conflicting on
+one. It reads each queue's partition count again every `LAYOUT_REFRESH`.
 
 Leases are short (`DEFAULT_LEASE`) and the coordinator keeps them alive: every heartbeat
 interval it extends the leases of all the claims in hand, one commit per queue, so a step may
@@ -52,7 +57,7 @@ from squidmesh_es.runtime._execution import (
     settle,
     start_claimed,
 )
-from squidmesh_es.runtime._presence import record_presence
+from squidmesh_es.runtime._presence import record_presence, worker_rank
 from squidmesh_es.runtime._step_log import log_step_outcomes
 from squidmesh_es.runtime._step_loop import Running, StepLoop
 from squidmesh_es.workflow import StepOutcome
@@ -63,6 +68,9 @@ if TYPE_CHECKING:
 __all__ = ["Worker", "WorkerStats"]
 
 logger = logging.getLogger("squidmesh_es.worker")
+
+LAYOUT_REFRESH = 10.0
+"""Seconds between two readings of the worker's queues' partition counts."""
 
 
 @dataclass
@@ -132,6 +140,11 @@ class Worker:
         """Async steps under way on the loop, by runnable key: cancelled if their claim is lost."""
         self._in_flight = 0
         self._next_queue = 0
+        self._partitions: dict[str, list[str]] = {q: [q] for q in self.queues}
+        """Each queue's partitions, partition 0 first, as last read."""
+        self._next_layout = 0.0
+        self._rank = 0
+        """This worker's place among the live workers: where it starts claiming."""
         self._held: dict[str, Claim] = {}
         """Claims in hand (running, or finished but not yet settled), by runnable key."""
         self._durations: dict[str, float] = {}
@@ -261,10 +274,18 @@ class Worker:
                 if running is not None:
                     running.cancel()
 
+    def _refresh_layout(self) -> None:
+        """Read the queues' partition counts when due (they only grow)."""
+        if time.monotonic() < self._next_layout:
+            return
+        self._next_layout = time.monotonic() + LAYOUT_REFRESH
+        for name in self.queues:
+            self._partitions[name] = self.mesh.queue_partitions_of(name)
+
     def _presence(self, change: str) -> None:
         self._next_presence = time.monotonic() + PRESENCE_INTERVAL.total_seconds()
         try:
-            record_presence(
+            registry = record_presence(
                 self.mesh,
                 self.owner_id,
                 change,
@@ -273,6 +294,7 @@ class Worker:
                 pid=os.getpid(),
                 lease_for=self.lease_for,
             )
+            self._rank = worker_rank(registry, self.owner_id, now=self.mesh.now())
         except SquidMeshError as exc:
             logger.warning("worker %s presence not recorded: %s", self.owner_id, exc.code)
         except Exception:  # noqa: BLE001 - presence is advisory; the work goes on
@@ -292,9 +314,11 @@ class Worker:
         for queue_name, item in finished:
             by_queue.setdefault(queue_name, []).append(item)
         claims: list[Claim] = []
+        self._refresh_layout()
         order = self.queues[self._next_queue :] + self.queues[: self._next_queue]
         self._next_queue = (self._next_queue + 1) % len(self.queues)
-        for queue_name in order:
+        partitions = [p for q in order for p in _from(self._partitions[q], self._rank)]
+        for queue_name in [*partitions, *(q for q in by_queue if q not in partitions)]:
             # a step that never ran has no outcome: its lease expires and it is redelivered
             items = [
                 i
@@ -386,6 +410,12 @@ class Worker:
         self._durations[claim.key] = time.monotonic() - began
         self._done.put((claim.queue, finished))
         self._wake.set()
+
+
+def _from(partitions: list[str], rank: int) -> list[str]:
+    """``partitions`` in the order a worker of ``rank`` visits them: its own one first."""
+    first = rank % len(partitions)
+    return partitions[first:] + partitions[:first]
 
 
 def _default_owner() -> str:

@@ -279,7 +279,10 @@ def queues_page(request: Request) -> Response:
     dashboard = dashboard_of(request)
     with dashboard.journal() as mesh:
         now = mesh.now()
-        stats = [queue_stats(mesh.get_queue(name, now=now), now) for name in dashboard.queues]
+        stats = [
+            queue_stats([mesh.get_queue(p, now=now) for p in mesh.queue_partitions_of(name)], now)
+            for name in dashboard.queues
+        ]
     return render(request, "queues.html", {"page": "queues", "queues": stats, "now": now})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -44,23 +45,28 @@ class QueueStats:
         return self.as_of - self.oldest_visible_at
 
 
-def queue_stats(queue: DispatchQueue, now: datetime) -> QueueStats:
-    """Count ``queue``'s attempts at ``now``; one pass over its live attempts."""
-    claimable = queue.claimable(now)
-    visible = [a.visible_at for a in claimable if a.status in _WAITING]
-    attempts = list(queue.attempts.values())
+def queue_stats(partitions: Sequence[DispatchQueue], now: datetime) -> QueueStats:
+    """Count a queue's attempts at ``now`` over its ``partitions`` (partition 0 first).
+
+    One pass over the live attempts of each partition.
+    """
+    attempts = [a for queue in partitions for a in queue.attempts.values()]
+    visible = [
+        a.visible_at for queue in partitions for a in queue.claimable(now) if a.status in _WAITING
+    ]
     claimed = [a for a in attempts if a.status is AttemptStatus.CLAIMED]
     expired = sum(1 for a in claimed if a.lease_until is not None and a.lease_until <= now)
     later = sum(1 for a in attempts if a.status in _WAITING and a.visible_at > now)
+    upcoming = [t for queue in partitions if (t := queue.next_visible_at()) is not None]
     return QueueStats(
-        name=queue.queue,
+        name=partitions[0].queue,
         as_of=now,
-        depth=len(queue),
+        depth=len(attempts),
         visible_now=len(visible),
         scheduled_later=later,
         in_flight=len(claimed) - expired,
         expired_leases=expired,
         unapplied=sum(1 for a in attempts if a.status in _FINISHED),
         oldest_visible_at=min(visible, default=None),
-        next_visible_at=queue.next_visible_at(),
+        next_visible_at=min(upcoming, default=None),
     )
