@@ -15,10 +15,12 @@ backlog stays about N (after each window the runs that ended are replaced), and 
   step's durable outcome, in ms: how long a run under way waits for its own next steps
   (with a FIFO queue it would wait behind the whole backlog);
 - ``snapshot``: the size of the queue's snapshot at N (JSON bytes as stored) and the time a
-  cold process takes to load the queue (snapshot plus the events after it).
+  cold process takes to load the queue (snapshot plus the events after it); with
+  ``--partitions K``, of its largest partition (each command loads one partition).
 
 Worker shapes are ``--threads`` (one process, a worker of that many threads) and, on
 Postgres, ``--processes`` (that many worker processes of ``--process-threads`` threads).
+``--partitions K`` starts the backlog spread over K queue partitions.
 
     python benchmarks/bench_backlog.py                               # the full matrix
     python benchmarks/bench_backlog.py --backlogs 100,1000 --backends memory --threads 4
@@ -50,6 +52,7 @@ from bench_engine import (
 )
 
 from squidmesh_es.domain import DispatchQueue
+from squidmesh_es.errors import Conflict
 
 IDLE = (timedelta(milliseconds=2), timedelta(milliseconds=20))
 
@@ -86,14 +89,20 @@ class RunClock(Recorder):
 
 
 class BacklogMesh(BenchMesh):
-    """`BenchMesh` that also feeds a `RunClock` with each committed event."""
+    """`BenchMesh` that feeds a `RunClock` with each committed event and counts conflicts."""
 
     clock_recorder: RunClock | None = None
+    conflicts = 0
+    """Commits refused because an aggregate moved on (each one is decided again)."""
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         watched = self.clock_recorder
         events = [e for o in objs for e in getattr(o, "pending_events", ())]
-        result = super().save(*objs, **kwargs)
+        try:
+            result = super().save(*objs, **kwargs)
+        except Conflict:
+            self.conflicts += 1
+            raise
         if watched is not None and events:
             watched.observe(time.perf_counter(), events)
         return result
@@ -112,6 +121,7 @@ class Row:
     commits: int
     run_latencies_ms: list[float] = field(repr=False, default_factory=list)
     cpu_seconds: float = 0.0
+    conflicts: int = 0
     snapshot_bytes: int = 0
     load_ms: float = 0.0
 
@@ -133,15 +143,23 @@ def start_backlog(mesh: BenchMesh, runs: int, batch: int, offset: int = 0) -> fl
     return runs / (time.perf_counter() - t0)
 
 
+def counter(mesh: BenchMesh, name: str) -> int:
+    """A queue counter summed over the queue's partitions."""
+    return sum(mesh.get_queue(p).counters[name] for p in mesh.queue_partitions_of())
+
+
 def queue_footprint(url: str) -> tuple[int, float]:
-    """Stored snapshot size of the queue, and a cold process's time to load it."""
+    """Stored snapshot size of the largest queue partition, and a cold process's load time."""
     mesh = BenchMesh.open(url, workflows=[ThreeSteps])
     try:
-        t0 = time.perf_counter()
-        queue = mesh.get_queue()
-        load_ms = (time.perf_counter() - t0) * 1000.0
-        stored = mesh.mapper.to_stored_event(DispatchQueue.Snapshot.take(queue))
-        return len(stored.state), load_ms
+        footprints = []
+        for partition in mesh.queue_partitions_of():
+            t0 = time.perf_counter()
+            queue = mesh.get_queue(partition)
+            load_ms = (time.perf_counter() - t0) * 1000.0
+            stored = mesh.mapper.to_stored_event(DispatchQueue.Snapshot.take(queue))
+            footprints.append((len(stored.state), load_ms))
+        return max(footprints)
     finally:
         mesh.close()
 
@@ -178,29 +196,30 @@ def window_in_processes(url: str, procs: int, threads: int, steps: int, timeout:
                 raise SystemExit("a worker process failed to start")
             children.append(child)
         probe = BenchMesh.open(url, workflows=[ThreeSteps])
-        before = probe.get_queue().counters["completed"]
+        before = counter(probe, "completed")
         t0 = time.perf_counter()
         for child in children:
             assert child.stdin is not None
             child.stdin.write("GO\n")
             child.stdin.flush()
         deadline = time.monotonic() + timeout
-        while probe.get_queue().counters["completed"] - before < steps:
+        while counter(probe, "completed") - before < steps:
             if time.monotonic() > deadline:
                 raise SystemExit("processes timed out")
             time.sleep(0.02)
         seconds = time.perf_counter() - t0
-        done = probe.get_queue().counters["completed"] - before
+        done = counter(probe, "completed") - before
         probe.close()
-        commits, latencies, cpu = 0, [], 0.0
+        commits, latencies, cpu, conflicts = 0, [], 0.0, 0
         for child in children:
             out, _ = child.communicate(input="", timeout=120)  # EOF on stdin: stop and report
             report = json.loads(out.strip().splitlines()[-1])
             commits += report["commits"]
             latencies.extend(report["run_latencies_ms"])
             cpu += report["cpu_seconds"]
+            conflicts += report["conflicts"]
         shape = f"{procs} procs x {threads}"
-        return Row("postgres", 0, shape, 0, done, seconds, commits, latencies, cpu)
+        return Row("postgres", 0, shape, 0, done, seconds, commits, latencies, cpu, conflicts)
     finally:
         for child in children:
             if child.poll() is None:
@@ -226,6 +245,7 @@ def child(url: str, threads: int) -> None:
         "commits": worker.stats.commits,
         "run_latencies_ms": clock.run_latencies_ms(),
         "cpu_seconds": cpu_seconds,
+        "conflicts": mesh.conflicts,
     }
     mesh.close()
     print(json.dumps(report), flush=True)
@@ -234,13 +254,14 @@ def child(url: str, threads: int) -> None:
 def bench_backlog(backend: str, backlog: int, args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
     with database(backend, args.postgres, f"backlog_{backend}_{backlog}") as url:
-        mesh = BacklogMesh.open(url, workflows=[ThreeSteps])
+        mesh = BacklogMesh.open(url, workflows=[ThreeSteps], queue_partitions=args.partitions)
         try:
             starts_per_s = start_backlog(mesh, backlog, args.batch)
             snapshot_bytes, load_ms = (0, 0.0) if backend == "memory" else queue_footprint(url)
             if backend == "memory":
-                snapshot_bytes = len(
-                    mesh.mapper.to_stored_event(DispatchQueue.Snapshot.take(mesh.get_queue())).state
+                snapshot_bytes = max(
+                    len(mesh.mapper.to_stored_event(DispatchQueue.Snapshot.take(q)).state)
+                    for q in map(mesh.get_queue, mesh.queue_partitions_of())
                 )
             started = backlog
             shapes: list[tuple[str, int, int]] = [("threads", t, 1) for t in args.threads]
@@ -249,6 +270,7 @@ def bench_backlog(backend: str, backlog: int, args: argparse.Namespace) -> list[
             for kind, threads, procs in shapes:
                 window = min(args.window, backlog * STEPS_PER_RUN)
                 if kind == "threads":
+                    conflicts_before = mesh.conflicts
                     clock = window_in_process(mesh, threads, window, args.timeout)
                     row = Row(
                         backend,
@@ -260,6 +282,7 @@ def bench_backlog(backend: str, backlog: int, args: argparse.Namespace) -> list[
                         clock.worker_commits,
                         clock.run_latencies_ms(),
                         clock.cpu_seconds,
+                        mesh.conflicts - conflicts_before,
                     )
                 else:
                     row = window_in_processes(url, procs, threads, window, args.timeout)
@@ -268,7 +291,7 @@ def bench_backlog(backend: str, backlog: int, args: argparse.Namespace) -> list[
                 rows.append(row)
                 print(render([row], header=False), flush=True)
                 # put back the runs that ended, so the next shape sees the same backlog
-                refill = backlog - (started - mesh.get_queue().counters["runs_closed"])
+                refill = backlog - (started - counter(mesh, "runs_closed"))
                 if refill > 0:
                     start_backlog(mesh, refill, args.batch, offset=started)
                     started += refill
@@ -282,13 +305,15 @@ def render(rows: list[Row], header: bool = True) -> str:
     if header:
         lines.append(
             f"{'backend':<9}{'backlog':>9}  {'workers':<16}{'starts/s':>9}{'steps/s':>9}"
-            f"{'commits/step':>13}{'cpu ms/step':>12}{'run p50 ms':>11}{'run p99 ms':>11}"
+            f"{'commits/step':>13}{'conflicts/step':>15}{'cpu ms/step':>12}"
+            f"{'run p50 ms':>11}{'run p99 ms':>11}"
             f"{'snapshot KB':>12}{'load ms':>9}"
         )
     for r in rows:
         lines.append(
             f"{r.backend:<9}{r.backlog:>9}  {r.shape:<16}{r.starts_per_s:>9.0f}"
             f"{r.steps_per_s:>9.0f}{r.commits / max(r.steps, 1):>13.2f}"
+            f"{r.conflicts / max(r.steps, 1):>15.3f}"
             f"{1000 * r.cpu_seconds / max(r.steps, 1):>12.2f}"
             f"{percentile(r.run_latencies_ms, 50):>11.0f}"
             f"{percentile(r.run_latencies_ms, 99):>11.0f}"
@@ -304,6 +329,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backlogs", type=ints, default=[100, 1000, 10_000, 100_000])
     p.add_argument("--threads", type=ints, default=[1, 4, 16])
     p.add_argument("--processes", type=ints, default=[1, 2, 3, 4])
+    p.add_argument("--partitions", type=int, default=1, help="queue partitions of the backlog")
     p.add_argument("--process-threads", type=int, default=4)
     p.add_argument("--window", type=int, default=3000, help="steps measured per shape")
     p.add_argument("--batch", type=int, default=200, help="starts per transaction")

@@ -297,10 +297,14 @@ def _idle(args: argparse.Namespace) -> tuple[timedelta, timedelta]:
     return timedelta(milliseconds=low), timedelta(milliseconds=high)
 
 
+def _split(args: argparse.Namespace) -> str:
+    return f", {args.partitions} partitions" if args.partitions > 1 else ""
+
+
 def bench_threads(url: str, backend: str, args: argparse.Namespace) -> Result:
     """One process: the main thread starts the runs while one worker runs them."""
     runs = args.runs
-    mesh = BenchMesh.open(url, workflows=[ThreeSteps])
+    mesh = BenchMesh.open(url, workflows=[ThreeSteps], queue_partitions=args.partitions)
     try:
         # warm up (imports, tables, caches) on a throwaway run, outside the timing
         mesh.start(ThreeSteps, {"x": 0})
@@ -321,7 +325,7 @@ def bench_threads(url: str, backend: str, args: argparse.Namespace) -> Result:
         return Result(
             system="squidmesh-es",
             backend=backend,
-            mode=f"1 proc x {args.workers} threads" + _batched(args),
+            mode=f"1 proc x {args.workers} threads" + _batched(args) + _split(args),
             runs=runs,
             steps=len(recorder.done),
             seconds=seconds,
@@ -337,7 +341,7 @@ def bench_threads(url: str, backend: str, args: argparse.Namespace) -> Result:
 def bench_processes(url: str, backend: str, args: argparse.Namespace) -> Result:
     """``--processes`` worker processes of ``--workers`` threads; this process starts runs."""
     runs, procs = args.runs, args.processes
-    mesh = BenchMesh.open(url, workflows=[ThreeSteps])
+    mesh = BenchMesh.open(url, workflows=[ThreeSteps], queue_partitions=args.partitions)
     children: list[subprocess.Popen[str]] = []
     try:
         mesh.get_queue()  # tables exist before the children open them
@@ -388,7 +392,7 @@ def bench_processes(url: str, backend: str, args: argparse.Namespace) -> Result:
         return Result(
             system="squidmesh-es",
             backend=backend,
-            mode=f"{procs} procs x {args.workers} threads" + _batched(args),
+            mode=f"{procs} procs x {args.workers} threads" + _batched(args) + _split(args),
             runs=runs,
             steps=len(done),
             seconds=max(done.values()) - t0,
@@ -417,7 +421,8 @@ def worker_child(url: str, args: argparse.Namespace) -> None:
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         time.sleep(0.05)
-        if mesh.get_queue().counters.get("runs_closed", 0) >= args.runs:
+        partitions = mesh.queue_partitions_of()
+        if sum(mesh.get_queue(p).counters["runs_closed"] for p in partitions) >= args.runs:
             break
     worker.stop()
     mesh.close()
@@ -638,6 +643,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="auto",
         choices=["auto", "dbos", "none"],
         help="peer system to run side by side (auto: dbos when importable)",
+    )
+    p.add_argument(
+        "--partitions", type=int, default=1, help="queue partitions the runs are spread over"
     )
     p.add_argument("--postgres", default=DEFAULT_POSTGRES, help="Postgres base URL")
     p.add_argument("--idle-ms", default="2,20", help="worker idle backoff min,max in ms (polling)")

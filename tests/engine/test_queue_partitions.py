@@ -8,15 +8,27 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 
 from squidmesh_es import SquidMesh
-from squidmesh_es.domain import DispatchQueue, WorkflowRun, partition_of, queue_id
+from squidmesh_es.domain import (
+    PRESENCE_INTERVAL,
+    DispatchQueue,
+    WorkerRegistry,
+    WorkflowRun,
+    partition_of,
+    queue_id,
+)
 from squidmesh_es.errors import InvalidArgument
 from squidmesh_es.runtime import SystemClock
+from squidmesh_es.runtime._execution import claim_attempts, run_claimed, settle_partitions
+from squidmesh_es.runtime._presence import load_registry, worker_rank
+from squidmesh_es.runtime._worker import _visiting_order
+from squidmesh_es.testing import ManualClock
 
 from conftest import T0, OpenMesh
 from engine_workflows import Approved, Quick
@@ -171,3 +183,74 @@ def test_worker_processes_on_partitions_run_each_attempt_once(
     keys = Counter(line.split()[0] for line in calls.read_text().splitlines())
     assert len(keys) == 60 * 3 and set(keys.values()) == {1}
     assert all(len(mesh.get_queue(name)) == 0 for name in mesh.queue_partitions_of())
+
+
+@pytest.mark.parametrize(
+    ("rank", "live", "turn", "expected"),
+    [
+        (0, 1, 0, [0, 1, 2, 3]),
+        (0, 1, 1, [1, 2, 3, 0]),
+        (0, 2, 0, [0, 2, 1, 3]),
+        (0, 2, 1, [2, 0, 3, 1]),
+        (1, 2, 0, [1, 3, 2, 0]),
+        (3, 4, 7, [3, 0, 1, 2]),
+        (5, 6, 0, [1, 2, 3, 0]),  # more workers than partitions: a shared one
+    ],
+)
+def test_a_worker_visits_its_own_partitions_first_taking_turns(
+    rank: int, live: int, turn: int, expected: list[int]
+) -> None:
+    names = [f"q#{k}" if k else "q" for k in range(4)]
+
+    order = _visiting_order(names, rank, live, turn)
+
+    assert order == [names[k] for k in expected]
+
+
+def test_workers_rank_by_start_among_the_live_ones(mesh: SquidMesh, clock: ManualClock) -> None:
+    for owner in ("b", "a", "c"):
+        mesh.save(registry_with(mesh, owner))
+        clock.advance(timedelta(seconds=1))
+    registry = load_registry(mesh, now=mesh.now())
+
+    assert [worker_rank(registry, o, now=mesh.now()) for o in ("b", "a", "c")] == [
+        (0, 3),
+        (1, 3),
+        (2, 3),
+    ]
+    assert worker_rank(registry, "unknown", now=mesh.now()) == (3, 4)
+    later = mesh.now() + 10 * PRESENCE_INTERVAL  # nobody seen since: none is live
+    assert worker_rank(registry, "a", now=later) == (0, 1)
+
+
+def test_one_commit_settles_and_claims_on_several_partitions(open_mesh: OpenMesh) -> None:
+    mesh = open_mesh(queue_partitions=3)
+    mesh.start_many(Quick, [{"order_id": f"o{i}"} for i in range(12)])
+    partitions = mesh.queue_partitions_of()
+    claims = [
+        c
+        for p in partitions
+        for c in claim_attempts(mesh, p, owner_id="w", limit=2, lease_for=LEASE, now=mesh.now())
+    ]
+    finished = {p: [run_claimed(mesh, c) for c in claims if c.queue == p] for p in partitions}
+    saves: list[int] = []
+    real_save = mesh.save
+    mesh.save = lambda *objs, **kw: saves.append(len(objs)) or real_save(*objs, **kw)  # type: ignore[method-assign]
+
+    parts, more = settle_partitions(
+        mesh, finished, claim_order=partitions, now=mesh.now(), claim_more=5, owner_id="w"
+    )
+
+    assert len(saves) == 1
+    assert all(parts[p].committed and not parts[p].refused for p in partitions)
+    assert len(more) == 5
+    assert all(c.key in mesh.get_run(c.attempt.run_id).applied for c in claims)
+
+
+def registry_with(mesh: SquidMesh, owner: str) -> WorkerRegistry:
+    registry = load_registry(mesh, now=mesh.now())
+    registry.start(owner, queues=["default"], host="h", pid=1, lease_for=LEASE, now=mesh.now())
+    return registry
+
+
+LEASE = timedelta(seconds=30)

@@ -146,6 +146,24 @@ def test_inspection_holds_the_snapshot_as_of_the_last_event(
         assert document == expected
 
 
+def test_inspection_of_runs_on_queue_partitions(open_mesh: OpenMesh, clock: ManualClock) -> None:
+    mesh = open_mesh(queue_partitions=3)
+    ids = start_runs(mesh, clock, 9)
+    drain(mesh, clock)
+    with Projections(mesh, batch_size=5) as projections:
+        projections.catch_up()
+        rows = {r["run_id"]: r for r in projections.view.dump(INSPECTION)}
+
+    assert len({mesh.get_run(r).partition for r in ids}) > 1
+    for run_id in ids:
+        document = rows[run_id]["document"]
+        expected = mesh.inspect_run(run_id, now=rows[run_id]["updated_at"]).model_dump(mode="json")
+        expected["definition_matches"] = None
+        expected["thread_revisions"]["dispatch"] = rows[run_id]["queue_version"]
+        assert document == expected
+        assert document["status"] in {"completed", "failed"}
+
+
 def test_embedded_followers_keep_up_after_each_command(mesh: SquidMesh, clock: ManualClock) -> None:
     projections = Projections.attach(mesh)
     run_id = mesh.start(Billing, {"invoice_id": "inv-1"}).run_id

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -451,56 +451,126 @@ def settle(
     owner_id: str = "squidmesh",
     lease_for: timedelta = timedelta(seconds=300),
 ) -> tuple[Settled, list[Claim]]:
-    """Record and apply every finished attempt in one commit; optionally claim more in it.
+    """Record and apply every finished attempt of ``queue_name`` in one commit.
 
-    Each outcome is fenced by its claim: a stale or expired claim, or a run that ended
-    meanwhile, refuses that outcome alone (reported in ``refused``) and changes nothing.
+    Up to ``claim_more`` attempts of the same queue are claimed in that commit too. Each
+    outcome is fenced by its claim: a stale or expired claim, or a run that ended meanwhile,
+    refuses that outcome alone (reported in ``refused``) and changes nothing.
+
+    Raises:
+        Conflict: the journal kept moving for every retry.
+    """
+    settled, claims = settle_partitions(
+        mesh,
+        {queue_name: finished},
+        claim_order=[queue_name],
+        now=now,
+        claim_more=claim_more,
+        owner_id=owner_id,
+        lease_for=lease_for,
+    )
+    return settled[queue_name], claims
+
+
+def settle_partitions(
+    mesh: SquidMesh,
+    finished: Mapping[str, Sequence[Finished]],
+    *,
+    claim_order: Sequence[str],
+    now: datetime,
+    claim_more: int = 0,
+    owner_id: str = "squidmesh",
+    lease_for: timedelta = timedelta(seconds=300),
+) -> tuple[dict[str, Settled], list[Claim]]:
+    """`settle` over several queue partitions at once: one commit for all of them.
+
+    ``finished`` holds each partition's finished attempts; up to ``claim_more`` attempts
+    are then claimed from the partitions of ``claim_order``, in that order. A worker's
+    partitions are its own most of the time, so one commit settling and claiming on all of
+    them costs what one partition's did. Returns each partition's `Settled` (with
+    ``committed`` set on all of them when the commit happened) and the claims.
 
     Raises:
         Conflict: the journal kept moving for every retry.
     """
     excluded: dict[str, SquidMeshError] = {}
     for _ in range(CONFLICT_RETRIES):
-        queue = mesh.get_queue(queue_name)
-        settled = Settled(queue=queue, refused=dict(excluded))
+        parts: dict[str, Settled] = {}
         restart = False
-        for item in finished:
-            if item.claim.key in settled.refused:
-                continue
-            try:
-                run = settled.runs.get(item.claim.attempt.run_id)
-                if run is None:
-                    run = mesh.get_run(item.claim.attempt.run_id)
-            except SquidMeshError as exc:
-                settled.refused[item.claim.key] = exc
-                continue
-            before = len(queue.pending_events) + len(run.pending_events)
-            try:
-                progress = _decide(mesh, queue, run, item, now=now)
-            except SquidMeshError as exc:
-                settled.refused[item.claim.key] = exc
-                if len(queue.pending_events) + len(run.pending_events) != before:
-                    excluded[item.claim.key] = exc  # half-decided: start over without it
-                    restart = True
-                    break
-                continue
-            settled.runs[str(run.run_id)] = run
-            carry_out(mesh, queue, run, progress, now=now, settled=settled)
+        for name, items in finished.items():
+            settled = Settled(queue=mesh.get_queue(name), refused=dict(excluded))
+            parts[name] = settled
+            if not _decide_all(mesh, settled, items, excluded, now=now):
+                restart = True
+                break
         if restart:
             continue
-        claims = claim_from(
-            mesh, queue, owner_id=owner_id, limit=claim_more, lease_for=lease_for, now=now
-        )
-        if not queue.pending_events and not any(r.pending_events for r in settled.runs.values()):
-            return settled, claims
+        claims: list[Claim] = []
+        for name in claim_order:
+            more = claim_more - len(claims)
+            if more <= 0:
+                break
+            held = parts.get(name)
+            queue = held.queue if held is not None else mesh.get_queue(name)
+            assert queue is not None
+            taken = claim_from(
+                mesh, queue, owner_id=owner_id, limit=more, lease_for=lease_for, now=now
+            )
+            if taken and held is None:
+                parts[name] = Settled(queue=queue)
+            claims.extend(taken)
+        queues = [p.queue for p in parts.values() if p.queue is not None and p.queue.pending_events]
+        runs = [r for p in parts.values() for r in p.runs.values() if r.pending_events]
+        if not queues and not runs:
+            return parts, claims
         try:
-            mesh.save(queue, *settled.runs.values())
+            mesh.save(*queues, *runs)
         except Conflict:
             continue
-        settled.committed = True
-        after_commit(mesh, settled)
-        return settled, claims
-    raise Conflict("journal kept moving while settling", queue=queue_name)
+        for settled in parts.values():
+            settled.committed = True
+            after_commit(mesh, settled)
+        return parts, claims
+    raise Conflict("journal kept moving while settling", queue=",".join(finished))
+
+
+def _decide_all(
+    mesh: SquidMesh,
+    settled: Settled,
+    finished: Sequence[Finished],
+    excluded: dict[str, SquidMeshError],
+    *,
+    now: datetime,
+) -> bool:
+    """Decide each finished attempt of ``settled.queue`` into ``settled``.
+
+    Returns ``False`` when an outcome was refused after it had changed the aggregates (it
+    is then in ``excluded``, and the whole commit must be decided again without it).
+    """
+    queue = settled.queue
+    assert queue is not None
+    for item in finished:
+        if item.claim.key in settled.refused:
+            continue
+        try:
+            run = settled.runs.get(item.claim.attempt.run_id)
+            if run is None:
+                run = mesh.get_run(item.claim.attempt.run_id)
+        except SquidMeshError as exc:
+            settled.refused[item.claim.key] = exc
+            continue
+        before = len(queue.pending_events) + len(run.pending_events)
+        try:
+            progress = _decide(mesh, queue, run, item, now=now)
+        except SquidMeshError as exc:
+            settled.refused[item.claim.key] = exc
+            if len(queue.pending_events) + len(run.pending_events) != before:
+                excluded[item.claim.key] = exc  # half-decided: start over without it
+                return False
+            continue
+        settled.runs[str(run.run_id)] = run
+        carry_out(mesh, queue, run, progress, now=now, settled=settled)
+    return True
 
 
 def _decide(

@@ -20,6 +20,7 @@ __all__ = [
     "ReleaseReport",
     "WorkerInfo",
     "list_workers",
+    "load_registry",
     "record_presence",
     "release_worker",
     "worker_rank",
@@ -82,8 +83,8 @@ def record_presence(
     host: str = "",
     pid: int = 0,
     lease_for: timedelta | None = None,
-) -> WorkerRegistry:
-    """Record that the worker ``started``, was ``seen`` or ``stopped``; the registry after.
+) -> None:
+    """Record that the worker ``started``, was ``seen`` or ``stopped``.
 
     Raises:
         Conflict: the registry kept moving for every retry.
@@ -103,20 +104,21 @@ def record_presence(
         else:
             registry.stop(owner_id, now=now)
         if not registry.pending_events:
-            return registry
+            return
         try:
             mesh.save(registry)
         except Conflict:
             continue
-        return registry
+        return
     raise Conflict("worker registry kept moving", owner_id=owner_id)
 
 
-def worker_rank(registry: WorkerRegistry, owner_id: str, *, now: datetime) -> int:
-    """``owner_id``'s place among the live workers, oldest first (0 when it is not listed).
+def worker_rank(registry: WorkerRegistry, owner_id: str, *, now: datetime) -> tuple[int, int]:
+    """``owner_id``'s place among the live workers, oldest first, and how many are live.
 
-    Workers start claiming at the partition of their rank, so live workers spread over a
-    queue's partitions instead of racing for the same one.
+    Workers claim first from the partitions of their rank, so live workers spread over a
+    queue's partitions instead of racing for the same one. A worker not listed (its start
+    not recorded yet) counts as the last of them.
     """
     live = sorted(
         (record["started_at"], record["owner_id"])
@@ -124,7 +126,9 @@ def worker_rank(registry: WorkerRegistry, owner_id: str, *, now: datetime) -> in
         if record["state"] == "running" and now - record["seen_at"] < SILENT_AFTER
     )
     owners = [owner for _, owner in live]
-    return owners.index(owner_id) if owner_id in owners else 0
+    if owner_id not in owners:
+        return len(owners), len(owners) + 1
+    return owners.index(owner_id), len(owners)
 
 
 def list_workers(mesh: SquidMesh, *, now: datetime, include_gone: bool) -> list[WorkerInfo]:

@@ -16,9 +16,10 @@ claim the journal no longer honours (taken over, released, its run ended) is can
 the next heartbeat: its outcome would be refused. The loop closes when the worker stops.
 
 A queue may be split into partitions (`SquidMesh.queue_partitions_of`): the worker claims
-from all of them, starting at the partition of its rank among the live workers, so that
-worker processes mostly claim and settle on different aggregates instead of conflicting on
-one. It reads each queue's partition count again every `LAYOUT_REFRESH`.
+from all of them, first from the partitions its rank among the live workers gives it (the
+``k`` with ``k % live == rank``, taking turns), then from the others, so that worker
+processes mostly claim and settle on different aggregates instead of conflicting on one.
+It reads the partition counts and its rank again every `LAYOUT_REFRESH`.
 
 Leases are short (`DEFAULT_LEASE`) and the coordinator keeps them alive: every heartbeat
 interval it extends the leases of all the claims in hand, one commit per queue, so a step may
@@ -54,10 +55,10 @@ from squidmesh_es.runtime._execution import (
     check_lease,
     extend_leases,
     prepare_claimed,
-    settle,
+    settle_partitions,
     start_claimed,
 )
-from squidmesh_es.runtime._presence import record_presence, worker_rank
+from squidmesh_es.runtime._presence import load_registry, record_presence, worker_rank
 from squidmesh_es.runtime._step_log import log_step_outcomes
 from squidmesh_es.runtime._step_loop import Running, StepLoop
 from squidmesh_es.workflow import StepOutcome
@@ -69,8 +70,8 @@ __all__ = ["Worker", "WorkerStats"]
 
 logger = logging.getLogger("squidmesh_es.worker")
 
-LAYOUT_REFRESH = 10.0
-"""Seconds between two readings of the worker's queues' partition counts."""
+LAYOUT_REFRESH = 5.0
+"""Seconds between two readings of the queues' partition counts and the live workers."""
 
 
 @dataclass
@@ -143,8 +144,10 @@ class Worker:
         self._partitions: dict[str, list[str]] = {q: [q] for q in self.queues}
         """Each queue's partitions, partition 0 first, as last read."""
         self._next_layout = 0.0
-        self._rank = 0
-        """This worker's place among the live workers: where it starts claiming."""
+        self._rank = (0, 1)
+        """This worker's place among the live workers, and how many are live."""
+        self._turn = 0
+        """Counts commits, so the worker takes turns among its own partitions."""
         self._held: dict[str, Claim] = {}
         """Claims in hand (running, or finished but not yet settled), by runnable key."""
         self._durations: dict[str, float] = {}
@@ -275,17 +278,19 @@ class Worker:
                     running.cancel()
 
     def _refresh_layout(self) -> None:
-        """Read the queues' partition counts when due (they only grow)."""
+        """Read the queues' partition counts (they only grow) and this worker's rank, when due."""
         if time.monotonic() < self._next_layout:
             return
         self._next_layout = time.monotonic() + LAYOUT_REFRESH
         for name in self.queues:
             self._partitions[name] = self.mesh.queue_partitions_of(name)
+        now = self.mesh.now()
+        self._rank = worker_rank(load_registry(self.mesh, now=now), self.owner_id, now=now)
 
     def _presence(self, change: str) -> None:
         self._next_presence = time.monotonic() + PRESENCE_INTERVAL.total_seconds()
         try:
-            registry = record_presence(
+            record_presence(
                 self.mesh,
                 self.owner_id,
                 change,
@@ -294,7 +299,6 @@ class Worker:
                 pid=os.getpid(),
                 lease_for=self.lease_for,
             )
-            self._rank = worker_rank(registry, self.owner_id, now=self.mesh.now())
         except SquidMeshError as exc:
             logger.warning("worker %s presence not recorded: %s", self.owner_id, exc.code)
         except Exception:  # noqa: BLE001 - presence is advisory; the work goes on
@@ -309,37 +313,34 @@ class Worker:
                 return done
 
     def _commit(self, finished: list[tuple[str, Finished]], want: int) -> list[Claim]:
-        """Settle what finished and claim up to ``want`` more, one commit per queue touched."""
-        by_queue: dict[str, list[Finished]] = {}
-        for queue_name, item in finished:
-            by_queue.setdefault(queue_name, []).append(item)
-        claims: list[Claim] = []
+        """Settle what finished and claim up to ``want`` more, all in one commit."""
+        by_partition: dict[str, list[Finished]] = {}
+        for partition, item in finished:
+            # a step that never ran has no outcome: its lease expires and it is redelivered
+            if item.outcome is not None or item.mismatch is not None:
+                by_partition.setdefault(partition, []).append(item)
+        if not by_partition and want <= 0:
+            return []
         self._refresh_layout()
         order = self.queues[self._next_queue :] + self.queues[: self._next_queue]
         self._next_queue = (self._next_queue + 1) % len(self.queues)
-        partitions = [p for q in order for p in _from(self._partitions[q], self._rank)]
-        for queue_name in [*partitions, *(q for q in by_queue if q not in partitions)]:
-            # a step that never ran has no outcome: its lease expires and it is redelivered
-            items = [
-                i
-                for i in by_queue.pop(queue_name, [])
-                if i.outcome is not None or i.mismatch is not None
-            ]
-            more = want - len(claims)
-            if not items and more <= 0:
-                continue
-            settled, new = settle(
-                self.mesh,
-                queue_name,
-                items,
-                now=self.mesh.now(),
-                claim_more=more,
-                owner_id=self.owner_id,
-                lease_for=self.lease_for,
-            )
+        self._turn += 1
+        visiting = [
+            p for q in order for p in _visiting_order(self._partitions[q], *self._rank, self._turn)
+        ]
+        parts, claims = settle_partitions(
+            self.mesh,
+            by_partition,
+            claim_order=visiting,
+            now=self.mesh.now(),
+            claim_more=want,
+            owner_id=self.owner_id,
+            lease_for=self.lease_for,
+        )
+        for partition, items in by_partition.items():
+            settled = parts[partition]
             self.stats.executed += len(items) - len(settled.refused)
             self.stats.refused += len(settled.refused)
-            self.stats.commits += int(settled.committed)
             for key, error in settled.refused.items():
                 logger.warning("outcome of %s refused: %s", key, error.code)
             log_step_outcomes(
@@ -347,9 +348,9 @@ class Worker:
                 items,
                 durations=self._durations,
                 owner_id=self.owner_id,
-                queue=queue_name,
+                queue=partition,
             )
-            claims.extend(new)
+        self.stats.commits += int(any(p.committed for p in parts.values()))
         return claims
 
     def _submit(self, claim: Claim) -> None:
@@ -412,10 +413,19 @@ class Worker:
         self._wake.set()
 
 
-def _from(partitions: list[str], rank: int) -> list[str]:
-    """``partitions`` in the order a worker of ``rank`` visits them: its own one first."""
-    first = rank % len(partitions)
-    return partitions[first:] + partitions[:first]
+def _visiting_order(partitions: list[str], rank: int, live: int, turn: int) -> list[str]:
+    """The order in which worker ``rank`` of ``live`` visits ``partitions`` on ``turn``.
+
+    Its own partitions (``k % live == rank``; with more workers than partitions, a shared
+    one) come first, starting at a different one each turn so that none of them waits for
+    another to empty; the others follow, nearest first, for when its own have no work.
+    """
+    count = len(partitions)
+    own = [k for k in range(count) if k % live == rank] or [rank % count]
+    first = own[turn % len(own)]
+    own = own[own.index(first) :] + own[: own.index(first)]
+    others = [(first + step) % count for step in range(count)]
+    return [partitions[k] for k in own + [k for k in others if k not in own]]
 
 
 def _default_owner() -> str:
