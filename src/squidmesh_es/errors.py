@@ -89,7 +89,9 @@ __all__ = [
     "PayloadValidationError",
     "ResultNotCompleted",
     "RunIdTaken",
+    "RunNotErasable",
     "RunNotFound",
+    "RunNotTerminal",
     "RunTerminal",
     "SquidMeshError",
     "StaleClaim",
@@ -306,6 +308,32 @@ class RunTerminal(SquidMeshError):
             f"run {run_id} is terminal ({status or 'unknown status'})",
             run_id=str(run_id),
             status=status,
+        )
+        self.run_id = str(run_id)
+        self.status = status
+
+
+class RunNotErasable(SquidMeshError):
+    """The run's data is stored in clear (its workflow is not ``erasable``): nothing to forget."""
+
+    code = "run_not_erasable"
+
+    def __init__(self, run_id: object) -> None:
+        super().__init__(
+            f"run {run_id} was not started as erasable: its data cannot be forgotten",
+            run_id=str(run_id),
+        )
+        self.run_id = str(run_id)
+
+
+class RunNotTerminal(SquidMeshError):
+    """The command needs a run that has ended."""
+
+    code = "run_not_terminal"
+
+    def __init__(self, run_id: object, status: str | None = None) -> None:
+        super().__init__(
+            f"run {run_id} has not ended ({status})", run_id=str(run_id), status=status
         )
         self.run_id = str(run_id)
         self.status = status

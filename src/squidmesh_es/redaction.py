@@ -25,12 +25,14 @@ from typing import TypeVar
 
 __all__ = [
     "DEFAULT_POLICY",
+    "ERASED",
     "EXACT_KEYS",
     "KEY_PARTS",
     "REDACTED",
     "SECRET_PATTERNS",
     "RedactingFilter",
     "RedactionPolicy",
+    "erased",
     "is_sensitive_key",
     "redact_json",
     "redact_text",
@@ -38,6 +40,9 @@ __all__ = [
 
 REDACTED = "[REDACTED]"
 """What every redacted value is replaced with, everywhere."""
+
+ERASED = "[ERASED]"
+"""What a value of a forgotten run reads as (``SquidMesh.forget_run``), everywhere."""
 
 JSONValue = str | int | float | bool | None | list["JSONValue"] | dict[str, "JSONValue"]
 """The same alias as ``squidmesh_es.workflow.JSONValue``, restated: this module imports
@@ -237,3 +242,13 @@ class RedactingFilter(logging.Filter):
                 logging.Formatter().formatException(record.exc_info)
             )
         return True
+
+
+def erased(value: object) -> object:
+    """``value`` as a forgotten run shows it: each entry of a mapping, or the whole, `ERASED`.
+
+    A mapping keeps its top-level keys, so an erased payload still says which fields it had.
+    """
+    if isinstance(value, Mapping):
+        return dict.fromkeys(value, ERASED)
+    return ERASED

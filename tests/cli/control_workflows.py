@@ -66,3 +66,16 @@ class CtlRestock(Workflow):
     parcel_back = pause()
 
     transitions = [transition(check, to=parcel_back), transition(parcel_back, to=COMPLETE)]
+
+
+class CtlErasableRestock(Workflow):
+    """`CtlRestock` whose runs hold personal data: ``squidmesh forget`` may erase it."""
+
+    erasable = True
+    payload = RefundRequest
+    triggers = [manual("restock")]
+
+    check = step(CheckOrder)
+    parcel_back = pause()
+
+    transitions = [transition(check, to=parcel_back), transition(parcel_back, to=COMPLETE)]

@@ -1,4 +1,4 @@
-"""``squidmesh approve | reject | resume | cancel | replay | recover`` on SQLite and Postgres."""
+"""``squidmesh approve | reject | resume | cancel | forget | replay | recover``, SQLite/Postgres."""
 
 from __future__ import annotations
 
@@ -28,9 +28,10 @@ pytestmark = pytest.mark.shared_journal
 def journal(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[SquidMesh]:
     """The test's journal, opened with the control workflows registered (system clock)."""
     monkeypatch.syspath_prepend(str(HERE))
-    from control_workflows import CtlRefund, CtlRestock
+    from control_workflows import CtlErasableRestock, CtlRefund, CtlRestock
 
-    with SquidMesh.open(database_url, workflows=[CtlRefund, CtlRestock]) as mesh:
+    workflows = [CtlRefund, CtlRestock, CtlErasableRestock]
+    with SquidMesh.open(database_url, workflows=workflows) as mesh:
         yield mesh
 
 
@@ -280,6 +281,39 @@ def test_cancel_needs_no_import_and_records_the_reason(
     snapshot = journal.inspect_run(run_id, include_history=True)
     assert snapshot.error == {"code": "cancelled", "reason": "duplicate of C-3"}
     assert [c.signal_type for c in snapshot.command_history].count("cancel_run") == 1
+
+
+# forget
+
+
+def test_forget_cancels_a_paused_run_and_erases_its_data(
+    journal: SquidMesh, database_url: str
+) -> None:
+    from control_workflows import CtlErasableRestock
+
+    run_id = str(journal.start(CtlErasableRestock, {"order_id": "B-7"}).run_id)
+    journal.drain()
+
+    code, out, err = invoke(database_url, "forget", run_id, "--actor", "dpo")
+    again = invoke(database_url, "forget", run_id, "--actor", "dpo")
+
+    assert code == 0, err
+    assert out == f"run {run_id}: cancelled after cancel_run by dpo; data forgotten\n"
+    assert again == (code, out, err)
+    assert set(journal.inspect_run(run_id).input.values()) == {"[ERASED]"}
+
+
+def test_forget_refuses_a_run_stored_in_clear_with_one_line(
+    journal: SquidMesh, database_url: str
+) -> None:
+    run_id = held_restock(journal)
+    before = head(journal)
+
+    code, out, err = invoke(database_url, "forget", run_id)
+
+    assert code == 1 and out == ""
+    assert err.startswith("Error: run_not_erasable: ") and err.count("\n") == 1
+    assert head(journal) == before
 
 
 # replay

@@ -97,6 +97,7 @@ def test_every_json_document_of_the_cli_has_identifier_keys(
         ("deploy", "check"),
         ("runs", "migrate", "--workflow", "CliRouted"),
         ("inspect", "not-a-run-id"),  # an error document
+        ("forget", runs["routed"]),  # refused: the workflow is not erasable (an error document)
     ]
     assert {" ".join(a[:2]) if a[0] in GROUPS else a[0] for a in invocations} >= (
         commands_with_json(main)

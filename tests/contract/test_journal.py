@@ -62,7 +62,6 @@ def start_run(mesh: SquidMesh, *, steps: tuple[str, ...] = ("charge",)) -> tuple
             runnable_key=r.runnable_key,
             step=r.step,
             attempt_number=1,
-            input=r.input,
             visible_at=r.visible_at,
             now=now,
         )
@@ -229,7 +228,6 @@ def test_deleting_every_snapshot_gives_identical_state(open_mesh: OpenMesh) -> N
             runnable_key=key,
             step="s",
             attempt_number=1,
-            input={"n": n},
             visible_at=T0,
             now=T0,
         )
@@ -272,7 +270,6 @@ def test_thousands_of_events_load_from_their_snapshot(open_mesh: OpenMesh) -> No
             runnable_key=key,
             step=f"s{n}",
             attempt_number=1,
-            input={},
             visible_at=T0,
             now=T0,
         )

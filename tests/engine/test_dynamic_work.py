@@ -249,6 +249,34 @@ def test_scheduled_nodes_run_through_the_normal_claim_path(digest: SquidMesh) ->
     assert after.status == "running"  # the forward path still waits for its minute
 
 
+class ErasableDigest(DigestFanout):
+    erasable = True
+
+
+def test_an_erasable_runs_dynamic_work_is_sealed_runs_and_can_be_forgotten(
+    digest: SquidMesh,
+) -> None:
+    run_id = digest.start(ErasableDigest, {}).run_id
+    digest.execute_next(owner_id="w")
+    node = deliver("chat_1")
+    node["input"]["note"] = "zq7secret"  # node ids and keys stay in clear: data goes in input
+    proposal = {**fanout(run_id, node), "metadata": {"requested_by": "zq7secret"}}
+
+    digest.schedule_dynamic_work(run_id, proposal, action_registry=digest_registry())
+    stored = digest.recorder.select_notifications(start=None, limit=1000)
+    assert not any(b"zq7secret" in n.state for n in stored)
+    assert digest.drain() == 1
+    assert RAN == ["schedule_digest", "deliver:chat_1"]  # the node read its input
+
+    forgotten = digest.forget_run(run_id)
+
+    (work,) = forgotten.dynamic_work
+    assert work["nodes"][0]["input"] == {"chat": "[ERASED]", "note": "[ERASED]"}
+    assert work["metadata"] == {"requested_by": "[ERASED]"}
+    graph = digest.inspect_run_graph(run_id, include_history=True).to_map()
+    assert "zq7secret" not in str(graph) and "deliver_digest:chat_1" in str(graph)
+
+
 def test_scheduling_the_same_work_twice_schedules_it_once(digest: SquidMesh) -> None:
     run_id = origin_applied(digest)
     proposal = fanout(run_id, deliver("chat_1"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -11,6 +12,7 @@ from projection_helpers import drain, start_indexed_run, start_runs, tables
 from projection_workflows import Audit, Billing
 
 from squidmesh_es import SquidMesh
+from squidmesh_es.domain import WorkflowRun
 from squidmesh_es.errors import InvalidArgument
 from squidmesh_es.projections import PROJECTIONS, Projections, RunCatalog
 from squidmesh_es.projections._contract import CATALOG, INSPECTION, STATE
@@ -46,6 +48,20 @@ def test_catalog_has_a_row_per_run_with_its_current_status(
         assert row["run_version"] == mesh.get_run(run_id).version
         assert row["started_at"] == snapshot.started_at
     assert {r["status"] for r in rows.values()} == {"completed", "failed"}
+
+
+def test_rows_of_some_runs_hold_the_columns_asked_for(
+    mesh: SquidMesh, clock: ManualClock, projections: Projections
+) -> None:
+    ids = start_runs(mesh, clock, 3)
+    projections.catch_up()
+    full = projections.view.rows(CATALOG, ids[:2])
+
+    narrow = projections.view.rows(CATALOG, [*ids[:2], str(uuid4())], columns=["run_version"])
+
+    assert set(full) == set(narrow) == set(ids[:2])
+    assert set(full[ids[0]]) == set(CATALOG.column_names)
+    assert narrow == {i: {"run_id": i, "run_version": full[i]["run_version"]} for i in ids[:2]}
 
 
 def test_list_runs_pages_newest_first_without_gaps_or_repeats(
@@ -273,6 +289,54 @@ def test_a_crash_between_rows_and_tracking_leaves_nothing_and_counts_once(
     assert sorted(r["run_id"] for r in rows) == sorted(ids)
     followed = mesh.recorder.select_notifications(start=1, limit=10_000, topics=RunCatalog.topics)
     assert projections.view.state("run_catalog")["events_applied"] == len(followed)
+
+
+@pytest.mark.shared_journal
+def test_a_crash_inside_a_batch_writes_none_of_it_and_resuming_counts_it_once(
+    backend: str,
+    mesh: SquidMesh,
+    clock: ManualClock,
+    projections: Projections,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start_runs(mesh, clock, 6)
+    drain(mesh, clock)
+    original = RunCatalog.changes
+    batches: list[Any] = []
+
+    def crash_in_the_third_batch(self: RunCatalog, events: Any) -> Any:
+        changes = original(self, events)
+        batches.append(events)
+        if len(batches) == 3:  # the database refuses a row amid the batch's rows
+            rows = changes.upserts[CATALOG]
+            rows.insert(len(rows) // 2, {**rows[0], "run_id": None})
+        return changes
+
+    monkeypatch.setattr(RunCatalog, "changes", crash_in_the_third_batch)
+    projections.catch_up("run_catalog")
+
+    failed = {s.name: s for s in projections.status()}["run_catalog"]
+    assert failed.state == "failed"
+    assert failed.events_applied == len(batches[0]) + len(batches[1])
+    assert failed.position == failed.error_position > 0  # where the third batch began
+    written = {r["run_id"]: r["run_version"] for r in projections.view.dump(CATALOG)}
+    seen = {
+        str(e.originator_id): e.originator_version
+        for b in batches[:2]
+        for e in b
+        if isinstance(e, WorkflowRun.Event)
+    }
+    assert written == seen  # the rows of the first two batches, none of the third's
+
+    monkeypatch.undo()
+    projections.resume("run_catalog")  # the same follower, its run and queue states ahead
+    resumed = projections.view.dump(CATALOG)
+    projections.rebuild("run_catalog")  # from scratch
+
+    assert projections.view.dump(CATALOG) == resumed
+    followed = mesh.recorder.select_notifications(start=1, limit=10_000, topics=RunCatalog.topics)
+    status = {s.name: s for s in projections.status()}["run_catalog"]
+    assert status.events_applied == len(followed) and status.lag == 0
 
 
 def test_a_batch_applied_twice_is_refused_and_changes_nothing(

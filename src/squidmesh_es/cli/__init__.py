@@ -7,6 +7,7 @@ import click
 from squidmesh_es.cli._controls import (
     approve_command,
     cancel_command,
+    forget_command,
     recover_command,
     reject_command,
     replay_command,
@@ -44,6 +45,7 @@ main.add_command(approve_command)
 main.add_command(reject_command)
 main.add_command(resume_command)
 main.add_command(cancel_command)
+main.add_command(forget_command)
 main.add_command(replay_command)
 main.add_command(recover_command)
 main.add_command(dashboard_command)

@@ -1,4 +1,4 @@
-"""``squidmesh approve | reject | resume | cancel | replay | recover``: operator controls.
+"""``squidmesh approve | reject | resume | cancel | forget | replay | recover``: controls.
 
 Each command is one call of the public API (`SquidMesh.approve` and friends) on the journal,
 so a control from the shell is the same command, with the same receipt, duplicate rule and
@@ -32,6 +32,7 @@ from squidmesh_es.workflow import JSONValue
 __all__ = [
     "approve_command",
     "cancel_command",
+    "forget_command",
     "recover_command",
     "reject_command",
     "replay_command",
@@ -177,6 +178,32 @@ def cancel_command(
     except SquidMeshError as error:
         fail(error, as_json=as_json)
     _print_control(snapshot, "cancel_run", idempotency_key, scope=scope, as_json=as_json)
+
+
+@click.command("forget")
+@click.argument("run_id")
+@_journal_options
+@click.option("--actor", default=None, help="Who asked; kept on the RunDataForgotten fact.")
+@scope_option
+@json_option
+def forget_command(
+    run_id: str, database_url: str, actor: str | None, scope: str, as_json: bool
+) -> None:
+    """Erase RUN_ID's personal data for good: destroy its data key (crypto-shredding).
+
+    Only runs of ``erasable`` workflows can be forgotten; one still under way is cancelled
+    first. Its history stays, with payload, step inputs and outputs, decisions and dynamic
+    work shown as [ERASED]. Needs no --import.
+    """
+    try:
+        with open_journal(database_url) as mesh:
+            snapshot = mesh.forget_run(run_id, actor=actor)
+    except SquidMeshError as error:
+        fail(error, as_json=as_json)
+    if as_json:
+        click.echo(json.dumps(redact(snapshot, scope).model_dump(mode="json"), indent=2))
+    else:
+        click.echo(f"{control_line(snapshot, 'cancel_run', None)}; data forgotten")
 
 
 @click.command("replay")

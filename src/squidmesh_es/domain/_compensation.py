@@ -46,7 +46,7 @@ def compensation_failure(run: WorkflowRun) -> JSONDict | None:
     """The failure that started the rollback, as carried by its first callback's input."""
     for planned in run.planned.values():
         if planned.get("compensation") is not None:
-            failure = planned["input"].get("failure")
+            failure = (planned.get("input_from") or planned.get("input") or {}).get("failure")
             return failure if isinstance(failure, dict) else None
     return None
 
@@ -85,8 +85,6 @@ def next_compensation(
     applied = latest[name]
     origin_key = str(applied["runnable_key"])
     step = spec.step(name)
-    result = applied["result"] if isinstance(applied["result"], dict) else {}
-    output = result.get(step.output) if step.output is not None else result
     callback = f"{COMPENSATE_PREFIX}{name}"
     key = runnable_key(run.run_id, callback, 1)
     compensate = step.compensate
@@ -96,25 +94,14 @@ def next_compensation(
         idempotency_key=key,
         step=callback,
         attempt_number=1,
-        input={
-            "step": {
-                "name": name,
-                "runnable_key": origin_key,
-                "input": run.planned[origin_key]["input"],
-                "output": output,
-                "applied_at": _iso(applied["applied_at"]),
-            },
-            "failure": failure,
-        },
+        input=None,
+        # The undone step's input and output are the run's already: refer to them.
+        input_from={"undo": origin_key, "output_key": step.output, "failure": failure},
         visible_at=now,
         queue=run.queue,
         action=compensate.action,
         compensation={"step": name, "runnable_key": origin_key},
     )
-
-
-def _iso(value: object) -> str:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def compensation_summary(run: WorkflowRun) -> JSONDict:

@@ -197,8 +197,10 @@ def plan_retry(
         )
     else:
         step = spec.step(str(failed["step"]))
-        retry = _runnable(
-            run, step, attempt=attempt, input=failed["input"], visible_at=visible_at, now=now
+        retry = replace(
+            _runnable(run, step, attempt=attempt, visible_at=visible_at, now=now),
+            input=failed.get("input"),
+            input_from=failed.get("input_from"),
         )
     run.apply_result(
         key,
@@ -277,13 +279,16 @@ def plan_deferral(
     if is_side_work(deferred):
         again = replace(Runnable.from_state(deferred), visible_at=visible_at)
     else:
-        again = _runnable(
-            run,
-            spec.step(str(deferred["step"])),
-            attempt=int(deferred["attempt_number"]),
-            input=deferred["input"],
-            visible_at=visible_at,
-            now=now,
+        again = replace(
+            _runnable(
+                run,
+                spec.step(str(deferred["step"])),
+                attempt=int(deferred["attempt_number"]),
+                visible_at=visible_at,
+                now=now,
+            ),
+            input=deferred.get("input"),
+            input_from=deferred.get("input_from"),
         )
     again = replace(
         again,
@@ -409,16 +414,12 @@ def _plan_steps(
     for name in steps:
         step = spec.step(name)
         try:
-            step_input = step.select_input(state)
+            step.select_input(state)  # a missing bound path fails the run before planning
         except MissingInputPath as exc:
             _fail(spec, run, name, None, exc.to_dict(), now=now, progress=progress)
             return
-        planned.append(
-            (
-                step,
-                _runnable(run, step, attempt=1, input=step_input, visible_at=visible_at, now=now),
-            )
-        )
+        runnable = _runnable(run, step, attempt=1, visible_at=visible_at, now=now)
+        planned.append((step, runnable))
     run.plan([runnable for _, runnable in planned], now=now)
     for step, runnable in planned:
         if run.is_terminal:
@@ -462,7 +463,8 @@ def carry_out_builtin(
         runnable_key=key,
         step=step.name,
         attempt_number=int(planned["attempt_number"]),
-        input=planned["input"],
+        input=planned.get("input"),
+        input_from=planned.get("input_from"),
         visible_at=now,
         queue=run.queue,
     )
@@ -549,11 +551,14 @@ def _runnable(
     step: StepSpec,
     *,
     attempt: int,
-    input: JSONDict,
     visible_at: datetime,
     now: datetime,
 ) -> Runnable:
+    """A runnable of a declared step, its input referring to the run state as it is now."""
     key = runnable_key(run.run_id, step.name, attempt)
+    input_from: JSONDict = {"applied": len(run.applied)}
+    if step.input is not None:
+        input_from["select"] = [binding.to_dict() for binding in step.input]
     recovery: JSONDict | None = None
     if step.kind is StepKind.CUSTOM:
         recovery = {
@@ -579,7 +584,8 @@ def _runnable(
         idempotency_key=runnable_key(run.run_id, step.name, 1),
         step=step.name,
         attempt_number=attempt,
-        input=input,
+        input=None,
+        input_from=input_from,
         visible_at=visible_at,
         queue=run.queue,
         recovery=recovery,

@@ -66,7 +66,7 @@ RECENT_LIMIT = 1000
 """How many finished attempts and closed runs the queue remembers for precise refusals."""
 
 _WAITING = (AttemptStatus.AVAILABLE, AttemptStatus.RETRY_SCHEDULED)
-_INTENT_FIELDS = ("run_id", "idempotency_key", "attempt_number", "step", "input", "visible_at")
+_INTENT_FIELDS = ("run_id", "idempotency_key", "attempt_number", "step", "visible_at")
 
 
 class DispatchOrder(StrEnum):
@@ -80,14 +80,18 @@ class DispatchOrder(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One live attempt, as the queue holds it (records are replaced, never changed)."""
+    """One live attempt, as the queue holds it (records are replaced, never changed).
+
+    It carries no input: the worker reads it from the run it loads to execute the step
+    (`WorkflowRun.step_input`), so a value is stored once. ``input`` is kept only for
+    attempts scheduled before 0.3, whose events carried it.
+    """
 
     runnable_key: str
     run_id: str
     step: str
     attempt_number: int
     idempotency_key: str
-    input: JSONDict
     visible_at: datetime
     status: AttemptStatus
     claim_id: str | None = None
@@ -99,6 +103,9 @@ class Attempt:
     wakeup_emitted: bool = False
     retry_of: str | None = None
     metadata: JSONDict | None = None
+    input: JSONDict | None = None
+    result_digest: str | None = None
+    """Set when the completion did not keep ``result`` (the run applied it in that commit)."""
     claim_token_hash: str | None = field(default=None, repr=False, compare=False)
     seq: int = field(default=0, repr=False, compare=False)
     """Scheduling order in this queue: breaks ties between equal visible times."""
@@ -119,13 +126,14 @@ class Attempt:
             step=state["step"],
             attempt_number=state["attempt_number"],
             idempotency_key=state["idempotency_key"],
-            input=state["input"],
+            input=state.get("input"),
             visible_at=state["visible_at"],
             status=AttemptStatus(state["status"]),
             claim_id=state.get("claim_id"),
             owner_id=state.get("owner_id"),
             lease_until=state.get("lease_until"),
             result=state.get("result"),
+            result_digest=state.get("result_digest"),
             error=state.get("error"),
             completed_at=state.get("completed_at"),
             wakeup_emitted=state.get("wakeup_emitted", False),
@@ -138,9 +146,15 @@ class Attempt:
         )
 
     def to_state(self) -> JSONDict:
-        """The stored (snapshot) form: JSON-shaped, as earlier versions wrote it."""
+        """The stored (snapshot) form: JSON-shaped, as earlier versions wrote it.
+
+        ``input`` only where an old event carried one.
+        """
         state = {name: getattr(self, name) for name in _RECORD_FIELDS}
         state["status"] = self.status.value
+        for name in ("input", "result_digest"):
+            if state[name] is None:
+                del state[name]
         return state
 
     @property
@@ -233,7 +247,10 @@ class DispatchQueue(AnomalyLog, Aggregate):
                 q.counters["runs_queued"] += 1
 
     class AttemptScheduled(ToleratedEvent, Event):
-        """A runnable became an attempt that workers may claim from ``visible_at`` on."""
+        """A runnable became an attempt that workers may claim from ``visible_at`` on.
+
+        Since 0.3 it carries no input (the run holds it); older events carry ``input``.
+        """
 
         TOPIC = "squidmesh.DispatchQueue.AttemptScheduled"
         REQUIRED = (
@@ -242,7 +259,6 @@ class DispatchQueue(AnomalyLog, Aggregate):
             "idempotency_key",
             "attempt_number",
             "step",
-            "input",
             "visible_at",
             "metadata",
         )
@@ -251,11 +267,12 @@ class DispatchQueue(AnomalyLog, Aggregate):
         idempotency_key: str
         attempt_number: int
         step: str
-        input: JSONDict
         visible_at: datetime
         metadata: JSONDict | None
         fresh: bool = False
         """Scheduled by the run's start (absent in histories written before 0.2: False)."""
+        input: JSONDict | None = None
+        """The step's input, in histories written before 0.3 only."""
 
         def evolve(self, q: DispatchQueue) -> None:
             anomaly = q.schedule_rule(self.run_id, self.runnable_key, self._intent())
@@ -273,6 +290,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
                     metadata=self.metadata,
                     seq=q.counters["scheduled"],
                     fresh=bool(getattr(self, "fresh", False)),
+                    input=getattr(self, "input", None),
                     **self._intent(),
                 )
             )
@@ -283,7 +301,6 @@ class DispatchQueue(AnomalyLog, Aggregate):
                 "idempotency_key": self.idempotency_key,
                 "attempt_number": self.attempt_number,
                 "step": self.step,
-                "input": self.input,
                 "visible_at": self.visible_at,
             }
 
@@ -340,20 +357,28 @@ class DispatchQueue(AnomalyLog, Aggregate):
             q.replace_live(q.attempts[self.runnable_key], lease_until=self.lease_until)
 
     class AttemptCompleted(ToleratedEvent, Event):
-        """The current claim finished the attempt with ``result``."""
+        """The current claim finished the attempt with ``result``.
+
+        When the run applied the result in the same commit, its ``RunnableApplied`` is the
+        one stored copy: ``result`` is ``None`` and ``result_digest`` lets the queue tell a
+        repeated completion from a conflicting one.
+        """
 
         TOPIC = "squidmesh.DispatchQueue.AttemptCompleted"
+        REQUIRED = ("runnable_key", "claim_id", "claim_token_hash", "result")
         runnable_key: str
         claim_id: str
         claim_token_hash: str
-        result: JSONDict
+        result: JSONDict | None
+        result_digest: str | None = None
 
         def evolve(self, q: DispatchQueue) -> None:
+            result_digest = getattr(self, "result_digest", None) or digest(self.result)
             anomaly = q.completion_rule(
                 self.runnable_key,
                 self.claim_id,
                 self.claim_token_hash,
-                self.result,
+                result_digest,
                 self.timestamp,
             )
             if anomaly is not None:
@@ -366,6 +391,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
                 q.attempts[self.runnable_key],
                 status=AttemptStatus.COMPLETED,
                 result=self.result,
+                result_digest=None if self.result is not None else result_digest,
                 error=None,
                 completed_at=self.timestamp,
             )
@@ -424,6 +450,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
                     error=self.error,
                     metadata=failed.metadata,
                     seq=q.counters["scheduled"],
+                    input=failed.input,
                     **intent,
                 )
             )
@@ -651,13 +678,12 @@ class DispatchQueue(AnomalyLog, Aggregate):
         self._drop_stale()
 
     def retry_intent(self, failed: Attempt, visible_at: datetime) -> JSONDict:
-        """The intent of the next try of ``failed``: same step and input, one attempt later."""
+        """The intent of the next try of ``failed``: same step, one attempt later."""
         return {
             "run_id": failed.run_id,
             "idempotency_key": failed.idempotency_key,
             "attempt_number": failed.attempt_number + 1,
             "step": failed.step,
-            "input": failed.input,
             "visible_at": visible_at,
         }
 
@@ -767,7 +793,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
         return None
 
     def completion_rule(
-        self, key: str, claim_id: str, token_hash: str, result: JSONDict, at: datetime
+        self, key: str, claim_id: str, token_hash: str, result_digest: str, at: datetime
     ) -> Verdict:
         """A repeated identical completion by the same claim is a duplicate, not an error."""
         done = self.attempts.get(key)
@@ -781,7 +807,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
                 )
                 if not same_claim:
                     return AnomalyReason.STALE_CLAIM
-                if record["result_digest"] == digest(result):
+                if record["result_digest"] == result_digest:
                     return ALREADY_RECORDED
                 return AnomalyReason.CONFLICTING_COMPLETION
         return self.fence_rule(key, claim_id, token_hash, at)
@@ -898,7 +924,6 @@ class DispatchQueue(AnomalyLog, Aggregate):
         runnable_key: str,
         step: str,
         attempt_number: int,
-        input: JSONDict,
         visible_at: datetime,
         now: datetime,
         idempotency_key: str | None = None,
@@ -922,7 +947,6 @@ class DispatchQueue(AnomalyLog, Aggregate):
             "idempotency_key": idempotency_key or runnable_key,
             "attempt_number": attempt_number,
             "step": step,
-            "input": input,
             "visible_at": visible_at,
         }
         anomaly = self.schedule_rule(rid, runnable_key, intent)
@@ -1018,15 +1042,20 @@ class DispatchQueue(AnomalyLog, Aggregate):
         claim_token_hash: str,
         result: JSONDict,
         now: datetime,
+        keep_result: bool = True,
     ) -> bool:
         """Record the claim's result; returns False for an identical duplicate (nothing written).
+
+        ``keep_result=False`` when the run applies the result in the same commit: the queue
+        then keeps only its digest, and the run's history holds the one copy.
 
         Raises:
             StaleClaim: not the current claim (``ExpiredClaim`` when its lease ended).
             ConflictingCompletion: the same claim completed it with another result.
             UnknownAttempt, RunTerminal: the attempt or its run is gone.
         """
-        anomaly = self.completion_rule(runnable_key, claim_id, claim_token_hash, result, now)
+        result_digest = digest(result)
+        anomaly = self.completion_rule(runnable_key, claim_id, claim_token_hash, result_digest, now)
         if anomaly is ALREADY_RECORDED:
             return False
         if anomaly is not None:
@@ -1036,7 +1065,8 @@ class DispatchQueue(AnomalyLog, Aggregate):
             runnable_key=runnable_key,
             claim_id=claim_id,
             claim_token_hash=claim_token_hash,
-            result=result,
+            result=result if keep_result else None,
+            result_digest=None if keep_result else result_digest,
             timestamp=now,
         )
         return True
@@ -1195,7 +1225,7 @@ def _finished_record(attempt: Attempt) -> JSONDict:
         "status": attempt.status.value,
         "claim_id": attempt.claim_id,
         "claim_token_hash": attempt.claim_token_hash,
-        "result_digest": digest(attempt.result),
+        "result_digest": attempt.result_digest or digest(attempt.result),
         "intent_digest": digest(attempt.intent),
         "applied": False,
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import TYPE_CHECKING, final
 from uuid import UUID
 
@@ -25,6 +26,7 @@ from squidmesh_es.domain._journal import (
     Verdict,
 )
 from squidmesh_es.domain._keys import check_queue_name, partition_queue
+from squidmesh_es.domain._personal import PERSONAL_STATE_FIELDS, map_paths
 from squidmesh_es.domain._vocab import (
     AnomalyReason,
     ManualAction,
@@ -38,22 +40,33 @@ from squidmesh_es.errors import (
     ConflictingIntent,
     InvalidArgument,
     ManualStepMismatch,
+    RunNotErasable,
+    RunNotTerminal,
     RunTerminal,
     UnknownAttempt,
 )
+from squidmesh_es.redaction import erased
 from squidmesh_es.redaction import redact_json as redact_metadata
+from squidmesh_es.workflow import InputBinding, run_state, select_input
 
 __all__ = ["Runnable", "WorkflowRun", "is_side_work"]
 
 
 @dataclass(frozen=True, slots=True)
 class Runnable:
-    """One planned unit of work: a step of a run at an attempt number, visible from a time."""
+    """One planned unit of work: a step of a run at an attempt number, visible from a time.
+
+    The input is carried (``input``) or referred to (``input_from``), never both. A
+    declared step refers to the run state it was planned on (`WorkflowRun.step_input`
+    resolves it), so a large payload is stored once, in ``RunStarted``, and not again in
+    every runnable and queue attempt; a dynamic node refers to its recorded proposal and a
+    compensation callback to the step it undoes. Runnables planned before 0.3 carry theirs.
+    """
 
     runnable_key: str
     step: str
     attempt_number: int
-    input: JSONDict
+    input: JSONDict | None
     visible_at: datetime
     queue: str
     idempotency_key: str | None = None
@@ -65,6 +78,12 @@ class Runnable:
     """Set on a saga callback: the completed step it undoes and that step's runnable key."""
     dynamic: JSONDict | None = None
     """Set on a dynamic node: its dynamic key, origin and retry intent."""
+    input_from: JSONDict | None = None
+    """Instead of ``input``: ``{"applied": n}`` (the run state after the first ``n`` applied
+    results) and, for a step that binds its input, ``"select"`` (the bindings); for a
+    dynamic node, ``{"dynamic": key, "node": id}`` (the node's input in that record); for a
+    compensation callback, ``{"undo": key, "output_key": ..., "failure": ...}`` (the undone
+    runnable's input and output, and the failure that started the rollback)."""
 
     @classmethod
     def from_state(cls, state: JSONDict) -> Runnable:
@@ -73,7 +92,7 @@ class Runnable:
             runnable_key=str(state["runnable_key"]),
             step=str(state["step"]),
             attempt_number=int(state["attempt_number"]),
-            input=state["input"],
+            input=state.get("input"),
             visible_at=state["visible_at"],
             queue=str(state["queue"]),
             idempotency_key=state.get("idempotency_key"),
@@ -83,6 +102,7 @@ class Runnable:
             action=state.get("action"),
             compensation=state.get("compensation"),
             dynamic=state.get("dynamic"),
+            input_from=state.get("input_from"),
         )
 
     def to_state(self) -> JSONDict:
@@ -92,11 +112,13 @@ class Runnable:
             "idempotency_key": self.idempotency_key or self.runnable_key,
             "step": self.step,
             "attempt_number": self.attempt_number,
-            "input": self.input,
             "visible_at": self.visible_at,
             "queue": self.queue,
         }
-        for name in ("recovery", "deferred", "deadline", "action", "compensation", "dynamic"):
+        if self.input_from is None:
+            state["input"] = self.input
+        optional = ("input_from", "recovery", "deferred", "deadline", "action", "compensation")
+        for name in (*optional, "dynamic"):
             value = getattr(self, name)
             if value is not None:
                 state[name] = value
@@ -138,6 +160,8 @@ class WorkflowRun(AnomalyLog, Aggregate):
         command_history: list[JSONDict]
         child_runs: list[JSONDict]
         dynamic_work: list[JSONDict]
+        erasable: bool
+        data_forgotten_at: datetime | None
 
     partition = 0
     """The partition of its queue the run's work goes to; fixed when it starts."""
@@ -160,6 +184,8 @@ class WorkflowRun(AnomalyLog, Aggregate):
         spec: JSONDict | None
         partition: int = 0
         """The partition of ``queue`` the run's work goes to (absent before partitioning)."""
+        erasable: bool = False
+        """The run's personal data is sealed under its own data key (absent before 0.3)."""
 
         def apply(self, run: WorkflowRun) -> None:
             run.workflow = self.workflow
@@ -183,6 +209,8 @@ class WorkflowRun(AnomalyLog, Aggregate):
             run.command_history = []
             run.child_runs = []
             run.dynamic_work = []
+            run.erasable = bool(getattr(self, "erasable", False))
+            run.data_forgotten_at = None
             run.anomalies = []
             run.anomaly_count = 0
 
@@ -422,6 +450,24 @@ class WorkflowRun(AnomalyLog, Aggregate):
             run.definition_fingerprint = self.to_fingerprint
             run.definition_version = self.to_version
 
+    class RunDataForgotten(Event):
+        """The run's data key was destroyed: its personal data now reads as erased.
+
+        Applying it erases the same fields from the state in memory (`PERSONAL_STATE_FIELDS`),
+        so a copy loaded before the key was destroyed stops showing them too. It changes
+        nothing else; a run is ended before it is forgotten, and the fact is written after
+        the end, so it is applied to terminal runs without an anomaly.
+        """
+
+        TOPIC = "squidmesh.WorkflowRun.RunDataForgotten"
+        actor: str | None
+
+        def apply(self, run: WorkflowRun) -> None:
+            erased_state = map_paths(dict(vars(run)), PERSONAL_STATE_FIELDS, erased)
+            for name in {path.split(".")[0] for path in PERSONAL_STATE_FIELDS}:
+                setattr(run, name, erased_state[name])
+            run.data_forgotten_at = self.timestamp
+
     Created = RunStarted
     """The library looks for ``Created``; ours has the spec's name."""
 
@@ -448,8 +494,13 @@ class WorkflowRun(AnomalyLog, Aggregate):
         replayed_from_run_id: UUID | str | None = None,
         spec: JSONDict | None = None,
         partition: int = 0,
+        erasable: bool = False,
     ) -> WorkflowRun:
-        """Begin the journal of a new run under ``run_id``; its work goes to ``partition``."""
+        """Begin the journal of a new run under ``run_id``; its work goes to ``partition``.
+
+        ``erasable`` runs have their personal data sealed under a data key of their own when
+        stored, so that `forget_data` can make it unreadable.
+        """
         check_queue_name(queue)
         if not workflow:
             raise InvalidArgument("workflow", "must not be empty")
@@ -468,6 +519,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
             ),
             spec=spec,
             partition=partition,
+            erasable=erasable,
             timestamp=now,
         )
 
@@ -502,6 +554,74 @@ class WorkflowRun(AnomalyLog, Aggregate):
                 merged.update(applied["result"])
         merged.update(self.start_context)
         return merged
+
+    def state_at(self, applied: int) -> JSONDict:
+        """The run state as it was once the first ``applied`` results were applied.
+
+        Results are applied in order and never removed, so this is the state every
+        runnable planned at that point saw.
+        """
+        merged: JSONDict = {}
+        for entry in islice(self.applied.values(), applied):
+            if isinstance(entry["result"], dict):
+                merged.update(entry["result"])
+        merged.update(self.start_context)
+        return run_state(self.input, merged)
+
+    def step_input(self, planned: JSONDict) -> JSONDict:
+        """The input of a planned runnable: carried, or resolved from its ``input_from``."""
+        source = planned.get("input_from")
+        if source is None:
+            carried = planned.get("input")
+            return carried if isinstance(carried, dict) else {}
+        if "dynamic" in source:
+            return self._node_input(str(source["dynamic"]), str(source["node"]))
+        if "undo" in source:
+            return self._callback_input(source)
+        state = self.state_at(int(source["applied"]))
+        select = source.get("select")
+        if select is None:
+            return state
+        bindings = [InputBinding(str(b["key"]), tuple(b["path"])) for b in select]
+        return select_input(str(planned["step"]), bindings, state)
+
+    def _node_input(self, dynamic_key: str, node_id: str) -> JSONDict:
+        for work in self.dynamic_work:
+            if work["dynamic_key"] == dynamic_key:
+                for node in work["nodes"]:
+                    if node.get("id") == node_id and isinstance(node.get("input"), dict):
+                        return dict(node["input"])
+        return {}
+
+    def _callback_input(self, source: JSONDict) -> JSONDict:
+        """A compensation callback's input: the undone step's input and output, the failure."""
+        key = str(source["undo"])
+        applied = self.applied.get(key) or {}
+        result = applied.get("result")
+        result = result if isinstance(result, dict) else {}
+        output_key = source.get("output_key")
+        applied_at = applied.get("applied_at")
+        return {
+            "step": {
+                "name": str(self.planned[key]["step"]),
+                "runnable_key": key,
+                "input": self.step_input(self.planned[key]),
+                "output": result.get(output_key) if output_key is not None else result,
+                "applied_at": (
+                    applied_at.isoformat() if isinstance(applied_at, datetime) else applied_at
+                ),
+            },
+            "failure": source.get("failure"),
+        }
+
+    def same_plan(self, existing: JSONDict, planned: JSONDict) -> bool:
+        """Whether two plans of one key agree, their inputs compared as resolved."""
+        if existing == planned:
+            return True
+        rest = ("input", "input_from")
+        return {k: v for k, v in existing.items() if k not in rest} == {
+            k: v for k, v in planned.items() if k not in rest
+        } and self.step_input(existing) == self.step_input(planned)
 
     def pending_runnables(self) -> list[JSONDict]:
         """Planned runnables whose result is not applied yet, by runnable key."""
@@ -640,7 +760,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
             existing = self.planned.get(runnable.runnable_key)
             if existing is None:
                 new.append(runnable)
-            elif existing != runnable.to_state():
+            elif not self.same_plan(existing, runnable.to_state()):
                 raise ConflictingIntent(runnable_key=runnable.runnable_key)
         if new:
             self.trigger_event(
@@ -817,6 +937,22 @@ class WorkflowRun(AnomalyLog, Aggregate):
         if anomaly is not None:
             raise ConflictingIntent(runnable_key=dynamic_key)
         self.trigger_event(self.DynamicWorkRecorded, timestamp=now, **record)
+        return True
+
+    def forget_data(self, *, now: datetime, actor: str | None = None) -> bool:
+        """Record that the run's data key was destroyed; False when already recorded.
+
+        Raises:
+            RunNotErasable: the run was not started as erasable: its data is stored in clear.
+            RunNotTerminal: the run has not ended (end it first).
+        """
+        if not self.erasable:
+            raise RunNotErasable(self.id)
+        if not self.is_terminal:
+            raise RunNotTerminal(self.id, self.status)
+        if self.data_forgotten_at is not None:
+            return False
+        self.trigger_event(self.RunDataForgotten, actor=actor, timestamp=now)
         return True
 
     def end(self, status: TerminalStatus, *, now: datetime, error: JSONDict | None = None) -> None:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from eventsourcing.persistence import IntegrityError, Tracking
 
@@ -95,34 +97,26 @@ class FollowedProjection:
         projection = self.projection
         applied = 0
         position = projection.view.position(projection.name) or 0
-        while position < head:
-            try:
-                notifications = self.journal.recorder.select_notifications(
-                    start=position,
-                    limit=self.batch_size,
-                    stop=head,
-                    topics=projection.topics,
-                    inclusive_of_start=False,
-                )
-                full = len(notifications) == self.batch_size
-                end = notifications[-1].id if full else head
-                events = [self.journal.mapper.to_domain_event(n) for n in notifications]
-                projection.process_batch(events, Tracking(projection.name, end))
-            except IntegrityError as error:
-                # Another follower of this view applied the batch first: go on from there.
-                moved = projection.view.position(projection.name) or 0
-                if moved > position:
-                    position = moved
-                    continue
-                self._stop(position, error)
-                return applied
-            except Exception as error:  # noqa: BLE001 - stop this projection, not its caller
-                self._stop(position, error)
-                return applied
-            applied += len(events)
-            position = end
-            if progress is not None:
-                progress(projection.name, position, head, applied)
+        with _Pages(self.journal, projection.topics, self.batch_size, head) as pages:
+            while position < head:
+                try:
+                    events, end = pages.after(position)
+                    projection.process_batch(events, Tracking(projection.name, end))
+                except IntegrityError as error:
+                    # Another follower of this view applied the batch first: go on from there.
+                    moved = projection.view.position(projection.name) or 0
+                    if moved > position:
+                        position = moved
+                        continue
+                    self._stop(position, error)
+                    return applied
+                except Exception as error:  # noqa: BLE001 - stop this projection, not its caller
+                    self._stop(position, error)
+                    return applied
+                applied += len(events)
+                position = end
+                if progress is not None:
+                    progress(projection.name, position, head, applied)
         return applied
 
     def _stop(self, position: int, error: Exception) -> None:
@@ -149,3 +143,54 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, SquidMeshError):
         return redact_text(f"{type(error).__name__} ({error.code}): {error}")
     return redact_text(f"{type(error).__name__}: {error}")
+
+
+class _Pages:
+    """The projection's events after a position, a page at a time, the next one read ahead.
+
+    A full page means more may follow, so the next page is read (and decoded) in a thread
+    while the caller applies this one: the wait for the database overlaps the work on
+    the view. A page ends at its last event, or at ``head`` when it is not full, so its
+    end position also skips the journal's events the projection does not follow.
+    """
+
+    def __init__(self, journal: SquidMesh, topics: Sequence[str], size: int, head: int) -> None:
+        self.journal = journal
+        self.topics = topics
+        self.size = size
+        self.head = head
+        self._reader: ThreadPoolExecutor | None = None
+        self._ahead: tuple[int, Future[tuple[list[Any], int]]] | None = None
+
+    def after(self, position: int) -> tuple[list[Any], int]:
+        """The page after ``position``: its events and its end position."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == position:
+            events, end = ahead[1].result()
+        else:
+            if ahead is not None:
+                ahead[1].cancel()
+            events, end = self._read(position)
+        if len(events) == self.size and end < self.head:
+            if self._reader is None:
+                self._reader = ThreadPoolExecutor(1, thread_name_prefix="squidmesh-projection")
+            self._ahead = (end, self._reader.submit(self._read, end))
+        return events, end
+
+    def _read(self, position: int) -> tuple[list[Any], int]:
+        notifications = self.journal.recorder.select_notifications(
+            start=position,
+            limit=self.size,
+            stop=self.head,
+            topics=self.topics,
+            inclusive_of_start=False,
+        )
+        end = notifications[-1].id if len(notifications) == self.size else self.head
+        return [self.journal.mapper.to_domain_event(n) for n in notifications], end
+
+    def __enter__(self) -> _Pages:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._reader is not None:
+            self._reader.shutdown(wait=True, cancel_futures=True)

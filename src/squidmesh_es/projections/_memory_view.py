@@ -42,6 +42,11 @@ class MemoryProjectionView(ProjectionView, POPOTrackingRecorder):
                     if table.ddl == INDEX.ddl and key in stored:
                         continue
                     stored[key] = copy.deepcopy(row)
+            for table, run_id, prefix in changes.removals:
+                stored = self._tables.setdefault(table.name, {})
+                for key, row in list(stored.items()):
+                    if str(row["run_id"]) == run_id and str(row["key"]).startswith(prefix):
+                        del stored[key]
             self._insert_tracking(tracking)
             state = self._tables[STATE.name].setdefault(
                 (projection,), {c: None for c in STATE.column_names}
@@ -55,12 +60,20 @@ class MemoryProjectionView(ProjectionView, POPOTrackingRecorder):
                 failed_at=None,
             )
 
-    def rows(self, table: Table, run_ids: Iterable[str]) -> dict[str, Row]:
-        """The rows of ``table`` (keyed by ``run_id``) for the given runs that exist."""
+    def rows(
+        self, table: Table, run_ids: Iterable[str], columns: Sequence[str] | None = None
+    ) -> dict[str, Row]:
+        """The rows of ``table`` (keyed by ``run_id``) for the given runs that exist.
+
+        Given ``columns``, each row holds only those (and ``run_id``).
+        """
         with self._database_lock:
             stored = self._tables[table.name]
-            found = {i: stored.get((i,)) for i in set(run_ids)}
-            return {i: copy.deepcopy(r) for i, r in found.items() if r is not None}
+            found = {i: r for i in set(run_ids) if (r := stored.get((i,))) is not None}
+            if columns is not None:
+                names = {"run_id", *columns}
+                found = {i: {k: v for k, v in r.items() if k in names} for i, r in found.items()}
+            return copy.deepcopy(found)
 
     def dump(self, table: Table) -> list[Row]:
         """Every row of ``table`` ordered by primary key: exports and comparisons."""

@@ -20,7 +20,14 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 
 from squidmesh_es.domain import DispatchQueue, WorkflowRun
-from squidmesh_es.projections._as_of import RunStates, marks_of, merge_marks, snapshots_as_of
+from squidmesh_es.projections._as_of import (
+    MARK_COLUMNS,
+    QueueStates,
+    RunStates,
+    marks_of,
+    merge_marks,
+    snapshots_as_of,
+)
 from squidmesh_es.projections._contract import CATALOG, INDEX, INSPECTION, Table
 from squidmesh_es.projections._view import Changes, ProjectionView, Row
 from squidmesh_es.read_model import RunSnapshot, summarize
@@ -44,6 +51,7 @@ _RUN_EVENTS = (
     WorkflowRun.ChildRunStarted,
     WorkflowRun.DynamicWorkRecorded,
     WorkflowRun.RunEnded,
+    WorkflowRun.RunDataForgotten,
 )
 _QUEUE_STATUS_EVENTS = (
     DispatchQueue.RunQueued,
@@ -120,21 +128,25 @@ class _SnapshotProjection(RunProjection):
     def __init__(self, view: ProjectionView, journal: Application[UUID]) -> None:
         super().__init__(view, journal)
         self._runs = RunStates(journal)
+        self._queues = QueueStates(journal)
 
     def beside(self) -> RunProjection:
-        """This projection writing beside its tables, with run states of its own."""
+        """This projection writing beside its tables, with run and queue states of its own."""
         rebuilding = super().beside()
         assert isinstance(rebuilding, _SnapshotProjection)
         rebuilding._runs = RunStates(self.journal)
+        rebuilding._queues = QueueStates(self.journal)
         return rebuilding
 
     def changes(self, events: Sequence[Any]) -> Changes:
         """Each touched run's row, at the versions the events and the stored row reach."""
         (table,) = self.tables
         marks = marks_of(events)
-        marks = merge_marks(marks, self.view.rows(table, marks))
+        marks = merge_marks(marks, self.view.rows(table, marks, columns=MARK_COLUMNS))
         changes = Changes()
-        states = snapshots_as_of(self.journal, marks, runs=self._runs, events=events)
+        states = snapshots_as_of(
+            self.journal, marks, runs=self._runs, queues=self._queues, events=events
+        )
         for run_id, snapshot in states.items():
             mark = marks[run_id]
             row = self.row(snapshot)
@@ -201,10 +213,13 @@ class RunIndex(RunProjection):
     ``idempotency_key`` (of the start command), ``schedule_key`` and ``schedule_signal_id``
     (cron starts), and
     ``input.<name>`` for each value the run's start recorded under ``context["index"]``.
+    The ``input.`` keys come from the payload: a forgotten run loses them.
     """
 
     name = "run_index"
-    topics = _topics(WorkflowRun.RunStarted, WorkflowRun.CommandReceived)
+    topics = _topics(
+        WorkflowRun.RunStarted, WorkflowRun.CommandReceived, WorkflowRun.RunDataForgotten
+    )
     tables = (INDEX,)
 
     def changes(self, events: Sequence[Any]) -> Changes:
@@ -213,6 +228,9 @@ class RunIndex(RunProjection):
         changes = Changes()
         for event in events:
             run_id = str(event.originator_id)
+            if isinstance(event, WorkflowRun.RunDataForgotten):
+                changes.remove_keys(table, run_id, INDEX_INPUT_PREFIX)
+                continue
             for key, value in _keys_of(event):
                 changes.add(
                     table,

@@ -27,13 +27,23 @@ Row = dict[str, Any]
 
 @dataclass
 class Changes:
-    """Rows a batch of events produced: upserted by primary key, table by table."""
+    """Rows a batch of events produced: upserted by primary key, table by table.
+
+    ``removals`` are applied after the upserts: ``(table, run_id, key_prefix)`` deletes the
+    run's rows whose ``key`` starts with the prefix (a forgotten run's payload-derived
+    index entries).
+    """
 
     upserts: dict[Table, list[Row]] = field(default_factory=dict)
+    removals: list[tuple[Table, str, str]] = field(default_factory=list)
 
     def add(self, table: Table, row: Row) -> None:
         """Upsert ``row`` into ``table`` when the batch commits."""
         self.upserts.setdefault(table, []).append(row)
+
+    def remove_keys(self, table: Table, run_id: str, prefix: str) -> None:
+        """Delete ``run_id``'s rows of ``table`` whose ``key`` starts with ``prefix``."""
+        self.removals.append((table, run_id, prefix))
 
 
 @dataclass(frozen=True)
@@ -84,8 +94,13 @@ class ProjectionView(TrackingRecorder, ABC):
         return self.max_tracking_id(projection)
 
     @abstractmethod
-    def rows(self, table: Table, run_ids: Iterable[str]) -> dict[str, Row]:
-        """The rows of ``table`` (keyed by ``run_id``) for the given runs that exist."""
+    def rows(
+        self, table: Table, run_ids: Iterable[str], columns: Sequence[str] | None = None
+    ) -> dict[str, Row]:
+        """The rows of ``table`` (keyed by ``run_id``) for the given runs that exist.
+
+        Given ``columns``, each row holds only those (and ``run_id``).
+        """
 
     @abstractmethod
     def dump(self, table: Table) -> list[Row]:

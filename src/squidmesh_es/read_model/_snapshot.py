@@ -405,17 +405,17 @@ def _optional_map(value: object) -> JsonMap | None:
 
 
 def _planned_views(run: WorkflowRun) -> list[RunnableView]:
-    return [_runnable_view(r, applied=k in run.applied) for k, r in run.planned.items()]
+    return [_runnable_view(r, run) for r in run.planned.values()]
 
 
-def _runnable_view(runnable: JSONDict, *, applied: bool) -> RunnableView:
+def _runnable_view(runnable: JSONDict, run: WorkflowRun) -> RunnableView:
     key = str(runnable["runnable_key"])
     return RunnableView(
         runnable_key=key,
         step=str(runnable["step"]),
         attempt_number=int(runnable.get("attempt_number", 1)),
         idempotency_key=str(runnable.get("idempotency_key") or key),
-        input=to_json_map(runnable.get("input")),
+        input=to_json_map(run.step_input(runnable)),
         visible_at=runnable["visible_at"],
         queue=str(runnable.get("queue", "")),
         action=runnable.get("action") if isinstance(runnable.get("action"), str) else None,
@@ -424,7 +424,7 @@ def _runnable_view(runnable: JSONDict, *, applied: bool) -> RunnableView:
         deadline=_optional_map(runnable.get("deadline")),
         compensation=_optional_map(runnable.get("compensation")),
         dynamic=_optional_map(runnable.get("dynamic")),
-        applied=applied,
+        applied=key in run.applied,
     )
 
 
@@ -437,7 +437,7 @@ def _attempt_view(attempt: Attempt, run: WorkflowRun) -> AttemptView:
         attempt_number=attempt.attempt_number,
         status=attempt.status,
         idempotency_key=attempt.idempotency_key,
-        input=to_json_map(attempt.input),
+        input=to_json_map(attempt.input if attempt.input is not None else run.step_input(planned)),
         visible_at=attempt.visible_at,
         claim_id=attempt.claim_id,
         owner_id=attempt.owner_id,

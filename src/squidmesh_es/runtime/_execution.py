@@ -5,8 +5,8 @@ and the worker (many attempts, one commit per batch) share every rule:
 
 - `claim_attempts` fences each claim with the queue's version and returns the raw claim
   tokens, which exist only in this process;
-- `run_claimed` loads the run, refuses a stale definition, and runs the step with its
-  persisted input while an optional heartbeat keeps the lease;
+- `run_claimed` loads the run, refuses a stale definition, and runs the step with the
+  input the run persisted for it while an optional heartbeat keeps the lease;
 - `settle` records each outcome on the queue, applies it to the run, plans and schedules
   what follows (or ends the run and fences its leftovers), all in one ``save``. A conflict
   reloads and decides again; the steps never run again.
@@ -250,6 +250,8 @@ class Ready:
     claim: Claim
     step: type[Step]
     ctx: StepContext
+    input: JSONDict
+    """The step's input, as persisted when the work was planned."""
 
 
 def prepare_claimed(mesh: SquidMesh, claim: Claim) -> Finished | Ready:
@@ -282,12 +284,12 @@ def prepare_claimed(mesh: SquidMesh, claim: Claim) -> Finished | Ready:
         # The action was disabled or dropped from the registry since the work was planned.
         refusal: JSONDict = {"code": exc.code, "message": exc.message}
         return Finished(claim, outcome=StepOutcome(OutcomeStatus.ERROR, reason=refusal))
-    return Ready(claim, step_class, _context(mesh, run, claim))
+    return Ready(claim, step_class, _context(mesh, run, claim), run.step_input(planned))
 
 
 def start_claimed(mesh: SquidMesh, ready: Ready) -> StepOutcome | StepCoroutine:
     """Call the ready step: a plain step's outcome, or the coroutine of an async one."""
-    return start_step(ready.step, ready.claim.attempt.input, ready.ctx, limits=mesh.limits)
+    return start_step(ready.step, ready.input, ready.ctx, limits=mesh.limits)
 
 
 def run_claimed(
@@ -614,7 +616,12 @@ def _decide(
         return carry_out_builtin(spec, run, key, now=now, claim=facts)
     if outcome.status is OutcomeStatus.OK:
         queue.complete(
-            key, result=outcome.output, claim_id=cid, claim_token_hash=token_hash, now=now
+            key,
+            result=outcome.output,
+            keep_result=False,  # the run's RunnableApplied below is the one stored copy
+            claim_id=cid,
+            claim_token_hash=token_hash,
+            now=now,
         )
         queue.mark_applied(key, now=now)
         return apply_outcome(
@@ -731,7 +738,6 @@ def schedule(
         runnable_key=runnable.runnable_key,
         step=runnable.step,
         attempt_number=runnable.attempt_number,
-        input=runnable.input,
         visible_at=runnable.visible_at,
         idempotency_key=runnable.idempotency_key,
         metadata=metadata,

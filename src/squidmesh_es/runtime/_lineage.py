@@ -82,6 +82,8 @@ def replay_run(
         return earlier  # a repeated delivery: the first one's result, no second receipt
     if source.spec is not None:
         raise InvalidReplaySource(source.run_id, "runtime_spec")
+    if source.data_forgotten_at is not None:
+        raise InvalidReplaySource(source.run_id, "data_forgotten")
     definition = mesh.definition(source)
     if definition is None or definition.workflow is None:
         raise InvalidReplaySource(source.run_id, "workflow")

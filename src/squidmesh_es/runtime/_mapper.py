@@ -1,4 +1,4 @@
-"""Decoding stored events into typed errors instead of raw tracebacks."""
+"""The journal's mapper: typed errors for undecodable events, and sealed personal data."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import resolve_topic
 
 from squidmesh_es.errors import CorruptedEvent
+from squidmesh_es.runtime._sealing import Sealer
 
 __all__ = ["JournalMapper"]
 
@@ -21,7 +22,18 @@ class JournalMapper(Mapper[UUID]):
     An event that decodes but lacks a field is left to the aggregate, which records a
     ``malformed_entry`` anomaly; a creation event without its required fields cannot build
     an aggregate at all, so it is reported here.
+
+    With a ``sealer`` (the runtime sets one), the personal fields of erasable runs are sealed
+    on the way in and opened on the way out (see `_sealing`).
     """
+
+    sealer: Sealer | None = None
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        """Encode ``domain_event``, its personal fields sealed if its run is erasable."""
+        if self.sealer is not None:
+            domain_event = self.sealer.seal(domain_event)
+        return super().to_stored_event(domain_event)
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         """Decode ``stored_event``; raise ``CorruptedEvent`` naming where it is."""
@@ -37,6 +49,10 @@ class JournalMapper(Mapper[UUID]):
             ]
             if missing:
                 raise _corrupted(stored_event, f"missing fields {', '.join(sorted(missing))}")
+        if self.sealer is not None:
+            plain = self.cipher is None and self.compressor is None
+            raw = stored_event.state if plain else None
+            self.sealer.open(stored_event.topic, event, raw)
         return event
 
 

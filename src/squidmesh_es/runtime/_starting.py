@@ -77,6 +77,8 @@ class StartRequest:
     """Who sent the command, for the receipt (default ``None``)."""
     comment: str | None = None
     """Free text for the receipt (default ``None``)."""
+    erasable: bool = False
+    """The workflow is ``erasable``: the run's personal data is sealed under its own key."""
     new_id: bool = False
     """The run id was drawn for this request (no id, no key given): no run can have it, so
     the start skips looking for an existing run (two reads per start on SQLite/Postgres)."""
@@ -152,6 +154,7 @@ def build_request(
         idempotency_key=idempotency_key,
         metadata=start_metadata,
         context={**(context or {}), **({"index": index} if index else {})},
+        erasable=workflow.erasable,
         new_id=run_id is None and idempotency_key is None,
         partition=partition,
         signal_type=signal_type,
@@ -303,6 +306,7 @@ def prepare_start(
         replayed_from_run_id=request.replayed_from_run_id,
         spec=spec.to_dict() if request.runtime_spec else None,
         partition=request.partition,
+        erasable=request.erasable,
         now=now,
     )
     run.receive_command(

@@ -34,7 +34,7 @@ from squidmesh_es.workflow._limits import (
     json_size,
 )
 from squidmesh_es.workflow._loop_local import LoopLocal
-from squidmesh_es.workflow._mapping import ContextPath, InputBinding, run_state
+from squidmesh_es.workflow._mapping import ContextPath, InputBinding, run_state, select_input
 from squidmesh_es.workflow._payload import today_iso8601
 from squidmesh_es.workflow._registry import ActionEntry, ActionRegistry
 from squidmesh_es.workflow._retry import NO_RETRY, Backoff, RetryPolicy
@@ -140,6 +140,7 @@ __all__ = [
     "pause",
     "run_state",
     "run_step",
+    "select_input",
     "step",
     "today_iso8601",
     "transition",

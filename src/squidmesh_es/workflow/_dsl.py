@@ -37,7 +37,9 @@ from squidmesh_es.workflow._validation import spec_issues
 
 _T = TypeVar("_T")
 
-_RESERVED = frozenset({"name", "version", "payload", "triggers", "transitions", "index_keys"})
+_RESERVED = frozenset(
+    {"name", "version", "payload", "triggers", "transitions", "index_keys", "erasable"}
+)
 
 
 class Workflow:
@@ -56,6 +58,10 @@ class Workflow:
     transitions: ClassVar[Sequence[TransitionDeclaration]] = ()
     index_keys: ClassVar[Sequence[str]] = ()
     """Payload fields operators look runs up by (``list_runs(index={"invoice_id": ...})``)."""
+    erasable: ClassVar[bool] = False
+    """Its runs hold personal data that may have to be erased: their payload, step inputs and
+    outputs, manual decisions and dynamic work are stored encrypted under a key of their own,
+    and ``SquidMesh.forget_run`` destroys it (docs/operations.md, "Security")."""
 
     _spec: ClassVar[WorkflowSpec | None] = None
     _contract: ClassVar[PayloadContract]

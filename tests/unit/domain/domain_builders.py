@@ -32,7 +32,6 @@ def schedule(
     step: str = "charge",
     attempt: int = 1,
     visible_at: datetime = T0,
-    input: dict[str, object] | None = None,
     fresh: bool = False,
 ) -> str:
     run_id = run_id or uuid4()
@@ -42,7 +41,6 @@ def schedule(
         runnable_key=key,
         step=step,
         attempt_number=attempt,
-        input=input or {"amount": 10},
         visible_at=visible_at,
         now=T0,
         fresh=fresh,

@@ -136,7 +136,7 @@ def test_stale_manual_resolution_and_unplanned_apply_are_anomalies() -> None:
 
 def test_conflicting_schedule_written_directly_keeps_the_first_intent() -> None:
     queue = new_queue()
-    key = schedule(queue, input={"amount": 1})
+    key = schedule(queue)
     attempt = queue.attempt(key)
     assert attempt is not None
 
@@ -147,14 +147,13 @@ def test_conflicting_schedule_written_directly_keeps_the_first_intent() -> None:
         idempotency_key=key,
         attempt_number=1,
         step="charge",
-        input={"amount": 999},
-        visible_at=T0,
+        visible_at=T0 + timedelta(minutes=5),
         metadata=None,
         timestamp=T0,
     )
 
     assert reasons(queue) == ["conflicting_runnable_intent"]
-    assert queue.attempt(key).input == {"amount": 1}  # type: ignore[union-attr]
+    assert queue.attempt(key).visible_at == T0  # type: ignore[union-attr]
     assert queue.attempt(key).status is AttemptStatus.AVAILABLE  # type: ignore[union-attr]
 
 

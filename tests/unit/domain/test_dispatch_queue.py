@@ -290,7 +290,6 @@ def test_scheduling_the_same_intent_again_writes_nothing() -> None:
         runnable_key=key,
         step="charge",
         attempt_number=1,
-        input={"amount": 10},
         visible_at=T0,
         now=T0,
     )
@@ -309,8 +308,7 @@ def test_scheduling_a_key_with_a_different_intent_is_refused() -> None:
             runnable_key=key,
             step="charge",
             attempt_number=1,
-            input={"amount": 11},
-            visible_at=T0,
+            visible_at=T0 + timedelta(seconds=1),
             now=T0,
         )
 
@@ -344,7 +342,6 @@ def test_scheduled_metadata_is_redacted() -> None:
         runnable_key=key,
         step="s",
         attempt_number=1,
-        input={},
         visible_at=T0,
         now=T0,
         metadata={"Set-Cookie": "c", "note": "n"},

@@ -199,7 +199,6 @@ class Harness:
             runnable_key=key,
             step=planned["step"],
             attempt_number=planned["attempt_number"],
-            input=planned["input"],
             visible_at=planned["visible_at"],
             now=T0,
         )

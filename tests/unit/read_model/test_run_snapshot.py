@@ -308,7 +308,6 @@ def test_attempts_of_other_runs_are_ignored() -> None:
         runnable_key="other:load:1",
         step="load",
         attempt_number=1,
-        input={},
         visible_at=T0,
         now=T0,
     )

@@ -16,7 +16,8 @@ EXPECTED = [
     "TransitionDeclaration", "TransitionSpec", "TriggerSpec", "TriggerType", "Workflow",
     "WorkflowMode", "WorkflowSpec", "approval", "canonical_json", "cron", "equals",
     "greater_than", "is_json_value", "json_size", "less_than", "log", "manual", "pause",
-    "run_state", "run_step", "step", "today_iso8601", "transition", "validate_spec", "wait",
+    "run_state", "run_step", "select_input", "step", "today_iso8601", "transition",
+    "validate_spec", "wait",
 ]  # fmt: skip
 
 
