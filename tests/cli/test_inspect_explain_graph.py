@@ -206,11 +206,11 @@ def test_graph_json_is_the_ui_map(journal: str, run_id: str) -> None:
 
     assert code == 0, out
     graph = json.loads(out)
-    assert graph["terminal?"] is False
+    assert graph["terminal"] is False
     assert [n["id"] for n in graph["nodes"]] == ["review", "express", "standard"]
     edges = {e["id"]: e for e in graph["edges"]}
-    assert edges["review:ok:express:condition:0"]["selected?"] is True
-    assert edges["review:ok:standard"]["skipped?"] is True
+    assert edges["review:ok:express:condition:0"]["selected"] is True
+    assert edges["review:ok:standard"]["skipped"] is True
     assert edges["review:ok:standard"]["from"] == "review"
 
 

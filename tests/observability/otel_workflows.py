@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from datetime import timedelta
@@ -31,6 +32,26 @@ class Noop(Step):
 class Traced(Workflow):
     triggers = [manual("go")]
     first = step(Noop)
+    second = step(Noop)
+    transitions = [transition(first, to=second), transition(second, to=COMPLETE)]
+
+
+class AsyncChild(Step):
+    """An async step that notes the span current while it runs (its code's spans nest there)."""
+
+    current_spans: list[int] = []
+
+    async def run(self, input: JSONObject, ctx: StepContext) -> Ok:
+        from opentelemetry import trace
+
+        await asyncio.sleep(0.01)
+        AsyncChild.current_spans.append(trace.get_current_span().get_span_context().span_id)
+        return Ok({})
+
+
+class TracedAsync(Workflow):
+    triggers = [manual("go")]
+    first = step(AsyncChild)
     second = step(Noop)
     transitions = [transition(first, to=second), transition(second, to=COMPLETE)]
 

@@ -33,7 +33,7 @@ from squidmesh_es.runtime import SystemClock, configure_telemetry
 from squidmesh_es.runtime._execution import claim_attempts
 
 from conftest import OpenMesh
-from otel_workflows import Mixed, Sleepy, Traced
+from otel_workflows import AsyncChild, Mixed, Sleepy, Traced, TracedAsync
 
 HERE = Path(__file__).parent
 SRC = HERE.parents[1] / "src"
@@ -123,6 +123,24 @@ def test_a_runs_steps_join_the_trace_of_the_code_that_started_it(
     assert by_name(spans, "claim default"), "the worker's claims are traced too"
     stored = mesh.get_run(run_id).trace_context
     assert stored is not None and f"{trace_id:032x}" in stored["traceparent"]
+
+
+def test_an_async_steps_span_is_in_the_run_trace_and_current_while_it_runs(
+    open_mesh: OpenMesh, telemetry: Telemetry
+) -> None:
+    mesh = open_mesh(clock=SystemClock())
+    run_id = mesh.start(TracedAsync).run_id
+    run_to_end(mesh, run_id)
+
+    spans = telemetry.finished()
+    [start] = by_name(spans, "start TracedAsync")
+    [async_step] = by_name(spans, "step first")
+    assert async_step.parent is not None and async_step.parent.span_id == start.context.span_id
+    assert async_step.context is not None
+    assert AsyncChild.current_spans[-1] == async_step.context.span_id
+    assert async_step.attributes is not None
+    assert async_step.attributes["squidmesh.outcome"] == "ok"
+    assert len(by_name(spans, "step ")) == 2  # one span per step, async or not
 
 
 def test_a_run_started_outside_any_trace_stores_no_context(

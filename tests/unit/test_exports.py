@@ -18,6 +18,7 @@ def test_top_level_exports() -> None:
         "EditorSpec",
         "Error",
         "Explanation",
+        "LoopLocal",
         "Ok",
         "Retry",
         "RunGraph",

@@ -14,6 +14,7 @@ from typing import NoReturn, TypeVar
 
 import click
 
+from squidmesh_es.cli._console import spinner
 from squidmesh_es.cli._options import (
     database_url_option,
     fail,
@@ -274,7 +275,7 @@ def recover_command(
     """
     workflows = load_workflows(modules)
     try:
-        with open_journal(database_url, workflows=workflows) as mesh:
+        with open_journal(database_url, workflows=workflows) as mesh, spinner("recovering"):
             report = mesh.recover(queue=queue, run_id=run_id)
             queue_name = queue or mesh.default_queue
     except SquidMeshError as error:

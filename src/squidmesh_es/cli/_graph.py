@@ -1,4 +1,4 @@
-"""``squidmesh graph``: a run drawn on its workflow graph, as Mermaid or as the UI JSON map."""
+"""``squidmesh graph``: a run drawn on its workflow graph, as Mermaid or as the JSON map."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def graph_command(
     except SquidMeshError as error:
         fail(error, as_json=as_json)
     if as_json:
-        click.echo(json.dumps(graph.to_map(), indent=2))
+        click.echo(json.dumps(graph.to_map(plain_keys=True), indent=2))
     else:
         click.echo(to_mermaid(graph, registered=registered))
     if not registered:

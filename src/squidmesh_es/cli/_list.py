@@ -6,6 +6,7 @@ import json
 
 import click
 
+from squidmesh_es.cli._console import print_table
 from squidmesh_es.cli._options import open_journal
 from squidmesh_es.errors import SquidMeshError
 from squidmesh_es.projections import MAX_LIMIT, Projections
@@ -110,11 +111,10 @@ def list_command(
         page = {"runs": [r.model_dump(mode="json") for r in runs], "next_cursor": runs.next_cursor}
         click.echo(json.dumps(page, indent=2))
         return
-    click.echo(f"{'RUN':<36}  {'WORKFLOW':<24} {'QUEUE':<10} {'STATUS':<10} STARTED")
-    for r in runs:
-        click.echo(
-            f"{r.run_id:<36}  {r.workflow[:24]:<24} {r.queue[:10]:<10} {r.status.value:<10} "
-            f"{r.indexed_at.isoformat()}"
-        )
+    print_table(
+        ("RUN", "WORKFLOW", "QUEUE", "STATUS", "STARTED"),
+        ((r.run_id, r.workflow, r.queue, r.status.value, r.indexed_at.isoformat()) for r in runs),
+        status_column=3,
+    )
     if runs.next_cursor:
         click.echo(f"more: --after {runs.next_cursor}")

@@ -14,6 +14,7 @@ from typing import TextIO
 
 import click
 
+from squidmesh_es.cli._console import print_table
 from squidmesh_es.cli._logging import configure_logging, logging_options
 from squidmesh_es.cli._options import open_journal
 from squidmesh_es.projections import Projections, ProjectionStatus
@@ -144,10 +145,15 @@ def _print_statuses(statuses: list[ProjectionStatus], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"projections": [s.to_dict() for s in statuses]}, indent=2))
         return
-    click.echo(f"{'PROJECTION':<16} {'STATE':<10} {'POSITION':>9} {'HEAD':>9} {'LAG':>7} EVENTS")
+    print_table(
+        ("PROJECTION", "STATE", "POSITION", "HEAD", "LAG", "EVENTS"),
+        (
+            (s.name, s.state, str(s.position), str(s.head), str(s.lag), str(s.events_applied))
+            for s in statuses
+        ),
+        right=(2, 3, 4, 5),
+        status_column=1,
+    )
     for s in statuses:
-        click.echo(
-            f"{s.name:<16} {s.state:<10} {s.position:>9} {s.head:>9} {s.lag:>7} {s.events_applied}"
-        )
         if s.error_code is not None:
-            click.echo(f"  stopped at {s.error_position}: {s.error_message}")
+            click.echo(f"{s.name} stopped at {s.error_position}: {s.error_message}")

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import click
 
+from squidmesh_es.cli._console import print_table
 from squidmesh_es.cli._options import database_url_option, fail, json_option, open_journal
 from squidmesh_es.errors import SquidMeshError
 from squidmesh_es.runtime import WorkerInfo
@@ -43,12 +44,15 @@ def list_command(database_url: str, include_gone: bool, as_json: bool) -> None:
     if not found:
         click.echo("no workers")
         return
-    click.echo(f"{'OWNER':<36}  {'STATUS':<8}  {'CLAIMS':>6}  {'SEEN':<20}  QUEUES")
-    for info in found:
-        click.echo(
-            f"{info.owner_id:<36}  {info.status:<8}  {info.claims:>6}  "
-            f"{_time(info.seen_at):<20}  {','.join(info.queues)}"
-        )
+    print_table(
+        ("OWNER", "STATUS", "CLAIMS", "SEEN", "QUEUES"),
+        (
+            (w.owner_id, w.status, str(w.claims), _time(w.seen_at), ",".join(w.queues))
+            for w in found
+        ),
+        right=(2,),
+        status_column=1,
+    )
 
 
 @workers.command("release")

@@ -66,11 +66,14 @@ class GraphNode(ReadModel):
     compensates: str | None = None
     """Compensation callbacks (``compensate:<step>``): the completed step they undo."""
 
-    def to_map(self) -> JsonMap:
-        """The node in the graph-inspection UI shape (``current?``, ``dynamic?``)."""
+    def to_map(self, *, plain_keys: bool = False) -> JsonMap:
+        """The node in the graph-inspection UI shape (``current?``, ``dynamic?``).
+
+        With ``plain_keys``, the same map with identifier keys (``current``, ``dynamic``).
+        """
         data = to_json_map(self.model_dump(mode="json"))
-        data["current?"] = data.pop("current")
-        data["dynamic?"] = data.pop("dynamic")
+        data[_key("current", plain_keys)] = data.pop("current")
+        data[_key("dynamic", plain_keys)] = data.pop("dynamic")
         return data
 
 
@@ -88,12 +91,15 @@ class GraphEdge(ReadModel):
     condition: JsonMap | None = None
     recovery: str | None = None
 
-    def to_map(self) -> JsonMap:
-        """The edge in the UI shape: ``from`` plus one boolean per status (``selected?``...)."""
+    def to_map(self, *, plain_keys: bool = False) -> JsonMap:
+        """The edge in the UI shape: ``from`` plus one boolean per status (``selected?``...).
+
+        With ``plain_keys``, the booleans are ``selected``, ``skipped``, ``pending``, ``blocked``.
+        """
         data = to_json_map(self.model_dump(mode="json"))
         data["from"] = data.pop("from_step")
         for status in EdgeStatus:
-            data[f"{status.value}?"] = self.status is status
+            data[_key(status.value, plain_keys)] = self.status is status
         return data
 
 
@@ -121,13 +127,23 @@ class RunGraph(ReadModel):
     deadlines: list[DeadlineView]
     anomalies: list[JsonMap]
 
-    def to_map(self) -> JsonMap:
-        """The graph as JSON with the spec's UI keys (``terminal?``, node and edge maps)."""
+    def to_map(self, *, plain_keys: bool = False) -> JsonMap:
+        """The graph as JSON with the spec's UI keys (``terminal?``, node and edge maps).
+
+        The spec's UI names end in ``?``, which ``jq .terminal?`` and dot access cannot
+        read; ``plain_keys`` drops the ``?`` (``terminal``, ``current``, ``selected``...),
+        as the CLI does. Nothing else differs.
+        """
         data = to_json_map(self.model_dump(mode="json"))
-        data["terminal?"] = data.pop("terminal")
-        data["nodes"] = [node.to_map() for node in self.nodes]
-        data["edges"] = [edge.to_map() for edge in self.edges]
+        data[_key("terminal", plain_keys)] = data.pop("terminal")
+        data["nodes"] = [node.to_map(plain_keys=plain_keys) for node in self.nodes]
+        data["edges"] = [edge.to_map(plain_keys=plain_keys) for edge in self.edges]
         return data
+
+
+def _key(name: str, plain: bool) -> str:
+    """A UI flag's key: the spec's ``name?``, or ``name`` itself."""
+    return name if plain else f"{name}?"
 
 
 def build_run_graph(

@@ -123,6 +123,7 @@ from squidmesh_es.runtime._settings import (
 from squidmesh_es.runtime._signals import Signal, apply_signal
 from squidmesh_es.runtime._snapshotter import Snapshotter
 from squidmesh_es.runtime._starting import build_request, build_spec_request, start_run
+from squidmesh_es.runtime._step_loop import StepLoop
 from squidmesh_es.runtime._telemetry import control_span
 from squidmesh_es.runtime._transaction import Transaction, transaction
 from squidmesh_es.runtime._worker import Worker
@@ -206,6 +207,8 @@ class SquidMesh(Application[UUID]):
         self.definitions = DefinitionStore(self)
         """The graphs class-declared runs started with, stored once per fingerprint."""
         self.notifier = notifier
+        self.step_loop = StepLoop("squidmesh-steps")
+        """Where `execute_next` and `drain` await async steps; a `Worker` has its own."""
         self._projections: ProjectionsPort | None = None
         self._projections_due = threading.Event()
         self._projections_thread: threading.Thread | None = None
@@ -1395,6 +1398,7 @@ class SquidMesh(Application[UUID]):
         if self._projections_thread is not None:
             self._projections_thread.join(timeout=10)
         self.queue_snapshots.close()
+        self.step_loop.close()
         super().close()
 
     # -- live hints -----------------------------------------------------------------------

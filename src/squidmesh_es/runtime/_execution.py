@@ -14,6 +14,7 @@ and the worker (many attempts, one commit per batch) share every rule:
 
 from __future__ import annotations
 
+import inspect
 import logging
 import secrets
 import threading
@@ -60,10 +61,11 @@ from squidmesh_es.workflow import (
     Outcome,
     OutcomeStatus,
     ParentRun,
+    Step,
     StepContext,
     StepOutcome,
-    run_step,
 )
+from squidmesh_es.workflow._runner import StepCoroutine, start_step
 
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
@@ -73,11 +75,14 @@ __all__ = [
     "MIN_HEARTBEAT_INTERVAL",
     "RACE_SIGNS",
     "Claim",
+    "Ready",
     "Settled",
     "automatic_heartbeat",
     "claim_attempts",
     "extend_leases",
+    "prepare_claimed",
     "run_claimed",
+    "start_claimed",
     "run_moved",
     "settle",
 ]
@@ -244,18 +249,26 @@ def claim_attempts(
 # -- running ------------------------------------------------------------------------------
 
 
-def run_claimed(
-    mesh: SquidMesh,
-    claim: Claim,
-    *,
-    heartbeat_interval: timedelta | None = None,
-    lease_for: timedelta = timedelta(seconds=300),
-) -> Finished:
-    """Run the claimed attempt's step once, unless its run's definition is not this code's.
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A claimed attempt whose step is about to run: its code and its context."""
 
-    The step gets the input persisted when it was planned. With ``heartbeat_interval``, a
-    background thread extends the lease until the step returns, and stops for good as soon
-    as the journal says the claim is no longer current.
+    claim: Claim
+    step: type[Step]
+    ctx: StepContext
+    input: JSONDict
+    """The step's input, as persisted when the work was planned."""
+    workflow: str
+    trace_context: object
+    """The trace context stored with the run: the step's span is its child."""
+
+
+def prepare_claimed(mesh: SquidMesh, claim: Claim) -> Finished | Ready:
+    """What running the claimed attempt needs, or its result when its step must not run.
+
+    A run whose definition is not this code's, a built-in step (carried out on settle), a
+    poison attempt and an action dropped from the registry all finish here, without
+    running anything.
     """
     run = mesh.get_run(claim.attempt.run_id)
     definition = mesh.require_definition(run)  # claim_from only takes work it has code for
@@ -274,18 +287,67 @@ def run_claimed(
         reason: JSONDict = {"code": "attempt_abandoned", "lease_expiries": expiries}
         outcome = StepOutcome(OutcomeStatus.ERROR, reason=reason)
         return Finished(claim, outcome=outcome, abandoned=True)
-    ctx = _context(mesh, run, claim)
     try:
         step_class = definition.step_class(planned)
     except SquidMeshError as exc:
         # The action was disabled or dropped from the registry since the work was planned.
         refusal: JSONDict = {"code": exc.code, "message": exc.message}
         return Finished(claim, outcome=StepOutcome(OutcomeStatus.ERROR, reason=refusal))
+    return Ready(
+        claim,
+        step_class,
+        _context(mesh, run, claim),
+        run.step_input(planned),
+        run.workflow,
+        run.trace_context,
+    )
+
+
+def start_claimed(mesh: SquidMesh, ready: Ready) -> StepOutcome | StepCoroutine:
+    """Call the ready step in its span: a plain step's outcome, or an async one's coroutine.
+
+    An async step's span opens when the coroutine starts on the loop, so it measures the
+    step's own time there and is current for the spans the step's code opens.
+    """
+    if inspect.iscoroutinefunction(ready.step.run):
+        return _spanned(mesh, ready)
+    with step_span(ready.trace_context, ready.claim, ready.workflow) as span:
+        started = start_step(ready.step, ready.input, ready.ctx, limits=mesh.limits)
+        if isinstance(started, StepOutcome):
+            span.outcome(started.status.value)
+    return started
+
+
+async def _spanned(mesh: SquidMesh, ready: Ready) -> StepOutcome:
+    with step_span(ready.trace_context, ready.claim, ready.workflow) as span:
+        started = start_step(ready.step, ready.input, ready.ctx, limits=mesh.limits)
+        outcome = started if isinstance(started, StepOutcome) else await started
+        span.outcome(outcome.status.value)
+    return outcome
+
+
+def run_claimed(
+    mesh: SquidMesh,
+    claim: Claim,
+    *,
+    heartbeat_interval: timedelta | None = None,
+    lease_for: timedelta = timedelta(seconds=300),
+) -> Finished:
+    """Run the claimed attempt's step once, unless its run's definition is not this code's.
+
+    The step gets the input persisted when it was planned. With ``heartbeat_interval``, a
+    background thread extends the lease until the step returns, and stops for good as soon
+    as the journal says the claim is no longer current. An async step runs on the
+    runtime's own long-lived loop (`SquidMesh.step_loop`).
+    """
+    ready = prepare_claimed(mesh, claim)
+    if isinstance(ready, Finished):
+        return ready
     with _heartbeat(mesh, claim, heartbeat_interval, lease_for):
-        with step_span(run.trace_context, claim, run.workflow) as span:
-            outcome = run_step(step_class, run.step_input(planned), ctx, limits=mesh.limits)
-            span.outcome(outcome.status.value)
-    return Finished(claim, outcome=outcome)
+        started = start_claimed(mesh, ready)
+        if not isinstance(started, StepOutcome):
+            started = mesh.step_loop.run(started)
+    return Finished(claim, outcome=started)
 
 
 def _context(mesh: SquidMesh, run: WorkflowRun, claim: Claim) -> StepContext:

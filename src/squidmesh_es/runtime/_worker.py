@@ -9,6 +9,13 @@ Stopping is graceful: no new claims, the steps in hand finish and are settled, t
 threads end. `shutdown` bounds that by a grace period and releases the claims of steps still
 running after it, so other workers take them over at once instead of after their leases.
 
+Async steps (``async def run``) run on the worker's own event loop (`StepLoop`), one per
+worker on a thread of its own: a pool thread prepares the attempt, hands the coroutine to
+the loop and is free again, so ``concurrency`` async steps wait on I/O at once on far fewer
+threads, and a client kept per loop (`LoopLocal`) serves every attempt. An async step whose
+claim the journal no longer honours (taken over, released, its run ended) is cancelled at
+the next heartbeat: its outcome would be refused. The loop closes when the worker stops.
+
 A queue may be split into partitions (`SquidMesh.queue_partitions_of`): the worker claims
 from all of them, first from the partitions its rank among the live workers gives it (the
 ``k`` with ``k % live == rank``, taking turns), then from the others, so that worker
@@ -33,7 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -48,12 +55,15 @@ from squidmesh_es.runtime._execution import (
     check_heartbeat,
     check_lease,
     extend_leases,
-    run_claimed,
+    prepare_claimed,
     settle_partitions,
+    start_claimed,
 )
 from squidmesh_es.runtime._presence import load_registry, record_presence, worker_rank
 from squidmesh_es.runtime._step_log import report_step_outcomes
+from squidmesh_es.runtime._step_loop import Running, StepLoop
 from squidmesh_es.runtime._telemetry import claimed, queue_seen, queues_left
+from squidmesh_es.workflow import StepOutcome
 
 if TYPE_CHECKING:
     from squidmesh_es.runtime._app import SquidMesh
@@ -94,7 +104,11 @@ class WorkerStats:
 
 
 class Worker:
-    """Pulls visible attempts from ``queues`` and runs them on ``concurrency`` threads."""
+    """Pulls visible attempts from ``queues`` and runs up to ``concurrency`` at once.
+
+    Plain steps run on a pool of up to ``concurrency`` threads, async steps on the worker's
+    own event loop.
+    """
 
     def __init__(
         self,
@@ -141,6 +155,10 @@ class Worker:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._loop = StepLoop(f"squidmesh-steps-{self.owner_id}")
+        """The worker's event loop for async steps; started by the first one."""
+        self._async: dict[str, Running[StepOutcome]] = {}
+        """Async steps under way on the loop, by runnable key: cancelled if their claim is lost."""
         self._in_flight = 0
         self._next_queue = 0
         self._partitions: dict[str, list[str]] = {q: [q] for q in self.queues}
@@ -268,6 +286,7 @@ class Worker:
         finally:
             self._pool.shutdown(wait=True)
             queues_left(self.owner_id)
+            self._loop.close()
             self._presence("stopped")
 
     # -- leases and presence --------------------------------------------------------------
@@ -310,6 +329,9 @@ class Worker:
                     "heartbeat stopped: claim of %s is no longer current (%s)", key, error.code
                 )
                 self._held.pop(key, None)
+                running = self._async.get(key)
+                if running is not None:
+                    running.cancel()
 
     def _refresh_layout(self) -> None:
         """Read the queues' partition counts (they only grow) and this worker's rank, when due."""
@@ -403,22 +425,53 @@ class Worker:
         self._held[claim.key] = claim
         # The coordinator beats for every claim in hand (`_keep_alive`): no thread per step.
         future = self._pool.submit(self._run, claim)
-        future.add_done_callback(functools.partial(self._finished, claim))
+        future.add_done_callback(functools.partial(self._started, claim, time.monotonic()))
 
-    def _run(self, claim: Claim) -> Finished:
-        """Run the claimed step on a pool thread, timing it for its outcome record."""
-        began = time.monotonic()
-        try:
-            return run_claimed(self.mesh, claim, lease_for=self.lease_for)
-        finally:
-            self._durations[claim.key] = time.monotonic() - began
+    def _run(self, claim: Claim) -> Finished | Running[StepOutcome]:
+        """On a pool thread: run a plain step, or hand an async one to the worker's loop."""
+        ready = prepare_claimed(self.mesh, claim)
+        if isinstance(ready, Finished):
+            return ready
+        started = start_claimed(self.mesh, ready)
+        if isinstance(started, StepOutcome):
+            return Finished(claim, outcome=started)
+        running = self._loop.submit(started)
+        self._async[claim.key] = running
+        return running
 
-    def _finished(self, claim: Claim, future: Future[Finished]) -> None:
+    def _started(
+        self, claim: Claim, began: float, future: Future[Finished | Running[StepOutcome]]
+    ) -> None:
         try:
-            self._done.put((claim.queue, future.result()))
+            result = future.result()
         except Exception:  # noqa: BLE001 - the lease expires and the attempt is redelivered
             logger.exception("attempt %s could not run; its lease will expire", claim.key)
-            self._done.put((claim.queue, Finished(claim, outcome=None)))
+            self._finished(claim, began, Finished(claim, outcome=None))
+            return
+        if isinstance(result, Finished):
+            self._finished(claim, began, result)
+        else:
+            result.future.add_done_callback(
+                functools.partial(self._awaited, claim, began),
+            )
+
+    def _awaited(self, claim: Claim, began: float, future: Future[StepOutcome]) -> None:
+        self._async.pop(claim.key, None)
+        try:
+            finished = Finished(claim, outcome=future.result())
+        except CancelledError:
+            # Its claim was lost (see `_beat`): the journal would refuse any outcome.
+            logger.warning("async step of %s cancelled: its claim was lost", claim.key)
+            finished = Finished(claim, outcome=None)
+        except Exception:  # noqa: BLE001 - the lease expires and the attempt is redelivered
+            logger.exception("attempt %s could not run; its lease will expire", claim.key)
+            finished = Finished(claim, outcome=None)
+        self._finished(claim, began, finished)
+
+    def _finished(self, claim: Claim, began: float, finished: Finished) -> None:
+        """Hand an attempt's result to the coordinator, timed for its outcome record."""
+        self._durations[claim.key] = time.monotonic() - began
+        self._done.put((claim.queue, finished))
         self._wake.set()
 
 

@@ -33,6 +33,7 @@ from squidmesh_es.workflow._limits import (
     Limits,
     json_size,
 )
+from squidmesh_es.workflow._loop_local import LoopLocal
 from squidmesh_es.workflow._mapping import ContextPath, InputBinding, run_state, select_input
 from squidmesh_es.workflow._payload import today_iso8601
 from squidmesh_es.workflow._registry import ActionEntry, ActionRegistry
@@ -100,6 +101,7 @@ __all__ = [
     "JSONValue",
     "Limits",
     "LogLevel",
+    "LoopLocal",
     "Ok",
     "Outcome",
     "OutcomeStatus",

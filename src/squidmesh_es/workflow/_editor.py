@@ -65,18 +65,23 @@ class EditorSpec:
 
     @staticmethod
     def preview_graph(
-        value: EditorSource, *, action_registry: ActionRegistry | None = None
+        value: EditorSource,
+        *,
+        action_registry: ActionRegistry | None = None,
+        plain_keys: bool = False,
     ) -> JSONObject:
         """The draft graph of a valid map, in the graph-inspection shape.
 
         Nodes have status ``draft``; edges have the inspection ids (``a:ok:b``,
-        ``a:ok:b:condition:0``, ``a:dependency:b``) and status ``pending``.
+        ``a:ok:b:condition:0``, ``a:dependency:b``) and status ``pending``. The flags carry
+        the spec's names (``terminal?``, ``current?``, ``selected?``...); with
+        ``plain_keys``, the same names without ``?``, as ``RunGraph.to_map`` gives them.
 
         Raises:
             WorkflowValidationError: the map is invalid.
         """
         spec = _read(value, action_registry)
-        return {
+        graph: JSONObject = {
             "source": "workflow_spec",
             "status": "draft",
             "workflow": spec.workflow,
@@ -87,6 +92,7 @@ class EditorSpec:
             "nodes": [_node(spec, name) for name in spec.step_names],
             "edges": [{**edge.to_dict(), **_PENDING} for edge in spec.edges()],
         }
+        return _plain(graph) if plain_keys else graph
 
     @staticmethod
     def diff(
@@ -130,6 +136,23 @@ _PENDING: Final[JSONObject] = {
     "pending?": True,
     "blocked?": False,
 }
+
+
+def _plain(graph: JSONObject) -> JSONObject:
+    """The preview with its UI flags' ``?`` dropped; user data (conditions) is untouched."""
+
+    def flags(item: JSONValue) -> JSONObject:
+        assert isinstance(item, dict)
+        return {key.removesuffix("?") if key in _FLAGS else key: v for key, v in item.items()}
+
+    nodes, edges = graph["nodes"], graph["edges"]
+    assert isinstance(nodes, list) and isinstance(edges, list)
+    return {**flags(graph), "nodes": [flags(n) for n in nodes], "edges": [flags(e) for e in edges]}
+
+
+_FLAGS: Final = frozenset(
+    {"terminal?", "current?", "dynamic?", "selected?", "skipped?", "pending?", "blocked?"}
+)
 
 
 def _spec(value: WorkflowSpec | type[Workflow]) -> WorkflowSpec:

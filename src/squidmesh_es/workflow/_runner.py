@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -75,6 +75,10 @@ class StepOutcome:
         }
 
 
+StepCoroutine = Coroutine[object, object, StepOutcome]
+"""An async step's attempt under way: awaited, it gives the normalized outcome."""
+
+
 def run_step(
     step: Step | type[Step],
     input: JSONObject,
@@ -91,20 +95,47 @@ def run_step(
     message, an ``Error``, ``Retry`` or ``Defer`` reason) is sanitized by the redaction
     policy here, so no secret a step put in it reaches the journal. An ``async`` step is
     awaited on a fresh event loop; when the caller is itself inside a running loop, on a
-    helper thread, so the caller's loop is never re-entered.
+    helper thread, so the caller's loop is never re-entered. (The runtime's worker awaits
+    it on its own long-lived loop instead: see `start_step`.)
 
     An output or reason over ``limits`` (default `Limits()`), or holding text that is not
     valid Unicode, fails the attempt for good (``error``, no retry): running the step again
     would most likely return it again, and the journal must not store it.
     """
+    started = start_step(step, input, ctx, limits=limits)
+    return started if isinstance(started, StepOutcome) else _await(started)
+
+
+def start_step(
+    step: Step | type[Step],
+    input: JSONObject,
+    ctx: StepContext,
+    *,
+    limits: Limits | None = None,
+) -> StepOutcome | StepCoroutine:
+    """Call `step` once: a plain step's outcome, or the coroutine that finishes an async one.
+
+    The rules are `run_step`'s. The coroutine never raises for the step: awaited on any
+    event loop, it gives the normalized outcome. Only a cancellation goes through it, so
+    that whoever owns the loop can stop a step whose result nobody will record.
+    """
+    bounds = limits or Limits()
     try:
         instance = step() if isinstance(step, type) else step
         result: object = instance.run(copy.deepcopy(input), ctx)
-        if inspect.isawaitable(result):
-            result = _await(result)
     except Exception as exc:
-        return _within(_raised(type(exc).__name__, str(exc)), limits or Limits())
-    return _within(_normalize(result), limits or Limits())
+        return _within(_raised(type(exc).__name__, str(exc)), bounds)
+    if inspect.isawaitable(result):
+        return _finish(result, bounds)
+    return _within(_normalize(result), bounds)
+
+
+async def _finish(awaitable: Awaitable[object], limits: Limits) -> StepOutcome:
+    try:
+        result = await awaitable
+    except Exception as exc:
+        return _within(_raised(type(exc).__name__, str(exc)), limits)
+    return _within(_normalize(result), limits)
 
 
 def _within(outcome: StepOutcome, limits: Limits) -> StepOutcome:
@@ -118,16 +149,13 @@ def _within(outcome: StepOutcome, limits: Limits) -> StepOutcome:
     return outcome
 
 
-def _await(awaitable: Awaitable[_T]) -> _T:
-    async def wrapper() -> _T:
-        return await awaitable
-
+def _await(coroutine: Coroutine[object, object, _T]) -> _T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(wrapper())
+        return asyncio.run(coroutine)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="squidmesh-step") as pool:
-        return pool.submit(asyncio.run, wrapper()).result()
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _normalize(result: object) -> StepOutcome:

@@ -293,6 +293,25 @@ def test_to_map_uses_the_ui_keys_and_is_json_safe() -> None:
     assert node["status"] == "running"
 
 
+def test_plain_keys_drop_the_question_marks_and_change_nothing_else() -> None:
+    h = Harness(transition_spec())
+    h.step_ok("load", "load:ok:check")
+    h.claim(h.dispatch("check"))
+    graph = _graph(h, T0 + LEASE - timedelta(seconds=1))
+
+    spec, plain = graph.to_map(), graph.to_map(plain_keys=True)
+
+    def strip(value: object) -> object:
+        if isinstance(value, dict):
+            return {k.removesuffix("?"): strip(v) for k, v in value.items()}
+        return [strip(v) for v in value] if isinstance(value, list) else value
+
+    assert plain == strip(spec)
+    assert plain["terminal"] is False
+    assert plain["edges"][0]["selected"] is True  # type: ignore[index]
+    assert plain["nodes"][1]["current"] is True  # type: ignore[index]
+
+
 def test_skipping_carries_down_a_route_not_taken() -> None:
     h = Harness(chain_spec())
     key = h.dispatch("a")

@@ -138,6 +138,24 @@ def test_preview_graph_of_a_transition_workflow() -> None:
     assert json.loads(json.dumps(graph)) == graph
 
 
+def test_preview_graph_with_plain_keys_drops_only_the_flags_question_marks() -> None:
+    spec_keys = EditorSpec.preview_graph(transition_spec())
+
+    plain = EditorSpec.preview_graph(transition_spec(), plain_keys=True)
+
+    assert plain["terminal"] is False and "terminal?" not in plain
+    assert plain["nodes"][0]["current"] is False and plain["nodes"][0]["dynamic"] is False
+    edge = plain["edges"][0]
+    assert (edge["selected"], edge["skipped"], edge["pending"], edge["blocked"]) == (
+        False,
+        False,
+        True,
+        False,
+    )
+    assert [e["id"] for e in plain["edges"]] == [e["id"] for e in spec_keys["edges"]]
+    assert all(not key.endswith("?") for key in (*plain, *edge, *plain["nodes"][0]))
+
+
 def test_preview_graph_of_a_dependency_workflow() -> None:
     graph = EditorSpec.preview_graph(dependency_spec())
 

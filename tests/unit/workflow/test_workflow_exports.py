@@ -6,17 +6,18 @@ import squidmesh_es.workflow as workflow
 
 EXPECTED = [
     "COMPLETE", "DEFAULT_MAX_REQUEST_BYTES", "DEFAULT_MAX_VALUE_BYTES", "NO_RETRY",
-    "RUNTIME_OWNED_FIELDS", "ActionEntry", "ActionRegistry", "Backoff", "BackoffType", "ChildRun",
-    "ChildRunStarter", "Compensation", "Complete", "Condition", "ConditionOperator", "ContextPath",
-    "CronIdempotency", "Deadline", "DefaultFactory", "Defer", "EdgeType", "EditorSpec", "Error",
-    "Escalation", "InputBinding", "JSONObject", "JSONValue", "Limits", "LogLevel", "Ok", "Outcome",
-    "OutcomeStatus", "ParentRun", "PayloadField", "PayloadType", "Recovery", "Retry",
-    "RetryPolicy", "Route", "SpecEdge", "Step", "StepContext", "StepDeclaration", "StepKind",
-    "StepOutcome", "StepResult", "StepSpec", "TransitionDeclaration", "TransitionSpec",
-    "TriggerSpec", "TriggerType", "Workflow", "WorkflowMode", "WorkflowSpec", "approval",
-    "canonical_json", "cron", "equals", "greater_than", "is_json_value", "json_size", "less_than",
-    "log", "manual", "pause", "run_state", "run_step", "select_input", "step", "today_iso8601",
-    "transition", "validate_spec", "wait",
+    "RUNTIME_OWNED_FIELDS", "ActionEntry", "ActionRegistry", "Backoff", "BackoffType",
+    "ChildRun", "ChildRunStarter", "Compensation", "Complete", "Condition", "ConditionOperator",
+    "ContextPath", "CronIdempotency", "Deadline", "DefaultFactory", "Defer", "EdgeType",
+    "EditorSpec", "Error", "Escalation", "InputBinding", "JSONObject", "JSONValue", "Limits",
+    "LogLevel", "LoopLocal", "Ok", "Outcome", "OutcomeStatus", "ParentRun", "PayloadField",
+    "PayloadType", "Recovery", "Retry", "RetryPolicy", "Route", "SpecEdge", "Step",
+    "StepContext", "StepDeclaration", "StepKind", "StepOutcome", "StepResult", "StepSpec",
+    "TransitionDeclaration", "TransitionSpec", "TriggerSpec", "TriggerType", "Workflow",
+    "WorkflowMode", "WorkflowSpec", "approval", "canonical_json", "cron", "equals",
+    "greater_than", "is_json_value", "json_size", "less_than", "log", "manual", "pause",
+    "run_state", "run_step", "select_input", "step", "today_iso8601", "transition",
+    "validate_spec", "wait",
 ]  # fmt: skip
 
 
