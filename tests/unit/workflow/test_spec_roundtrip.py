@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from squidmesh_es.workflow import WorkflowSpec, canonical_json, validate_spec
@@ -206,6 +206,8 @@ def dependency_specs(draw: st.DrawFn) -> SpecData:
     return {"workflow": draw(names), "triggers": triggers, "payload": payload, "steps": steps}
 
 
+# Drawing these specs is slow on a loaded machine, so the tests below turn off the too_slow
+# health check and the deadline: that slowness says nothing about the code under test.
 valid_specs = transition_specs() | dependency_specs()
 
 
@@ -220,13 +222,13 @@ def _shuffled(value: Any, rng: random.Random) -> Any:
     return value
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(valid_specs)
 def test_generated_specs_are_valid(data: SpecData) -> None:
     validate_spec(data)
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(valid_specs)
 def test_to_dict_from_dict_round_trip(data: SpecData) -> None:
     spec = WorkflowSpec.from_dict(data)
@@ -238,7 +240,7 @@ def test_to_dict_from_dict_round_trip(data: SpecData) -> None:
     assert again.fingerprint == spec.fingerprint
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(valid_specs, st.randoms(use_true_random=False))
 def test_fingerprint_ignores_key_order(data: SpecData, rng: random.Random) -> None:
     spec = WorkflowSpec.from_dict(data)
@@ -249,7 +251,7 @@ def test_fingerprint_ignores_key_order(data: SpecData, rng: random.Random) -> No
     assert canonical_json(_shuffled(spec.to_dict(), rng)) == canonical_json(spec.to_dict())
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     valid_specs,
     st.text(min_size=1, max_size=12).filter(lambda v: v.strip() == v and v.isprintable()),
@@ -338,7 +340,7 @@ MUTATIONS = [
 ]
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(valid_specs, st.sampled_from(MUTATIONS), st.data())
 def test_behavioural_change_changes_the_fingerprint(
     data: SpecData, mutation: Any, draw: st.DataObject
