@@ -535,7 +535,9 @@ def settle_partitions(
         parts: dict[str, Settled] = {}
         restart = False
         for name, items in finished.items():
-            settled = Settled(queue=mesh.get_queue(name), refused=dict(excluded))
+            # an outcome refused half-decided on an earlier try stays refused, in its partition
+            refused = {i.claim.key: excluded[i.claim.key] for i in items if i.claim.key in excluded}
+            settled = Settled(queue=mesh.get_queue(name), refused=refused)
             parts[name] = settled
             if not _decide_all(mesh, settled, items, excluded, now=now):
                 restart = True
