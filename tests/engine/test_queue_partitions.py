@@ -127,7 +127,9 @@ def test_a_bad_partition_count_is_refused_before_anything_is_created(
     assert not path.exists()
 
 
-@pytest.mark.parametrize("name", ["default#0", "default#01", "default#", "#1", "a b#1", "q#1#2"])
+@pytest.mark.parametrize(
+    "name", ["default#0", "default#01", "default#", "#1", "a b#1", "q#1#2", "q#256", "q#\u00b2"]
+)
 def test_partition_names_are_checked(name: str) -> None:
     with pytest.raises(InvalidArgument):
         queue_id(name)

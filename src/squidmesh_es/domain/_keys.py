@@ -78,9 +78,16 @@ def queue_id(name: str) -> UUID:
     """
     base, hash_sign, number = name.partition("#") if isinstance(name, str) else ("", "", "")
     check_queue_name(base)
-    if hash_sign and not (number.isdigit() and number[0] != "0" and len(number) <= 3):
-        raise InvalidArgument("queue", "a partition is named <queue>#<k> with k >= 1")
+    if hash_sign and not _partition_number(number):
+        raise InvalidArgument(
+            "queue", f"a partition is named <queue>#<k> with 1 <= k < {MAX_PARTITIONS}"
+        )
     return uuid5(JOURNAL_NAMESPACE, f"squidmesh:dispatch:{name}")
+
+
+def _partition_number(text: str) -> bool:
+    """Whether ``text`` is a partition number as `partition_queue` writes it."""
+    return text.isascii() and text.isdigit() and text[0] != "0" and int(text) < MAX_PARTITIONS
 
 
 def runnable_key(run_id: UUID | str, step: str, attempt_number: int) -> str:
