@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from copy import deepcopy
 from datetime import datetime, timedelta
 from typing import Any, Self
 from uuid import UUID
@@ -1445,6 +1446,30 @@ class SquidMesh(Application[UUID]):
         with self._loading:
             return self.repository.get(aggregate_id, projector_func=_replay)
 
+    def _cache_committed(self, objs: Sequence[Any]) -> None:
+        """Cache a copy of each run and queue just committed, as of its new version.
+
+        The library caches only what it loads, and its next load of the same aggregate
+        reads back and applies again the events this process has just written: a sixth of
+        a step's CPU on memory. A copy cached here makes that read find nothing new. Loads
+        still fast-forward, so writes of other processes are seen as before; a copy older
+        than what is cached (another thread committed later) is not cached.
+        """
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for obj in objs:
+            if not isinstance(obj, WorkflowRun | DispatchQueue):
+                continue
+            committed = deepcopy(obj)
+            with self._loading:
+                try:
+                    cached = cache.get(obj.id)
+                except KeyError:
+                    cached = None
+                if cached is None or cached.version < committed.version:
+                    cache.put(obj.id, committed)
+
     def _take_snapshots(self, processing_event: Any) -> None:
         # Snapshots are disposable caches written after the events committed: a failure
         # to write one must not make a committed command look failed.
@@ -1502,6 +1527,7 @@ class SquidMesh(Application[UUID]):
             backend = self.storage.backend if self.storage is not None else "journal"
             raise StorageUnavailable(backend=backend, reason=redact_text(str(exc))) from exc
         self.definitions.saved(definitions, committed=True)
+        self._cache_committed(objs)
         if self._projections is not None and recordings:
             self._projections_due.set()
         return recordings
