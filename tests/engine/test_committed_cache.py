@@ -1,11 +1,14 @@
 """The committed-state cache: a load after this process's own commit reads nothing back.
 
 `SquidMesh.save` caches a copy of each run and queue it committed. Loads still fast-forward
-from the journal, so another process's writes are seen exactly as before.
+from the journal, so another process's writes are seen exactly as before. The worker's
+settle and step preparation decide first on the copy in hand (``fresh=False``); a stale
+copy costs a conflict or a second look, never a wrong decision.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +16,18 @@ import pytest
 
 from squidmesh_es import SquidMesh
 from squidmesh_es.domain import TerminalStatus, queue_id
+from squidmesh_es.errors import RunTerminal
+from squidmesh_es.runtime._execution import (
+    Finished,
+    Ready,
+    claim_attempts,
+    prepare_claimed,
+    run_claimed,
+    settle,
+)
 from squidmesh_es.testing import ManualClock
+from squidmesh_es.workflow import StepOutcome
+from squidmesh_es.workflow._runner import OutcomeStatus
 
 from conftest import OpenMesh
 from engine_workflows import Quick
@@ -91,3 +105,68 @@ def test_work_another_process_started_after_the_commit_is_drained_here(
 
     assert first.drain() == 6
     assert first.get_run(run_id).terminal_status == "completed"
+
+
+LEASE = timedelta(seconds=60)
+
+
+@pytest.mark.shared_journal
+def test_a_settle_on_a_stale_copy_conflicts_and_refuses_on_the_latest_state(
+    open_mesh: OpenMesh, clock: ManualClock
+) -> None:
+    worker = open_mesh(workflows=[Quick])
+    operator = open_mesh(workflows=[Quick])
+    run_id = worker.start(Quick, {"order_id": "o1"}).run_id
+    [claim] = claim_attempts(
+        worker, "default", owner_id="w", limit=1, lease_for=LEASE, now=clock.now()
+    )
+    finished = run_claimed(worker, claim)  # the worker's copies are current here
+    operator.cancel(run_id, actor="ops", reason="stop")  # ... and stale from here on
+
+    settled, _ = settle(worker, "default", [finished], now=clock.now())
+
+    assert isinstance(settled.refused[claim.key], RunTerminal)
+    assert worker.get_run(run_id).terminal_status == "cancelled"
+
+
+@pytest.mark.shared_journal
+def test_a_step_claimed_here_but_planned_elsewhere_gets_its_input_from_the_latest_run(
+    open_mesh: OpenMesh, clock: ManualClock
+) -> None:
+    here = open_mesh(workflows=[Quick])
+    elsewhere = open_mesh(workflows=[Quick])
+    run_id = here.start(Quick, {"order_id": "o1"}).run_id
+    here.get_run(run_id)  # cached here before the first step is settled elsewhere
+    assert elsewhere.execute_next(owner_id="elsewhere", lease_for=LEASE) is not None
+
+    [claim] = claim_attempts(
+        here, "default", owner_id="w", limit=1, lease_for=LEASE, now=clock.now()
+    )
+    ready = prepare_claimed(here, claim)
+
+    assert isinstance(ready, Ready)
+    assert claim.attempt.step == "charge"
+    assert ready.input == elsewhere.get_run(run_id).step_input(
+        elsewhere.get_run(run_id).planned[claim.key]
+    )
+
+
+@pytest.mark.shared_journal
+def test_an_outcome_a_stale_copy_would_refuse_is_decided_on_the_latest_run(
+    open_mesh: OpenMesh, clock: ManualClock
+) -> None:
+    here = open_mesh(workflows=[Quick])
+    elsewhere = open_mesh(workflows=[Quick])
+    run_id = here.start(Quick, {"order_id": "o1"}).run_id
+    here.get_run(run_id)  # cached here before the first step is settled elsewhere
+    assert elsewhere.execute_next(owner_id="elsewhere", lease_for=LEASE) is not None
+    [claim] = claim_attempts(
+        here, "default", owner_id="w", limit=1, lease_for=LEASE, now=clock.now()
+    )
+    assert claim.key not in here.get_run(run_id, fresh=False).planned
+
+    ok = StepOutcome(OutcomeStatus.OK, output={"charged": True})
+    settled, _ = settle(here, "default", [Finished(claim, outcome=ok)], now=clock.now())
+
+    assert settled.committed and not settled.refused
+    assert claim.key in here.get_run(run_id).applied

@@ -32,11 +32,13 @@ class Interleaved(SquidMesh):
 
     twin: Callable[[], object] | None = None
 
-    def get_queue(self, name: str | None = None, *, now: datetime | None = None) -> Any:
+    def get_queue(
+        self, name: str | None = None, *, now: datetime | None = None, fresh: bool = True
+    ) -> Any:
         twin, self.twin = self.twin, None
         if twin is not None:
             twin()
-        return super().get_queue(name, now=now)
+        return super().get_queue(name, now=now, fresh=fresh)
 
 
 @pytest.fixture

@@ -136,11 +136,11 @@ def test_the_in_flight_count_stays_exact_through_failed_commits(open_mesh: OpenM
 
     real_get_run = mesh.get_run
 
-    def flaky_get_run(run_id: object) -> object:
+    def flaky_get_run(run_id: object, *, fresh: bool = True) -> object:
         if threading.current_thread().name.startswith("squidmesh-step") and lost["left"] > 0:
             lost["left"] -= 1  # the step cannot start: its lease expires, it is redelivered
             raise ConnectionError("injected: run could not be loaded")
-        return real_get_run(run_id)  # type: ignore[arg-type]
+        return real_get_run(run_id, fresh=fresh)  # type: ignore[arg-type]
 
     mesh.save = flaky_save  # type: ignore[method-assign]
     mesh.get_run = flaky_get_run  # type: ignore[method-assign]

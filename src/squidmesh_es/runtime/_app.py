@@ -396,8 +396,12 @@ class SquidMesh(Application[UUID]):
         """``now`` if given (checked to be timezone-aware), else the clock's time."""
         return ensure_aware(now) if now is not None else ensure_aware(self.clock.now())
 
-    def get_run(self, run_id: UUID | str) -> WorkflowRun:
+    def get_run(self, run_id: UUID | str, *, fresh: bool = True) -> WorkflowRun:
         """Load a run's aggregate (from its newest snapshot plus later events).
+
+        ``fresh=False`` returns the copy this process last committed or loaded without
+        asking the journal for newer events (it loads when there is none): for decisions
+        whose commit the run's version fences, where a stale copy costs one `Conflict`.
 
         Raises:
             InvalidRunId: ``run_id`` is not a UUID.
@@ -406,18 +410,21 @@ class SquidMesh(Application[UUID]):
         """
         uid = parse_run_id(run_id)
         try:
-            run: Any = self._load(uid)
+            run: Any = self._load(uid, fresh=fresh)
         except AggregateNotFoundError:
             raise RunNotFound(uid) from None
         if not isinstance(run, WorkflowRun):
             raise RunNotFound(uid)
         return run
 
-    def get_queue(self, name: str | None = None, *, now: datetime | None = None) -> DispatchQueue:
+    def get_queue(
+        self, name: str | None = None, *, now: datetime | None = None, fresh: bool = True
+    ) -> DispatchQueue:
         """Load a queue's aggregate, or a new unsaved one when the queue has no journal yet.
 
         ``name`` may name a partition (``queue#k``, see `queue_partitions_of`); the queue's
-        own name is its partition 0.
+        own name is its partition 0. ``fresh=False``: as for `get_run`; work another
+        process added since is not seen until a fresh load.
 
         Raises:
             InvalidArgument: the queue name is invalid.
@@ -426,7 +433,7 @@ class SquidMesh(Application[UUID]):
         name = self.default_queue if name is None else name
         qid = queue_id(name)
         try:
-            queue: Any = self._load(qid)
+            queue: Any = self._load(qid, fresh=fresh)
         except AggregateNotFoundError:
             return DispatchQueue.open(name, now=self.now(now))
         if not isinstance(queue, DispatchQueue):
@@ -1439,11 +1446,17 @@ class SquidMesh(Application[UUID]):
             return
         logger.warning("wakeups for %s not recorded: the queue kept moving", queue_name)
 
-    def _load(self, aggregate_id: UUID) -> Any:
+    def _load(self, aggregate_id: UUID, *, fresh: bool = True) -> Any:
         # The library fast-forwards a cached aggregate under its lock but copies it after
         # releasing it, so a load racing another thread's load could copy a half-updated
         # object. One lock around the whole load closes that window.
         with self._loading:
+            cache = self.repository.cache
+            if not fresh and cache is not None:
+                try:
+                    return deepcopy(cache.get(aggregate_id))
+                except KeyError:
+                    pass
             return self.repository.get(aggregate_id, projector_func=_replay)
 
     def _cache_committed(self, objs: Sequence[Any]) -> None:

@@ -270,7 +270,11 @@ def prepare_claimed(mesh: SquidMesh, claim: Claim) -> Finished | Ready:
     poison attempt and an action dropped from the registry all finish here, without
     running anything.
     """
-    run = mesh.get_run(claim.attempt.run_id)
+    # The copy this process holds is enough when it already planned this attempt: the
+    # input is the run's state when it was planned, and settling fences everything later.
+    run = mesh.get_run(claim.attempt.run_id, fresh=False)
+    if claim.key not in run.planned:
+        run = mesh.get_run(claim.attempt.run_id)
     definition = mesh.require_definition(run)  # claim_from only takes work it has code for
     mismatch = definition.mismatch(run)
     if mismatch is not None:
@@ -531,17 +535,24 @@ def settle_partitions(
         Conflict: the journal kept moving for every retry.
     """
     excluded: dict[str, SquidMeshError] = {}
+    # The first try decides on the copies this process holds (`fresh=False`): the commit
+    # fences them, and a refusal or a conflict sends it back to the journal's latest.
+    fresh = False
     for _ in range(CONFLICT_RETRIES):
         parts: dict[str, Settled] = {}
         restart = False
         for name, items in finished.items():
             # an outcome refused half-decided on an earlier try stays refused, in its partition
             refused = {i.claim.key: excluded[i.claim.key] for i in items if i.claim.key in excluded}
-            settled = Settled(queue=mesh.get_queue(name), refused=refused)
+            settled = Settled(queue=mesh.get_queue(name, fresh=fresh), refused=refused)
             parts[name] = settled
-            if not _decide_all(mesh, settled, items, excluded, now=now):
+            if not _decide_all(mesh, settled, items, excluded, now=now, fresh=fresh):
                 restart = True
                 break
+        if not fresh and (restart or any(p.refused for p in parts.values())):
+            fresh = True  # a refusal must come from the latest state, not a stale copy
+            excluded.clear()
+            continue
         if restart:
             continue
         claims: list[Claim] = []
@@ -566,6 +577,7 @@ def settle_partitions(
             mesh.save(*queues, *runs)
         except Conflict:
             conflict_retried("settle")
+            fresh = True
             continue
         for settled in parts.values():
             settled.committed = True
@@ -581,6 +593,7 @@ def _decide_all(
     excluded: dict[str, SquidMeshError],
     *,
     now: datetime,
+    fresh: bool,
 ) -> bool:
     """Decide each finished attempt of ``settled.queue`` into ``settled``.
 
@@ -595,7 +608,7 @@ def _decide_all(
         try:
             run = settled.runs.get(item.claim.attempt.run_id)
             if run is None:
-                run = mesh.get_run(item.claim.attempt.run_id)
+                run = mesh.get_run(item.claim.attempt.run_id, fresh=fresh)
         except SquidMeshError as exc:
             settled.refused[item.claim.key] = exc
             continue
