@@ -22,7 +22,12 @@ from squidmesh_es.cli._logging import configure_logging, logging_options
 from squidmesh_es.cli._options import load_worker_code, open_journal
 from squidmesh_es.domain import check_queue_name
 from squidmesh_es.errors import InvalidArgument, StorageUnavailable
-from squidmesh_es.runtime import DEFAULT_DATABASE_URL, SquidMesh, parse_database_url
+from squidmesh_es.runtime import (
+    DEFAULT_BATCH_WINDOW,
+    DEFAULT_DATABASE_URL,
+    SquidMesh,
+    parse_database_url,
+)
 from squidmesh_es.runtime._probes import serve_probes
 from squidmesh_es.runtime._telemetry import prometheus_metrics
 from squidmesh_es.workflow import ActionRegistry, Workflow
@@ -45,6 +50,7 @@ _OPTION_NAMES = {
     "lease_for": "--lease-seconds",
     "heartbeat_interval": "--heartbeat-seconds",
     "owner_id": "--owner-id",
+    "batch_window": "--batch-window-ms",
 }
 
 
@@ -80,6 +86,14 @@ _OPTION_NAMES = {
     default=None,
     type=float,
     help="Extend the leases in hand this often (default: a third of the lease).",
+)
+@click.option(
+    "--batch-window-ms",
+    default=DEFAULT_BATCH_WINDOW.total_seconds() * 1000,
+    show_default=True,
+    type=float,
+    help="When a step finishes while others still run, wait this long for them so one "
+    "commit settles them all (0: commit each outcome at once).",
 )
 @click.option(
     "--grace-seconds",
@@ -124,6 +138,7 @@ def worker(
     owner_id: str | None,
     lease_seconds: float,
     heartbeat_seconds: float | None,
+    batch_window_ms: float,
     grace_seconds: float,
     health_port: int | None,
     health_file: Path | None,
@@ -152,6 +167,7 @@ def worker(
             if heartbeat_seconds is not None
             else None
         ),
+        "batch_window": _duration(batch_window_ms / 1000, "--batch-window-ms"),
     }
     _check_options(database_url, queues, options)
     metrics = None

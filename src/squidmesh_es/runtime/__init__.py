@@ -23,9 +23,16 @@ from squidmesh_es.runtime._settings import (
 from squidmesh_es.runtime._signals import Signal, SignalType
 from squidmesh_es.runtime._telemetry import configure_telemetry
 from squidmesh_es.runtime._transaction import Transaction
-from squidmesh_es.runtime._worker import LIVENESS_WINDOW, Worker, WorkerHealth, WorkerStats
+from squidmesh_es.runtime._worker import (
+    DEFAULT_BATCH_WINDOW,
+    LIVENESS_WINDOW,
+    Worker,
+    WorkerHealth,
+    WorkerStats,
+)
 
 __all__ = [
+    "DEFAULT_BATCH_WINDOW",
     "DEFAULT_DATABASE_URL",
     "DEFAULT_LEASE",
     "LIVENESS_WINDOW",

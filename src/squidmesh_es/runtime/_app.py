@@ -127,7 +127,7 @@ from squidmesh_es.runtime._starting import build_request, build_spec_request, st
 from squidmesh_es.runtime._step_loop import StepLoop
 from squidmesh_es.runtime._telemetry import control_span
 from squidmesh_es.runtime._transaction import Transaction, transaction
-from squidmesh_es.runtime._worker import Worker
+from squidmesh_es.runtime._worker import DEFAULT_BATCH_WINDOW, Worker
 from squidmesh_es.workflow import (
     ActionRegistry,
     JSONValue,
@@ -217,6 +217,14 @@ class SquidMesh(Application[UUID]):
         """Held while the background thread catches the projections up; detach waits on it."""
         self._closing = False
         self._loading = threading.Lock()
+        self.deciding = threading.RLock()
+        """Held by in-process writers of queues from load to commit, so they take turns.
+
+        Optimistic retries suit writers in different processes. In one process a busy
+        worker commits to its queue every few milliseconds, and a batch start deciding
+        for longer than that would lose every race to it; taking turns costs nothing a
+        conflict would not, since the journal serialises the commits anyway.
+        """
         self._extra_transcodings = tuple(transcodings)
         queue_id(queue)  # validates the name before anything is built
         super().__init__(env=env)
@@ -779,11 +787,13 @@ class SquidMesh(Application[UUID]):
             timedelta(milliseconds=20),
             timedelta(seconds=1),
         ),
+        batch_window: timedelta = DEFAULT_BATCH_WINDOW,
     ) -> Worker:
         """A worker that runs this runtime's attempts in ``concurrency`` threads.
 
         Call ``start()`` and ``stop()``, or ``run_forever()``. See `Worker`. Leases are 30 s
-        by default and extended every third of the lease while steps run.
+        by default and extended every third of the lease while steps run; outcomes a moment
+        apart share a commit (``batch_window``).
         """
         return Worker(
             self,
@@ -793,6 +803,7 @@ class SquidMesh(Application[UUID]):
             lease_for=lease_for,
             heartbeat_interval=heartbeat_interval,
             idle_backoff=idle_backoff,
+            batch_window=batch_window,
         )
 
     def start_many(
@@ -822,7 +833,7 @@ class SquidMesh(Application[UUID]):
         batch = list(payloads)
         for _ in range(CONFLICT_RETRIES):
             try:
-                with self.transaction() as tx:
+                with self.deciding, self.transaction() as tx:
                     return [
                         tx.start(
                             workflow,

@@ -230,17 +230,18 @@ def claim_attempts(
     check_lease(lease_for)
     began_ns = time.time_ns()
     for _ in range(CONFLICT_RETRIES):
-        queue = mesh.get_queue(queue_name)
-        claims = claim_from(
-            mesh, queue, owner_id=owner_id, limit=limit, lease_for=lease_for, now=now
-        )
-        if not claims:
-            return []
-        try:
-            mesh.save(queue)
-        except Conflict:
-            conflict_retried("claim")
-            continue
+        with mesh.deciding:
+            queue = mesh.get_queue(queue_name)
+            claims = claim_from(
+                mesh, queue, owner_id=owner_id, limit=limit, lease_for=lease_for, now=now
+            )
+            if not claims:
+                return []
+            try:
+                mesh.save(queue)
+            except Conflict:
+                conflict_retried("claim")
+                continue
         claimed(claims, began_ns=began_ns, owner_id=owner_id)
         return claims
     raise Conflict("queue kept moving while claiming", queue=queue_name)
@@ -534,6 +535,28 @@ def settle_partitions(
     Raises:
         Conflict: the journal kept moving for every retry.
     """
+    with mesh.deciding:
+        return _settle_partitions(
+            mesh,
+            finished,
+            claim_order=claim_order,
+            now=now,
+            claim_more=claim_more,
+            owner_id=owner_id,
+            lease_for=lease_for,
+        )
+
+
+def _settle_partitions(
+    mesh: SquidMesh,
+    finished: Mapping[str, Sequence[Finished]],
+    *,
+    claim_order: Sequence[str],
+    now: datetime,
+    claim_more: int,
+    owner_id: str,
+    lease_for: timedelta,
+) -> tuple[dict[str, Settled], list[Claim]]:
     excluded: dict[str, SquidMeshError] = {}
     # The first try decides on the copies this process holds (`fresh=False`): the commit
     # fences them, and a refusal or a conflict sends it back to the journal's latest.

@@ -1,0 +1,103 @@
+"""Outcomes a moment apart share one commit; in-process writers of a queue take turns."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from squidmesh_es import SquidMesh
+from squidmesh_es.domain import DispatchQueue
+from squidmesh_es.errors import InvalidArgument
+from squidmesh_es.runtime import SystemClock
+
+from conftest import OpenMesh
+from engine_workflows import CALLS, Quick, SlowOne
+
+
+@pytest.fixture(autouse=True)
+def _fresh_calls() -> None:
+    CALLS.clear()
+
+
+def _count_settling_commits(mesh: SquidMesh, step: str) -> list[int]:
+    """Patch ``mesh.save``: one entry per commit that completes attempts of ``step``."""
+    commits: list[int] = []
+    real_save = mesh.save
+
+    def counting_save(*objs: Any, **kwargs: Any) -> Any:
+        completed = [
+            e
+            for o in objs
+            for e in getattr(o, "pending_events", ())
+            if isinstance(e, DispatchQueue.AttemptCompleted) and f":{step}:" in e.runnable_key
+        ]
+        result = real_save(*objs, **kwargs)
+        if completed:
+            commits.append(len(completed))
+        return result
+
+    mesh.save = counting_save  # type: ignore[method-assign]
+    return commits
+
+
+def _wait_terminal(mesh: SquidMesh, run_ids: list[str]) -> None:
+    deadline = time.monotonic() + 30
+    while not all(mesh.get_run(r).is_terminal for r in run_ids):
+        assert time.monotonic() < deadline, "runs did not finish in time"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(("window", "commits"), [(timedelta(seconds=1), [4]), (timedelta(0), None)])
+def test_outcomes_finishing_within_the_window_share_one_commit(
+    open_mesh: OpenMesh, window: timedelta, commits: list[int] | None
+) -> None:
+    mesh = open_mesh(clock=SystemClock())
+    run_ids = [mesh.start(SlowOne, {"seconds": s}).run_id for s in (0.05, 0.1, 0.15, 0.2)]
+    settling = _count_settling_commits(mesh, "slow")
+
+    with mesh.worker(concurrency=4, owner_id="batcher", batch_window=window):
+        _wait_terminal(mesh, run_ids)
+
+    assert sum(settling) == 4
+    if commits is not None:
+        assert settling == commits  # the last finished 150 ms after the first
+    else:
+        assert len(settling) > 1  # each outcome committed as it came
+
+
+@pytest.mark.parametrize("window", [timedelta(seconds=-1), timedelta(seconds=2), 5])
+def test_a_bad_batch_window_is_refused(mesh: SquidMesh, window: Any) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        mesh.worker(batch_window=window)
+
+    assert refused.value.option == "batch_window"
+
+
+def test_a_large_batch_start_beside_a_busy_worker_takes_its_turn(mesh: SquidMesh) -> None:
+    # Deciding a batch of 100 starts takes longer than the busy worker takes between two
+    # commits to the same queue: without taking turns the batch would lose every race.
+    backlog = mesh.start_many(Quick, [{"order_id": f"b{i}"} for i in range(400)])
+    started: list[Any] = []
+    errors: list[BaseException] = []
+
+    with mesh.worker(concurrency=4, owner_id="busy"):
+
+        def start_batches() -> None:
+            try:
+                for batch in range(2):
+                    started.extend(
+                        mesh.start_many(Quick, [{"order_id": f"s{batch}-{i}"} for i in range(100)])
+                    )
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        starter = threading.Thread(target=start_batches)
+        starter.start()
+        starter.join(60)
+        _wait_terminal(mesh, [str(r) for r in [*backlog, *started]])
+
+    assert errors == [] and len(started) == 200
