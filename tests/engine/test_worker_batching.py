@@ -101,3 +101,38 @@ def test_a_large_batch_start_beside_a_busy_worker_takes_its_turn(mesh: SquidMesh
         _wait_terminal(mesh, [str(r) for r in [*backlog, *started]])
 
     assert errors == [] and len(started) == 200
+
+
+def _watch_claims_in_hand(worker: Any, run_ids: list[str], mesh: SquidMesh) -> int:
+    peak = 0
+    deadline = time.monotonic() + 30
+    while not all(mesh.get_run(r).is_terminal for r in run_ids):
+        assert time.monotonic() < deadline, "runs did not finish in time"
+        peak = max(peak, len(worker._held))
+        time.sleep(0.001)
+    return peak
+
+
+def test_short_steps_are_claimed_ahead_while_threads_stay_at_the_concurrency(
+    open_mesh: OpenMesh,
+) -> None:
+    mesh = open_mesh(clock=SystemClock())
+    run_ids = [str(r) for r in mesh.start_many(Quick, [{"order_id": f"o{i}"} for i in range(60)])]
+
+    with mesh.worker(concurrency=2, owner_id="ahead") as worker:
+        peak = _watch_claims_in_hand(worker, run_ids, mesh)
+        threads = {t.name for t in threading.enumerate() if t.name.startswith("squidmesh-step")}
+
+    assert worker._slots() == 4 and 2 < peak <= 4
+    assert len(threads) <= 2
+
+
+def test_long_steps_are_never_claimed_ahead(open_mesh: OpenMesh) -> None:
+    mesh = open_mesh(clock=SystemClock())
+    run_ids = [str(mesh.start(SlowOne, {"seconds": 0.06}).run_id) for _ in range(6)]
+
+    with mesh.worker(concurrency=2, owner_id="patient") as worker:
+        peak = _watch_claims_in_hand(worker, run_ids, mesh)
+
+    assert worker._slots() == 2
+    assert peak <= 2

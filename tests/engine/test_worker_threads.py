@@ -149,13 +149,13 @@ def test_the_in_flight_count_stays_exact_through_failed_commits(open_mesh: OpenM
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not all(mesh.get_run(r).is_terminal for r in run_ids):
         peak = max(peak, worker._in_flight)
-        assert 0 <= worker._in_flight <= 3
+        assert 0 <= worker._in_flight <= 6  # short steps: claimed ahead, up to twice 3
         time.sleep(0.005)
     worker.stop()
 
     assert failures["left"] == 0 and lost["left"] == 0
     assert all(mesh.get_run(r).terminal_status == "completed" for r in run_ids)
-    assert worker._in_flight == 0 and peak <= 3
+    assert worker._in_flight == 0 and peak <= 6
     assert len(Counter(key for _, key in CALLS)) == 36
 
 

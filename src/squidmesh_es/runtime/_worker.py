@@ -39,6 +39,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,6 +82,12 @@ DEFAULT_BATCH_WINDOW = timedelta(milliseconds=2)
 
 A commit on SQLite or Postgres costs a few milliseconds whatever it holds; 2 ms halves the
 commits per step of a busy worker for at most 2 ms more latency (docs/performance.md)."""
+
+PREFETCH_BELOW = timedelta(milliseconds=50)
+"""When each of the last `PREFETCH_AFTER` steps ran shorter than this, steps are claimed
+ahead, up to the worker's concurrency: one long step among them turns it off."""
+
+PREFETCH_AFTER = 32
 
 MAX_BATCH_WINDOW = timedelta(seconds=1)
 """Longest batch window: stopping a worker may wait this long for its last commit."""
@@ -190,6 +197,10 @@ class Worker:
         self._held: dict[str, Claim] = {}
         """Claims in hand (running, or finished but not yet settled), by runnable key."""
         self._durations: dict[str, float] = {}
+        self._running_since: dict[str, float] = {}
+        """When each attempt in hand began to run (a claim taken ahead waits first)."""
+        self._recent_steps: deque[float] = deque(maxlen=PREFETCH_AFTER)
+        """How long the last steps ran: when all were short, steps are claimed ahead."""
         """Running time of each attempt in hand that finished, for its outcome record."""
         self._next_beat = 0.0
         self._next_presence = 0.0
@@ -279,7 +290,7 @@ class Worker:
                 pending.extend(done)
                 if pending and not self._stopping.is_set():
                     self._gather(pending)
-                want = 0 if self._stopping.is_set() else self.concurrency - self._in_flight
+                want = 0 if self._stopping.is_set() else self._slots() - self._in_flight
                 try:
                     claims = self._commit(pending, want)
                     for _, item in pending:
@@ -388,7 +399,7 @@ class Worker:
         share it: fewer commits per step, for at most ``batch_window`` more latency.
         """
         deadline = time.monotonic() + self.batch_window
-        while self._in_flight > 0:
+        while self._in_flight > 0 and len(pending) < self._slots():
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -453,6 +464,17 @@ class Worker:
         claimed(claims, began_ns=began_ns, owner_id=self.owner_id)
         return claims
 
+    def _slots(self) -> int:
+        """Claims this worker may hold: twice its concurrency while its steps are short.
+
+        Its threads then run the claims taken ahead while the coordinator commits, instead
+        of waiting for the commit to hand them work. Long steps are never claimed ahead:
+        another worker may be free to run them now.
+        """
+        recent = self._recent_steps
+        short = len(recent) == recent.maxlen and max(recent) < PREFETCH_BELOW.total_seconds()
+        return self.concurrency * 2 if short else self.concurrency
+
     def _submit(self, claim: Claim) -> None:
         assert self._pool is not None
         self._in_flight += 1
@@ -467,6 +489,7 @@ class Worker:
 
     def _run(self, claim: Claim) -> Finished | Running[StepOutcome]:
         """On a pool thread: run a plain step, or hand an async one to the worker's loop."""
+        self._running_since[claim.key] = time.monotonic()  # a claim taken ahead waited
         ready = prepare_claimed(self.mesh, claim)
         if isinstance(ready, Finished):
             return ready
@@ -508,7 +531,9 @@ class Worker:
 
     def _finished(self, claim: Claim, began: float, finished: Finished) -> None:
         """Hand an attempt's result to the coordinator, timed for its outcome record."""
-        self._durations[claim.key] = time.monotonic() - began
+        seconds = time.monotonic() - self._running_since.pop(claim.key, began)
+        self._durations[claim.key] = seconds
+        self._recent_steps.append(seconds)
         self._done.put((claim.queue, finished))
         self._wake.set()
 
