@@ -32,6 +32,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, strtobool
 
 from squidmesh_es.domain import (
+    MAX_PARTITIONS,
     Attempt,
     DispatchOrder,
     DispatchQueue,
@@ -114,7 +115,9 @@ from squidmesh_es.runtime._recovery import RecoveryReport, recover
 from squidmesh_es.runtime._registry import WorkflowRegistry
 from squidmesh_es.runtime._sealing import Sealer
 from squidmesh_es.runtime._settings import (
+    DEFAULT_PARTITION_LIMIT,
     StorageSettings,
+    check_partition_limit,
     create_location,
     database_url_from_env,
     parse_database_url,
@@ -187,6 +190,7 @@ class SquidMesh(Application[UUID]):
         dispatch_order: DispatchOrder = DispatchOrder.RUNS_UNDER_WAY_FIRST,
         on_definition_change: str = "follow",
         queue_partitions: int = 1,
+        queue_partition_limit: int | None = DEFAULT_PARTITION_LIMIT,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.limits = limits or Limits()
@@ -195,7 +199,10 @@ class SquidMesh(Application[UUID]):
         self.dispatch_order = DispatchOrder(dispatch_order)
         """Which visible attempt this runtime's claimers take first."""
         self.queue_partitions = check_partitions(queue_partitions)
-        """How many partitions the runs this runtime starts are spread over, per queue."""
+        """How many partitions the runs this runtime starts are spread over, per queue, at
+        least (a queue may have recorded more)."""
+        self.queue_partition_limit = check_partition_limit(queue_partition_limit)
+        """Live attempts past which a start doubles its queue's partitions (``None``: never)."""
         self._partition_counts: dict[str, tuple[int, float]] = {}
         """Per queue, the partition count its partition 0 is known to have recorded (it only
         grows), and when (``time.monotonic``) it was last read."""
@@ -259,6 +266,7 @@ class SquidMesh(Application[UUID]):
         create: bool = True,
         on_definition_change: str = "follow",
         queue_partitions: int = 1,
+        queue_partition_limit: int | None = DEFAULT_PARTITION_LIMIT,
     ) -> Self:
         """Open the journal at ``url`` (``memory://``, ``sqlite:///file.db``, ``postgresql://``).
 
@@ -284,6 +292,11 @@ class SquidMesh(Application[UUID]):
         aggregates instead of racing for one. Workers poll every partition a queue has ever
         had, whatever their own setting.
 
+        ``queue_partition_limit`` bounds a partition's size: a start that leaves its
+        partition with more live attempts than that doubles the queue's partition count (up
+        to 256), so that no partition's state, snapshot or cold load grows with the backlog.
+        Runs started afterwards spread over the new count; ``None`` turns this off.
+
         ``on_definition_change`` says what happens to a run whose workflow was changed by a
         deploy since it started: ``"follow"`` (default) lets it follow the graph it started
         with, running today's step code; ``"fail"`` fails it with
@@ -293,7 +306,8 @@ class SquidMesh(Application[UUID]):
             InvalidArgument: the URL is not one of the supported forms, the cipher key is
                 malformed (or the ``cryptography`` package is missing), or
                 ``on_definition_change`` is not ``follow`` or ``fail``, or
-                ``queue_partitions`` is not from 1 to 256.
+                ``queue_partitions`` is not from 1 to 256, or ``queue_partition_limit`` is
+                neither ``None`` nor a positive whole number.
             CipherKeyMismatch: the journal cannot be read with the key given, or is
                 encrypted and no key was given.
             InvalidDatabaseUrl: a part of the URL is unusable (port, path, schema name).
@@ -303,6 +317,7 @@ class SquidMesh(Application[UUID]):
         settings = parse_database_url(url)
         DefinitionChange.parse(on_definition_change)  # refused before anything is created
         check_partitions(queue_partitions)
+        check_partition_limit(queue_partition_limit)
         env = {**settings.env, **cipher_env(cipher_key)}
         if not create:
             require_journal(settings, events_table=f"{cls.name.lower()}_events")
@@ -326,6 +341,7 @@ class SquidMesh(Application[UUID]):
                     dispatch_order=dispatch_order,
                     on_definition_change=on_definition_change,
                     queue_partitions=queue_partitions,
+                    queue_partition_limit=queue_partition_limit,
                 )
             except Exception as exc:
                 # Processes opening a new Postgres journal at the same instant race in
@@ -474,24 +490,70 @@ class SquidMesh(Application[UUID]):
         Raises:
             Conflict: partition 0 kept moving while the count was recorded.
         """
-        if self.queue_partitions == 1:
+        if self.queue_partitions == 1 and self.queue_partition_limit is None:
             return 0
         if self._partition_counts.get(queue, (1, 0.0))[0] < self.queue_partitions:
-            self._record_partitions(queue)
-        return partition_of(run_id, self.queue_partitions)
+            self._record_partitions(queue, self.queue_partitions)
+        filling = self._filling(len(self.queue_partitions_of(queue)))
+        return filling.start + partition_of(run_id, len(filling))
 
-    def _record_partitions(self, queue: str) -> None:
+    def _filling(self, count: int) -> range:
+        """The partitions new runs go to when the queue has ``count``.
+
+        All of them up to the count this process was configured with; past it (the count
+        grew, see `_grow_full_partitions`), the newest half only: the older ones, full,
+        drain and take no more.
+        """
+        return range(count) if count <= self.queue_partitions else range(count // 2, count)
+
+    def _record_partitions(self, queue: str, count: int) -> None:
         for _ in range(CONFLICT_RETRIES):
             head = self.get_queue(queue)
-            if head.widen(self.queue_partitions, now=self.now()):
+            if head.widen(count, now=self.now()):
                 try:
                     self.save(head)
                 except Conflict:
                     continue
-            count = max(head.partitions, self.queue_partitions)
-            self._partition_counts[queue] = (count, time.monotonic())
+            recorded = max(head.partitions, count)
+            self._partition_counts[queue] = (recorded, time.monotonic())
             return
         raise Conflict("queue kept moving while recording its partitions", queue=queue)
+
+    def _filled_by_starts(self, objs: Sequence[Any]) -> list[DispatchQueue]:
+        """The queues in ``objs`` that starts are about to leave past the partition limit."""
+        limit = self.queue_partition_limit
+        if limit is None:
+            return []
+        return [
+            o
+            for o in objs
+            if isinstance(o, DispatchQueue)
+            and len(o) > limit
+            and any(isinstance(e, DispatchQueue.RunQueued) for e in o.pending_events)
+            and self._is_filling(o.queue)
+        ]
+
+    def _is_filling(self, partition: str) -> bool:
+        """Whether new runs still go to ``partition`` (only those make the count grow)."""
+        base, _, number = partition.partition("#")
+        return int(number or 0) in self._filling(len(self.queue_partitions_of(base)))
+
+    def _grow_full_partitions(self, filled: Sequence[DispatchQueue]) -> None:
+        """Double the partitions of each queue starts just left past its limit, once a commit.
+
+        Runs then go to the new half only (`_filling`), so every partition stays near the
+        limit however large the backlog: its state, snapshot and cold load with it. The
+        start has committed: a failure here is logged, never raised, and the next start
+        past the limit tries again.
+        """
+        for base in sorted({queue.queue.partition("#")[0] for queue in filled}):
+            count = len(self.queue_partitions_of(base))
+            if count >= MAX_PARTITIONS:
+                continue
+            try:
+                self._record_partitions(base, min(count * 2, MAX_PARTITIONS))
+            except SquidMeshError as exc:
+                logger.warning("partitions of %s not widened: %s", base, exc.code)
 
     # -- workflows ------------------------------------------------------------------------
 
@@ -1534,6 +1596,7 @@ class SquidMesh(Application[UUID]):
                 stayed locked past ``lock_timeout`` on every retry; nothing was written.
         """
         definitions = self.definitions.to_save(objs)  # graphs of runs started here, once
+        filled = self._filled_by_starts(objs)
         erasable = {o.id for o in objs if isinstance(o, WorkflowRun) and o.erasable}
         for run_id in erasable:
             self.sealer.prepare(run_id)  # its key exists before its first event is stored
@@ -1552,6 +1615,8 @@ class SquidMesh(Application[UUID]):
             raise StorageUnavailable(backend=backend, reason=redact_text(str(exc))) from exc
         self.definitions.saved(definitions, committed=True)
         self._cache_committed(objs)
+        if filled:
+            self._grow_full_partitions(filled)
         if self._projections is not None and recordings:
             self._projections_due.set()
         return recordings

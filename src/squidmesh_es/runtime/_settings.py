@@ -21,7 +21,9 @@ from squidmesh_es.redaction import redact_text
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "DEFAULT_PARTITION_LIMIT",
     "StorageSettings",
+    "check_partition_limit",
     "create_location",
     "journal_env",
     "parse_database_url",
@@ -180,6 +182,26 @@ def _whole(options: Mapping[str, str], name: str, default: str, *, minimum: int)
 def database_url_from_env(environ: Mapping[str, str]) -> str:
     """``SQUIDMESH_DATABASE_URL`` from ``environ``, or the embedded SQLite default."""
     return environ.get("SQUIDMESH_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+DEFAULT_PARTITION_LIMIT = 4096
+"""Live attempts past which a start doubles its queue's partitions (`SquidMesh.open`).
+
+A partition's snapshot and a cold load of it cost O(its live attempts); 4,096 keeps one
+under about 2 MB, and 256 partitions of it hold a backlog of a million runs."""
+
+
+def check_partition_limit(limit: int | None) -> int | None:
+    """Return ``limit`` if it is ``None`` (never grow) or a positive whole number.
+
+    Raises:
+        InvalidArgument: anything else.
+    """
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidArgument("queue_partition_limit", "must be None or a positive whole number")
+    return limit
 
 
 def partitions_from_env(environ: Mapping[str, str]) -> int:

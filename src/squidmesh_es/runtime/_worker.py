@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from squidmesh_es.domain import PRESENCE_INTERVAL
+from squidmesh_es.domain import PRESENCE_INTERVAL, DispatchOrder
 from squidmesh_es.errors import InvalidArgument, SquidMeshError
 from squidmesh_es.runtime._execution import (
     DEFAULT_LEASE,
@@ -433,6 +433,10 @@ class Worker:
         visiting = [
             p for q in order for p in _visiting_order(self._partitions[q], *self._rank, self._turn)
         ]
+        if self.mesh.dispatch_order is DispatchOrder.RUNS_UNDER_WAY_FIRST:
+            # the partitions settled now hold the next steps of runs under way: take them
+            # first, or each run would wait for the worker to come round to its partition
+            visiting = [*by_partition, *(p for p in visiting if p not in by_partition)]
         began_ns = time.time_ns()
         parts, claims = settle_partitions(
             self.mesh,
