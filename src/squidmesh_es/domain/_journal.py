@@ -98,24 +98,37 @@ class ToleratedEvent:
     """
 
     REQUIRED: ClassVar[tuple[str, ...] | None] = None
+    """The fields an entry must hold; ``None``: every declared field."""
 
     def apply(self, aggregate: Any) -> None:
         """Evolve ``aggregate`` when every declared field is present; else note an anomaly."""
         present = vars(self)
-        names = self.REQUIRED
+        names = _REQUIRED_NAMES.get(type(self))
         if names is None:
-            names = tuple(f.name for f in dataclasses.fields(self))  # type: ignore[arg-type]
-        missing = [name for name in names if name not in present]
-        if missing:
-            aggregate.note_anomaly(
-                AnomalyReason.MALFORMED_ENTRY, self, missing_fields=sorted(missing)
-            )
+            names = _required_names(self)
+        if not present.keys() >= names:
+            missing = sorted(name for name in names if name not in present)
+            aggregate.note_anomaly(AnomalyReason.MALFORMED_ENTRY, self, missing_fields=missing)
             return
         self.evolve(aggregate)
 
     def evolve(self, aggregate: Any) -> None:
         """Apply this well-formed event to ``aggregate``."""
         raise NotImplementedError
+
+
+_REQUIRED_NAMES: dict[type, frozenset[str]] = {}
+"""`ToleratedEvent.REQUIRED` of each event class, as a set: ``dataclasses.fields`` costs
+more than the rest of applying most events, and a class's fields never change."""
+
+
+def _required_names(event: ToleratedEvent) -> frozenset[str]:
+    names = event.REQUIRED
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(event))  # type: ignore[arg-type]
+    required = frozenset(names)
+    _REQUIRED_NAMES[type(event)] = required
+    return required
 
 
 def _canonical(value: Any) -> Any:
@@ -130,7 +143,11 @@ def _canonical(value: Any) -> Any:
     return str(value)
 
 
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""What ``json.dumps`` with these options would build on every call (it holds no state)."""
+
+
 def digest(value: Any) -> str:
     """SHA-256 of the canonical JSON form of ``value``: equal values give equal digests."""
-    text = json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"))
+    text = _CANONICAL_JSON.encode(_canonical(value))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
