@@ -409,15 +409,18 @@ def _plan_steps(
 
     Carrying out a wait may plan its successors. Worker steps and log steps go to the queue.
     """
-    state = run_state(run.input, run.context)
+    state: JSONDict | None = None  # built for the first step that binds its input
     planned: list[tuple[StepSpec, Runnable]] = []
     for name in steps:
         step = spec.step(name)
-        try:
-            step.select_input(state)  # a missing bound path fails the run before planning
-        except MissingInputPath as exc:
-            _fail(spec, run, name, None, exc.to_dict(), now=now, progress=progress)
-            return
+        if step.input is not None:
+            if state is None:
+                state = run_state(run.input, run.context)
+            try:
+                step.select_input(state)  # a missing bound path fails the run before planning
+            except MissingInputPath as exc:
+                _fail(spec, run, name, None, exc.to_dict(), now=now, progress=progress)
+                return
         runnable = _runnable(run, step, attempt=1, visible_at=visible_at, now=now)
         planned.append((step, runnable))
     run.plan([runnable for _, runnable in planned], now=now)
@@ -555,7 +558,8 @@ def _runnable(
     now: datetime,
 ) -> Runnable:
     """A runnable of a declared step, its input referring to the run state as it is now."""
-    key = runnable_key(run.run_id, step.name, attempt)
+    first = runnable_key(str(run.run_id), step.name, 1)
+    key = first if attempt == 1 else runnable_key(run.run_id, step.name, attempt)
     input_from: JSONDict = {"applied": len(run.applied)}
     if step.input is not None:
         input_from["select"] = [binding.to_dict() for binding in step.input]
@@ -581,7 +585,7 @@ def _runnable(
         }
     return Runnable(
         runnable_key=key,
-        idempotency_key=runnable_key(run.run_id, step.name, 1),
+        idempotency_key=first,
         step=step.name,
         attempt_number=attempt,
         input=None,

@@ -164,6 +164,27 @@ class Attempt:
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(Attempt))
+_RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
+
+
+def _changed(attempt: Attempt, changes: dict[str, Any]) -> Attempt:
+    """``dataclasses.replace(attempt, **changes)``, for the claim and completion path.
+
+    ``replace`` walks ``fields()`` and calls the frozen ``__init__`` on every change; the
+    record has no ``__post_init__``, so setting its slots directly builds the same record.
+
+    Raises:
+        TypeError: a change names no field of `Attempt`.
+    """
+    if not _RECORD_FIELD_SET.issuperset(changes):
+        unknown = sorted(set(changes) - _RECORD_FIELD_SET)
+        raise TypeError(f"Attempt has no field {unknown[0]!r}")
+    record = object.__new__(Attempt)
+    for name in _RECORD_FIELDS:
+        object.__setattr__(
+            record, name, changes[name] if name in changes else getattr(attempt, name)
+        )
+    return record
 
 
 def _order(attempt: Attempt) -> tuple[datetime, str, int, str]:
@@ -275,7 +296,8 @@ class DispatchQueue(AnomalyLog, Aggregate):
         """The step's input, in histories written before 0.3 only."""
 
         def evolve(self, q: DispatchQueue) -> None:
-            anomaly = q.schedule_rule(self.run_id, self.runnable_key, self._intent())
+            intent = self._intent()
+            anomaly = q.schedule_rule(self.run_id, self.runnable_key, intent)
             if anomaly is not None:
                 if anomaly is not ALREADY_RECORDED:
                     q.note_anomaly(
@@ -291,7 +313,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
                     seq=q.counters["scheduled"],
                     fresh=bool(getattr(self, "fresh", False)),
                     input=getattr(self, "input", None),
-                    **self._intent(),
+                    **intent,
                 )
             )
 
@@ -653,7 +675,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
 
     def replace_live(self, attempt: Attempt, **changes: Any) -> None:
         """Record a live attempt's new state; the indexes follow, stale entries fall out."""
-        updated = replace(attempt, **changes)
+        updated = _changed(attempt, changes)
         self.attempts[attempt.runnable_key] = updated
         if updated.status != attempt.status:
             self._track_result(updated)
@@ -1231,8 +1253,11 @@ def _finished_record(attempt: Attempt) -> JSONDict:
     }
 
 
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
 def _check_hash(value: str) -> None:
-    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+    if len(value) != 64 or not _HEX_DIGITS.issuperset(value):
         raise InvalidArgument("claim_token_hash", "must be a lowercase hex SHA-256 digest")
 
 
