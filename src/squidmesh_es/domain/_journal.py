@@ -63,14 +63,16 @@ class AnomalyLog:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         clone = object.__new__(type(self))
-        for name, value in self.__dict__.items():
-            if name in self.MUTABLE_RECORDS:
-                value = {key: dict(record) for key, record in value.items()}
+        state = self.__dict__.copy()
+        records = self.MUTABLE_RECORDS
+        for name, value in state.items():
+            if name in records:
+                state[name] = {key: dict(record) for key, record in value.items()}
             elif isinstance(value, dict):
-                value = dict(value)
+                state[name] = dict(value)
             elif isinstance(value, list):
-                value = list(value)
-            clone.__dict__[name] = value
+                state[name] = list(value)
+        clone.__dict__.update(state)
         memo[id(self)] = clone
         return clone
 

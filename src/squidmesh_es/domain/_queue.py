@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from heapq import merge
 from itertools import chain, islice
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, final
 from uuid import UUID
 
@@ -66,6 +67,8 @@ RECENT_LIMIT = 1000
 """How many finished attempts and closed runs the queue remembers for precise refusals."""
 
 _WAITING = (AttemptStatus.AVAILABLE, AttemptStatus.RETRY_SCHEDULED)
+_FORKED = (CowMap, RecentMemory)
+_COPIED = (dict, list)
 _INTENT_FIELDS = ("run_id", "idempotency_key", "attempt_number", "step", "visible_at")
 
 
@@ -150,7 +153,7 @@ class Attempt:
 
         ``input`` only where an old event carried one.
         """
-        state = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        state = dict(zip(_RECORD_FIELDS, _record_values(self), strict=True))
         state["status"] = self.status.value
         for name in ("input", "result_digest"):
             if state[name] is None:
@@ -165,6 +168,9 @@ class Attempt:
 
 _RECORD_FIELDS = tuple(f.name for f in fields(Attempt))
 _RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
+_record_values = attrgetter(*_RECORD_FIELDS)
+"""An attempt's field values in `_RECORD_FIELDS` order, read in one call (queue snapshots
+turn every live attempt into its stored form)."""
 
 
 def _changed(attempt: Attempt, changes: dict[str, Any]) -> Attempt:
@@ -615,12 +621,13 @@ class DispatchQueue(AnomalyLog, Aggregate):
     def __deepcopy__(self, memo: dict[int, Any]) -> DispatchQueue:
         """A copy for one command: O(1) in the backlog, independent of the original."""
         clone = object.__new__(type(self))
-        for name, value in self.__dict__.items():
-            if isinstance(value, CowMap | RecentMemory):
-                value = value.fork()
-            elif isinstance(value, dict | list):
-                value = type(value)(value)
-            clone.__dict__[name] = value
+        state = self.__dict__.copy()
+        for name, value in state.items():
+            if isinstance(value, _FORKED):
+                state[name] = value.fork()
+            elif isinstance(value, _COPIED):
+                state[name] = type(value)(value)
+        clone.__dict__.update(state)
         memo[id(self)] = clone
         return clone
 

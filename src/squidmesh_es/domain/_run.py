@@ -647,7 +647,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
             return
         if self.manual_state is not None:
             self.status = RunStatus.PAUSED.value
-        elif any(k not in self.applied for k in self.planned):
+        elif not self.applied.keys() >= self.planned.keys():
             self.status = RunStatus.RUNNING.value
         elif self.planned:
             self.status = RunStatus.IDLE.value
