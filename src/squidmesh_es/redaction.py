@@ -110,8 +110,8 @@ _IGNORED_IN_KEYS = re.compile(r"[-_.\s]")
 
 _CACHE_LIMIT = 4096
 """Most answers a policy remembers of each kind; past it, it forgets them all and starts over."""
-_CACHED_LENGTH = 256
-"""Longest key or text whose answer a policy remembers."""
+_CACHED_LENGTH = 64
+"""Longest key or text whose answer a policy remembers: names, not messages with ids in them."""
 
 
 def _normalise(key: object) -> str:
