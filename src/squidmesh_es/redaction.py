@@ -229,19 +229,26 @@ class RedactionPolicy:
         return self._redact(value)  # type: ignore[return-value]
 
     def _redact(self, value: object) -> object:
-        if isinstance(value, Mapping):
+        if type(value) is str:
+            return self.redact_text(value)
+        if value is None or type(value) in _PLAIN:
+            return value  # neither a map, a list nor a string: no ABC check needed
+        if isinstance(value, dict) or isinstance(value, Mapping):  # dict: no ABC call
             return {
                 str(k): (REDACTED if v is not None else None)
                 if self.is_sensitive(k)
                 else self._redact(v)
                 for k, v in value.items()
             }
-        if isinstance(value, list | tuple):
+        if isinstance(value, (list, tuple)):  # a tuple: faster than a union
             return [self._redact(v) for v in value]
         if isinstance(value, str):
             return self.redact_text(value)
         return value
 
+
+_PLAIN = frozenset({int, float, bool})
+"""Leaf types `RedactionPolicy.redact_json` keeps as they are."""
 
 DEFAULT_POLICY = RedactionPolicy()
 """The built-in policy, used wherever no host policy is given."""

@@ -141,7 +141,6 @@ def apply_outcome(
         )
         _continue_compensation(spec, run, now=now, progress=progress)
         return progress
-    state = run_state(run.input, {**run.context, **delta, **run.start_context})
     if spec.mode is WorkflowMode.DEPENDENCY:
         run.apply_result(
             key, outcome=outcome.value, result=delta, error=error, claim=claim, now=now
@@ -153,6 +152,9 @@ def apply_outcome(
         _plan_ready(spec, run, ready, earliest=now, now=now, progress=progress)
         _complete_if_done(spec, run, now=now, progress=progress)
         return progress
+    state: JSONDict = {}  # only a route condition reads the state
+    if any(t.condition is not None for t in spec.transitions_from(step_name, outcome)):
+        state = run_state(run.input, {**run.context, **delta, **run.start_context})
     route = spec.select_route(step_name, outcome, state)
     run.apply_result(
         key,
