@@ -112,6 +112,8 @@ _CACHE_LIMIT = 4096
 """Most answers a policy remembers of each kind; past it, it forgets them all and starts over."""
 _CACHED_LENGTH = 64
 """Longest key or text whose answer a policy remembers: names, not messages with ids in them."""
+_PLAIN = frozenset({int, float, bool})
+"""Leaf types `RedactionPolicy.redact_json` keeps as they are."""
 
 
 def _normalise(key: object) -> str:
@@ -246,9 +248,6 @@ class RedactionPolicy:
             return self.redact_text(value)
         return value
 
-
-_PLAIN = frozenset({int, float, bool})
-"""Leaf types `RedactionPolicy.redact_json` keeps as they are."""
 
 DEFAULT_POLICY = RedactionPolicy()
 """The built-in policy, used wherever no host policy is given."""

@@ -142,8 +142,7 @@ class RecentMemory(Generic[K, V]):
         self._generations = max(1, -(-limit // generation_size))
         self._current: dict[K, V] = {}
         self._older: tuple[dict[K, V], ...] = ()
-        self._frozen: dict[K, V] = {}
-        """The newest value other than ``None`` of each key in ``_older``."""
+        self._frozen: dict[K, V] = {}  # the newest value (not None) of each key in _older
 
     def fork(self) -> RecentMemory[K, V]:
         """An independent copy: O(generation size)."""

@@ -560,8 +560,9 @@ def _runnable(
     now: datetime,
 ) -> Runnable:
     """A runnable of a declared step, its input referring to the run state as it is now."""
-    first = runnable_key(str(run.run_id), step.name, 1)
-    key = first if attempt == 1 else runnable_key(run.run_id, step.name, attempt)
+    rid = str(run.run_id)
+    first = runnable_key(rid, step.name, 1)
+    key = first if attempt == 1 else runnable_key(rid, step.name, attempt)
     input_from: JSONDict = {"applied": len(run.applied)}
     if step.input is not None:
         input_from["select"] = [binding.to_dict() for binding in step.input]
