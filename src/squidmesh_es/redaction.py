@@ -106,8 +106,18 @@ _VALUE = re.compile(r"""\[REDACTED\]|"[^"]*+"|'[^']*+'|[^\s,;&'"}\])]++""")
 _SCHEMES = ("bearer", "basic", "digest")
 
 
+_IGNORED_IN_KEYS = re.compile(r"[-_.\s]")
+
+_CACHE_LIMIT = 4096
+"""Most answers a policy remembers of each kind; past it, it forgets them all and starts over."""
+_CACHED_LENGTH = 64
+"""Longest key or text whose answer a policy remembers: names, not messages with ids in them."""
+_PLAIN = frozenset({int, float, bool})
+"""Leaf types `RedactionPolicy.redact_json` keeps as they are."""
+
+
 def _normalise(key: object) -> str:
-    return re.sub(r"[-_.\s]", "", str(key).lower())
+    return _IGNORED_IN_KEYS.sub("", str(key).lower())
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,13 @@ class RedactionPolicy:
     allowed_keys: frozenset[str] = field(default_factory=lambda: frozenset({"author"}))
     """Normalised keys never treated as sensitive. ``author`` by default (it contains
     ``auth``)."""
+
+    def __post_init__(self) -> None:
+        # Both answers depend only on the (frozen) policy and their argument, and the same
+        # few keys and names (workflow, step, trigger) come back on every start and step.
+        # Only texts that come out unchanged are remembered: never a secret.
+        object.__setattr__(self, "_sensitive_keys", {})
+        object.__setattr__(self, "_clean_texts", set())
 
     def extend(
         self,
@@ -151,6 +168,18 @@ class RedactionPolicy:
 
     def is_sensitive(self, key: object) -> bool:
         """Whether a value stored under ``key`` (a map key, header or parameter name) is secret."""
+        if type(key) is not str or len(key) > _CACHED_LENGTH:
+            return self._is_sensitive(key)
+        known: dict[str, bool] = self.__dict__["_sensitive_keys"]
+        answer = known.get(key)
+        if answer is None:
+            answer = self._is_sensitive(key)
+            if len(known) >= _CACHE_LIMIT:
+                known.clear()
+            known[key] = answer
+        return answer
+
+    def _is_sensitive(self, key: object) -> bool:
         normalised = _normalise(key)
         if normalised in self.allowed_keys:
             return False
@@ -158,6 +187,19 @@ class RedactionPolicy:
 
     def redact_text(self, text: str) -> str:
         """``text`` with every secret shape and every sensitive ``key=value`` value replaced."""
+        if type(text) is not str or len(text) > _CACHED_LENGTH:
+            return self._redact_text(text)
+        clean: set[str] = self.__dict__["_clean_texts"]
+        if text in clean:
+            return text
+        redacted = self._redact_text(text)
+        if redacted == text:
+            if len(clean) >= _CACHE_LIMIT:
+                clean.clear()
+            clean.add(text)
+        return redacted
+
+    def _redact_text(self, text: str) -> str:
         for pattern in self.patterns:
             text = pattern.sub(REDACTED, text)
         text = _SCHEME.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
@@ -189,14 +231,18 @@ class RedactionPolicy:
         return self._redact(value)  # type: ignore[return-value]
 
     def _redact(self, value: object) -> object:
-        if isinstance(value, Mapping):
+        if type(value) is str:
+            return self.redact_text(value)
+        if value is None or type(value) in _PLAIN:
+            return value  # neither a map, a list nor a string: no ABC check needed
+        if isinstance(value, dict) or isinstance(value, Mapping):  # dict: no ABC call
             return {
                 str(k): (REDACTED if v is not None else None)
                 if self.is_sensitive(k)
                 else self._redact(v)
                 for k, v in value.items()
             }
-        if isinstance(value, list | tuple):
+        if isinstance(value, (list, tuple)):  # a tuple: faster than a union
             return [self._redact(v) for v in value]
         if isinstance(value, str):
             return self.redact_text(value)

@@ -191,3 +191,27 @@ def test_a_long_string_of_separators_is_redacted_in_linear_time(text: str) -> No
     redact_text(text)
 
     assert time.perf_counter() - started < 5
+
+
+def test_answers_are_the_same_the_second_time_a_policy_sees_a_key_or_text() -> None:
+    # The policy remembers what it answered for short keys and unchanged texts.
+    policy = DEFAULT_POLICY.extend(patterns=[r"\bACME-[0-9]{6}\b"])
+    for _ in range(2):
+        assert policy.is_sensitive("X-Api-Key") and not policy.is_sensitive("author")
+        assert policy.redact_text("token=abc") == f"token={REDACTED}"
+        assert policy.redact_text("ACME-123456") == REDACTED
+        assert policy.redact_text("ThreeSteps") == "ThreeSteps"
+    # Each policy has its own memory: the default one still sees no shape in the ACME id.
+    assert DEFAULT_POLICY.redact_text("ACME-123456") == "ACME-123456"
+    assert policy.redact_text("ACME-123456") == REDACTED
+
+
+def test_a_policy_remembers_a_bounded_number_of_answers() -> None:
+    policy = DEFAULT_POLICY.extend()
+    for n in range(10_000):
+        policy.is_sensitive(f"field_{n}")
+        policy.redact_text(f"value {n}")
+
+    assert len(policy.__dict__["_sensitive_keys"]) <= 4096
+    assert len(policy.__dict__["_clean_texts"]) <= 4096
+    assert policy.is_sensitive("session_9999") and policy.redact_text("pwd=1") == f"pwd={REDACTED}"

@@ -130,16 +130,19 @@ class RecentMemory(Generic[K, V]):
 
     Entries are written to a small current generation; a full generation becomes frozen
     and shared by every copy, and the oldest frozen one is dropped. A lookup reads the
-    generations newest first, so a rewritten key shows its latest value.
+    generations newest first, so a rewritten key shows its latest value. The frozen
+    generations are also merged into one shared map when one is frozen, so a lookup (most
+    are misses: is this run closed?) costs two dict reads, not one per generation.
     """
 
-    __slots__ = ("_current", "_generation_size", "_older", "_generations")
+    __slots__ = ("_current", "_generation_size", "_older", "_generations", "_frozen")
 
     def __init__(self, limit: int, *, generation_size: int = 125) -> None:
         self._generation_size = generation_size
         self._generations = max(1, -(-limit // generation_size))
         self._current: dict[K, V] = {}
         self._older: tuple[dict[K, V], ...] = ()
+        self._frozen: dict[K, V] = {}  # the newest value (not None) of each key in _older
 
     def fork(self) -> RecentMemory[K, V]:
         """An independent copy: O(generation size)."""
@@ -148,6 +151,7 @@ class RecentMemory(Generic[K, V]):
         clone._generations = self._generations
         clone._current = dict(self._current)
         clone._older = self._older
+        clone._frozen = self._frozen
         return clone
 
     def get(self, key: K) -> V | None:
@@ -155,11 +159,7 @@ class RecentMemory(Generic[K, V]):
         value = self._current.get(key)
         if value is not None:
             return value
-        for generation in self._older:
-            value = generation.get(key)
-            if value is not None:
-                return value
-        return None
+        return self._frozen.get(key)
 
     def __contains__(self, key: object) -> bool:
         return self.get(key) is not None  # type: ignore[arg-type]
@@ -169,6 +169,10 @@ class RecentMemory(Generic[K, V]):
         if len(self._current) >= self._generation_size:
             self._older = (self._current, *self._older[: self._generations - 1])
             self._current = {}
+            frozen: dict[K, V] = {}
+            for generation in reversed(self._older):  # oldest first: newer values win
+                frozen.update((k, v) for k, v in generation.items() if v is not None)
+            self._frozen = frozen
 
     def to_dict(self) -> dict[K, V]:
         """Remembered entries, oldest first, each key once with its newest value."""

@@ -36,24 +36,30 @@ Heap = _Node | None
 
 
 def _merge(a: Heap, b: Heap) -> Heap:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    if b.entry < a.entry:
-        a, b = b, a
-    merged = _merge(a.right, b)
-    left = a.left
-    left_rank = left.rank if left is not None else 0
-    assert merged is not None
-    if left_rank < merged.rank:
-        return _Node(left_rank + 1, a.entry, merged, left)
-    return _Node(merged.rank + 1, a.entry, left, merged)
+    # Down the right spines while both heaps have nodes, keeping the smaller root each
+    # time; then back up, building one new node per level (the left side is shared). Nodes
+    # are built with ``tuple.__new__``: a NamedTuple's own ``__new__`` is a Python call.
+    spine: list[_Node] = []
+    while a is not None and b is not None:
+        if b.entry < a.entry:
+            a, b = b, a
+        spine.append(a)
+        a = a.right
+    merged = b if a is None else a
+    for node in reversed(spine):
+        assert merged is not None
+        left = node.left
+        left_rank = left.rank if left is not None else 0
+        if left_rank < merged.rank:
+            merged = tuple.__new__(_Node, (left_rank + 1, node.entry, merged, left))
+        else:
+            merged = tuple.__new__(_Node, (merged.rank + 1, node.entry, left, merged))
+    return merged
 
 
 def push(heap: Heap, entry: Entry) -> Heap:
     """A heap holding ``heap``'s entries and ``entry``."""
-    return _merge(heap, _Node(1, entry, None, None))
+    return _merge(heap, tuple.__new__(_Node, (1, entry, None, None)))
 
 
 def pop(heap: Heap) -> Heap:

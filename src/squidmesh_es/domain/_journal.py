@@ -63,14 +63,16 @@ class AnomalyLog:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         clone = object.__new__(type(self))
-        for name, value in self.__dict__.items():
-            if name in self.MUTABLE_RECORDS:
-                value = {key: dict(record) for key, record in value.items()}
+        state = self.__dict__.copy()
+        records = self.MUTABLE_RECORDS
+        for name, value in state.items():
+            if name in records:
+                state[name] = {key: dict(record) for key, record in value.items()}
             elif isinstance(value, dict):
-                value = dict(value)
+                state[name] = dict(value)
             elif isinstance(value, list):
-                value = list(value)
-            clone.__dict__[name] = value
+                state[name] = list(value)
+        clone.__dict__.update(state)
         memo[id(self)] = clone
         return clone
 
@@ -98,18 +100,17 @@ class ToleratedEvent:
     """
 
     REQUIRED: ClassVar[tuple[str, ...] | None] = None
+    """The fields an entry must hold; ``None``: every declared field."""
 
     def apply(self, aggregate: Any) -> None:
         """Evolve ``aggregate`` when every declared field is present; else note an anomaly."""
         present = vars(self)
-        names = self.REQUIRED
+        names = _REQUIRED_NAMES.get(type(self))
         if names is None:
-            names = tuple(f.name for f in dataclasses.fields(self))  # type: ignore[arg-type]
-        missing = [name for name in names if name not in present]
-        if missing:
-            aggregate.note_anomaly(
-                AnomalyReason.MALFORMED_ENTRY, self, missing_fields=sorted(missing)
-            )
+            names = _required_names(self)
+        if not present.keys() >= names:
+            missing = sorted(name for name in names if name not in present)
+            aggregate.note_anomaly(AnomalyReason.MALFORMED_ENTRY, self, missing_fields=missing)
             return
         self.evolve(aggregate)
 
@@ -118,19 +119,38 @@ class ToleratedEvent:
         raise NotImplementedError
 
 
+_REQUIRED_NAMES: dict[type, frozenset[str]] = {}
+"""`ToleratedEvent.REQUIRED` of each event class, as a set: ``dataclasses.fields`` costs
+more than the rest of applying most events, and a class's fields never change."""
+
+
+def _required_names(event: ToleratedEvent) -> frozenset[str]:
+    names = event.REQUIRED
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(event))  # type: ignore[arg-type]
+    required = frozenset(names)
+    _REQUIRED_NAMES[type(event)] = required
+    return required
+
+
 def _canonical(value: Any) -> Any:
+    # Type tests against tuples: isinstance with a union costs twice as much.
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, dict):
         return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return [_canonical(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
 
 
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+"""What ``json.dumps`` with these options would build on every call (it holds no state)."""
+
+
 def digest(value: Any) -> str:
     """SHA-256 of the canonical JSON form of ``value``: equal values give equal digests."""
-    text = json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"))
+    text = _CANONICAL_JSON.encode(_canonical(value))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

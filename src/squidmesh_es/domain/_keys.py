@@ -70,19 +70,32 @@ def partition_of(run_id: UUID, partitions: int) -> int:
     return run_id.int % partitions
 
 
+_KEPT_QUEUE_IDS = 1024
+_QUEUE_IDS: dict[str, UUID] = {}
+"""Ids of the valid queue names seen: every load of a queue asks for one (a SHA-1)."""
+
+
 def queue_id(name: str) -> UUID:
     """Aggregate id of the ``DispatchQueue`` of a queue or partition name, in every process.
 
     Raises:
         InvalidArgument: the name is neither a queue name nor ``queue#k`` with ``k >= 1``.
     """
+    known = _QUEUE_IDS.get(name) if type(name) is str else None
+    if known is not None:
+        return known
     base, hash_sign, number = name.partition("#") if isinstance(name, str) else ("", "", "")
     check_queue_name(base)
     if hash_sign and not _partition_number(number):
         raise InvalidArgument(
             "queue", f"a partition is named <queue>#<k> with 1 <= k < {MAX_PARTITIONS}"
         )
-    return uuid5(JOURNAL_NAMESPACE, f"squidmesh:dispatch:{name}")
+    derived = uuid5(JOURNAL_NAMESPACE, f"squidmesh:dispatch:{name}")
+    if type(name) is str:
+        if len(_QUEUE_IDS) >= _KEPT_QUEUE_IDS:
+            _QUEUE_IDS.clear()
+        _QUEUE_IDS[name] = derived
+    return derived
 
 
 def _partition_number(text: str) -> bool:

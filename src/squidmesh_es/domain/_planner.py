@@ -141,7 +141,6 @@ def apply_outcome(
         )
         _continue_compensation(spec, run, now=now, progress=progress)
         return progress
-    state = run_state(run.input, {**run.context, **delta, **run.start_context})
     if spec.mode is WorkflowMode.DEPENDENCY:
         run.apply_result(
             key, outcome=outcome.value, result=delta, error=error, claim=claim, now=now
@@ -153,6 +152,9 @@ def apply_outcome(
         _plan_ready(spec, run, ready, earliest=now, now=now, progress=progress)
         _complete_if_done(spec, run, now=now, progress=progress)
         return progress
+    state: JSONDict = {}  # only a route condition reads the state
+    if any(t.condition is not None for t in spec.transitions_from(step_name, outcome)):
+        state = run_state(run.input, {**run.context, **delta, **run.start_context})
     route = spec.select_route(step_name, outcome, state)
     run.apply_result(
         key,
@@ -409,15 +411,18 @@ def _plan_steps(
 
     Carrying out a wait may plan its successors. Worker steps and log steps go to the queue.
     """
-    state = run_state(run.input, run.context)
+    state: JSONDict | None = None  # built for the first step that binds its input
     planned: list[tuple[StepSpec, Runnable]] = []
     for name in steps:
         step = spec.step(name)
-        try:
-            step.select_input(state)  # a missing bound path fails the run before planning
-        except MissingInputPath as exc:
-            _fail(spec, run, name, None, exc.to_dict(), now=now, progress=progress)
-            return
+        if step.input is not None:
+            if state is None:
+                state = run_state(run.input, run.context)
+            try:
+                step.select_input(state)  # a missing bound path fails the run before planning
+            except MissingInputPath as exc:
+                _fail(spec, run, name, None, exc.to_dict(), now=now, progress=progress)
+                return
         runnable = _runnable(run, step, attempt=1, visible_at=visible_at, now=now)
         planned.append((step, runnable))
     run.plan([runnable for _, runnable in planned], now=now)
@@ -555,7 +560,9 @@ def _runnable(
     now: datetime,
 ) -> Runnable:
     """A runnable of a declared step, its input referring to the run state as it is now."""
-    key = runnable_key(run.run_id, step.name, attempt)
+    rid = str(run.run_id)
+    first = runnable_key(rid, step.name, 1)
+    key = first if attempt == 1 else runnable_key(rid, step.name, attempt)
     input_from: JSONDict = {"applied": len(run.applied)}
     if step.input is not None:
         input_from["select"] = [binding.to_dict() for binding in step.input]
@@ -581,7 +588,7 @@ def _runnable(
         }
     return Runnable(
         runnable_key=key,
-        idempotency_key=runnable_key(run.run_id, step.name, 1),
+        idempotency_key=first,
         step=step.name,
         attempt_number=attempt,
         input=None,

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from heapq import merge
 from itertools import chain, islice
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, final
 from uuid import UUID
 
@@ -66,6 +67,8 @@ RECENT_LIMIT = 1000
 """How many finished attempts and closed runs the queue remembers for precise refusals."""
 
 _WAITING = (AttemptStatus.AVAILABLE, AttemptStatus.RETRY_SCHEDULED)
+_FORKED = (CowMap, RecentMemory)
+_COPIED = (dict, list)
 _INTENT_FIELDS = ("run_id", "idempotency_key", "attempt_number", "step", "visible_at")
 
 
@@ -150,7 +153,7 @@ class Attempt:
 
         ``input`` only where an old event carried one.
         """
-        state = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        state = dict(zip(_RECORD_FIELDS, _record_values(self), strict=True))
         state["status"] = self.status.value
         for name in ("input", "result_digest"):
             if state[name] is None:
@@ -164,6 +167,30 @@ class Attempt:
 
 
 _RECORD_FIELDS = tuple(f.name for f in fields(Attempt))
+_RECORD_FIELD_SET = frozenset(_RECORD_FIELDS)
+_record_values = attrgetter(*_RECORD_FIELDS)
+"""An attempt's field values in `_RECORD_FIELDS` order, read in one call (queue snapshots
+turn every live attempt into its stored form)."""
+
+
+def _changed(attempt: Attempt, changes: dict[str, Any]) -> Attempt:
+    """``dataclasses.replace(attempt, **changes)``, for the claim and completion path.
+
+    ``replace`` walks ``fields()`` and calls the frozen ``__init__`` on every change; the
+    record has no ``__post_init__``, so setting its slots directly builds the same record.
+
+    Raises:
+        TypeError: a change names no field of `Attempt`.
+    """
+    if not _RECORD_FIELD_SET.issuperset(changes):
+        unknown = sorted(set(changes) - _RECORD_FIELD_SET)
+        raise TypeError(f"Attempt has no field {unknown[0]!r}")
+    record = object.__new__(Attempt)
+    for name in _RECORD_FIELDS:
+        object.__setattr__(
+            record, name, changes[name] if name in changes else getattr(attempt, name)
+        )
+    return record
 
 
 def _order(attempt: Attempt) -> tuple[datetime, str, int, str]:
@@ -275,7 +302,8 @@ class DispatchQueue(AnomalyLog, Aggregate):
         """The step's input, in histories written before 0.3 only."""
 
         def evolve(self, q: DispatchQueue) -> None:
-            anomaly = q.schedule_rule(self.run_id, self.runnable_key, self._intent())
+            intent = self._intent()
+            anomaly = q.schedule_rule(self.run_id, self.runnable_key, intent)
             if anomaly is not None:
                 if anomaly is not ALREADY_RECORDED:
                     q.note_anomaly(
@@ -291,7 +319,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
                     seq=q.counters["scheduled"],
                     fresh=bool(getattr(self, "fresh", False)),
                     input=getattr(self, "input", None),
-                    **self._intent(),
+                    **intent,
                 )
             )
 
@@ -593,12 +621,13 @@ class DispatchQueue(AnomalyLog, Aggregate):
     def __deepcopy__(self, memo: dict[int, Any]) -> DispatchQueue:
         """A copy for one command: O(1) in the backlog, independent of the original."""
         clone = object.__new__(type(self))
-        for name, value in self.__dict__.items():
-            if isinstance(value, CowMap | RecentMemory):
-                value = value.fork()
-            elif isinstance(value, dict | list):
-                value = type(value)(value)
-            clone.__dict__[name] = value
+        state = self.__dict__.copy()
+        for name, value in state.items():
+            if isinstance(value, _FORKED):
+                state[name] = value.fork()
+            elif isinstance(value, _COPIED):
+                state[name] = type(value)(value)
+        clone.__dict__.update(state)
         memo[id(self)] = clone
         return clone
 
@@ -653,7 +682,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
 
     def replace_live(self, attempt: Attempt, **changes: Any) -> None:
         """Record a live attempt's new state; the indexes follow, stale entries fall out."""
-        updated = replace(attempt, **changes)
+        updated = _changed(attempt, changes)
         self.attempts[attempt.runnable_key] = updated
         if updated.status != attempt.status:
             self._track_result(updated)
@@ -1231,8 +1260,11 @@ def _finished_record(attempt: Attempt) -> JSONDict:
     }
 
 
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
 def _check_hash(value: str) -> None:
-    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+    if len(value) != 64 or not _HEX_DIGITS.issuperset(value):
         raise InvalidArgument("claim_token_hash", "must be a lowercase hex SHA-256 digest")
 
 

@@ -117,9 +117,15 @@ class Runnable:
         }
         if self.input_from is None:
             state["input"] = self.input
-        optional = ("input_from", "recovery", "deferred", "deadline", "action", "compensation")
-        for name in (*optional, "dynamic"):
-            value = getattr(self, name)
+        for name, value in (
+            ("input_from", self.input_from),
+            ("recovery", self.recovery),
+            ("deferred", self.deferred),
+            ("deadline", self.deadline),
+            ("action", self.action),
+            ("compensation", self.compensation),
+            ("dynamic", self.dynamic),
+        ):
             if value is not None:
                 state[name] = value
         return state
@@ -641,7 +647,7 @@ class WorkflowRun(AnomalyLog, Aggregate):
             return
         if self.manual_state is not None:
             self.status = RunStatus.PAUSED.value
-        elif any(k not in self.applied for k in self.planned):
+        elif not self.applied.keys() >= self.planned.keys():
             self.status = RunStatus.RUNNING.value
         elif self.planned:
             self.status = RunStatus.IDLE.value

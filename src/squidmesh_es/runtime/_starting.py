@@ -334,8 +334,9 @@ def prepare_start(
     progress = plan_entry(spec, run, now=now)
     if queue is None:
         queue = mesh.get_queue(request.dispatch_queue, now=now)
-    queue.enqueue_run(run.run_id, now=now)
-    settled = Settled(runs={str(run.run_id): run}, queue=queue)
+    rid = str(run.run_id)
+    queue.enqueue_run(rid, now=now)
+    settled = Settled(runs={rid: run}, queue=queue)
     # A new run's first work waits behind runs under way; a child run's is part of its
     # parent's progress, so it does not wait behind the backlog either.
     fresh = "parent" not in request.context

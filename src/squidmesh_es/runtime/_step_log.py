@@ -81,14 +81,16 @@ def report_step_outcomes(
             "owner": owner_id,
             "queue": queue,
         }
-        logger.log(
-            _LEVELS[result],
-            redact_text(
-                f"step {attempt.step} of run {attempt.run_id} ({fields['workflow']}) attempt "
-                f"{attempt.attempt_number} {result.value}, ran {duration_ms} ms"
-            ),
-            extra=fields,
-        )
+        level = _LEVELS[result]
+        if logger.isEnabledFor(level):  # the message is redacted only when it goes somewhere
+            logger.log(
+                level,
+                redact_text(
+                    f"step {attempt.step} of run {attempt.run_id} ({fields['workflow']}) "
+                    f"attempt {attempt.attempt_number} {result.value}, ran {duration_ms} ms"
+                ),
+                extra=fields,
+            )
         record_outcome(
             trace_context=run.trace_context if run is not None else None,
             attempt=attempt,

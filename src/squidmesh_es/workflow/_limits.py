@@ -65,6 +65,10 @@ class Limits:
         return total
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+"""What ``json.dumps`` with these options would build on every call (it holds no state)."""
+
+
 def json_size(value: object, *, what: str = "value") -> int:
     """Bytes of ``value`` as compact UTF-8 JSON; objects JSON cannot hold count as text.
 
@@ -72,7 +76,7 @@ def json_size(value: object, *, what: str = "value") -> int:
         PayloadValidationError: ``what`` is ``payload`` and a string is a lone surrogate.
         InvalidArgument: another value holds a lone surrogate.
     """
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = _COMPACT.encode(value)
     try:
         return len(text.encode("utf-8"))
     except UnicodeEncodeError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Final
 
 from pydantic import (
@@ -259,10 +260,15 @@ class PayloadContract:
     def _unknown_key_issues(self, data: Mapping[Any, object]) -> list[Issue]:
         if not self.forbid_unknown:
             return []
-        known = {info.alias or name for name, info in self.model.model_fields.items()}
-        known |= set(self.model.model_fields)
+        known = self._known_keys
         return [
             Issue((str(key),), "extra_forbidden", "Extra inputs are not permitted")
             for key in data
             if key not in known
         ]
+
+    @cached_property
+    def _known_keys(self) -> frozenset[str]:
+        """The model's field names and aliases (a model's fields are fixed once defined)."""
+        fields = self.model.model_fields
+        return frozenset({info.alias or name for name, info in fields.items()} | set(fields))

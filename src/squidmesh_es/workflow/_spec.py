@@ -172,14 +172,17 @@ class WorkflowSpec:
         """Whether a run that stored ``fingerprint`` was started under this definition."""
         return fingerprint in (self.fingerprint, self.declared_order_fingerprint)
 
-    @property
+    # The queries derived from the spec alone are computed once per spec object (it is
+    # immutable): the planner asks them on every start and every settled outcome.
+
+    @cached_property
     def mode(self) -> WorkflowMode:
         """Dependency mode when any step has an ``after`` list, else transition mode."""
         if any(step.after for step in self.steps):
             return WorkflowMode.DEPENDENCY
         return WorkflowMode.TRANSITION
 
-    @property
+    @cached_property
     def step_names(self) -> tuple[str, ...]:
         """Step names in declaration order."""
         return tuple(step.name for step in self.steps)
@@ -195,7 +198,7 @@ class WorkflowSpec:
         except KeyError:
             raise UnknownStep(workflow=self.workflow, step=name) from None
 
-    @property
+    @cached_property
     def entry_steps(self) -> tuple[str, ...]:
         """The roots, in declaration order.
 
@@ -207,13 +210,13 @@ class WorkflowSpec:
         targets = {transition.to for transition in self.transitions}
         return tuple(name for name in self.step_names if name not in targets)
 
-    @property
+    @cached_property
     def initial_step(self) -> str | None:
         """The first root, or `None` when there is none."""
         roots = self.entry_steps
         return roots[0] if roots else None
 
-    @property
+    @cached_property
     def entry_step(self) -> str | None:
         """The single root of a transition workflow; `None` in dependency mode."""
         roots = self.entry_steps
@@ -223,7 +226,7 @@ class WorkflowSpec:
 
     def transitions_from(self, step: str, outcome: Outcome) -> tuple[TransitionSpec, ...]:
         """The routes declared for `step` ending with `outcome`, in declaration order."""
-        return tuple(t for t in self.transitions if t.from_step == step and t.on == outcome)
+        return tuple(route.transition for route in self._routes.get((step, outcome), ()))
 
     def select_route(
         self, step: str, outcome: Outcome, state: Mapping[str, JSONValue]
@@ -238,13 +241,11 @@ class WorkflowSpec:
         """
         self.step(step)
         fallback: Route | None = None
-        for position, transition in enumerate(self.transitions):
-            if transition.from_step != step or transition.on != outcome:
-                continue
-            route = Route(transition, self._edge_ids[position])
-            if transition.condition is None:
+        for route in self._routes.get((step, outcome), ()):
+            condition = route.transition.condition
+            if condition is None:
                 fallback = fallback or route
-            elif transition.condition.matches(state):
+            elif condition.matches(state):
                 return route
         return fallback
 
@@ -263,7 +264,7 @@ class WorkflowSpec:
             UnknownStep: the spec declares no such step.
         """
         self.step(step)
-        return tuple(other.name for other in self.steps if step in (other.after or ()))
+        return self._dependents.get(step, ())
 
     def edges(self) -> tuple[SpecEdge, ...]:
         """The declared graph edges: transitions in declaration order, then dependencies."""
@@ -363,6 +364,24 @@ class WorkflowSpec:
                 edge_id += f":condition:{index}"
             ids.append(edge_id)
         return tuple(ids)
+
+    @cached_property
+    def _routes(self) -> dict[tuple[str, Outcome], tuple[Route, ...]]:
+        """The routes of each ``(step, outcome)``, in declaration order."""
+        routes: dict[tuple[str, Outcome], list[Route]] = {}
+        for transition, edge_id in zip(self.transitions, self._edge_ids, strict=True):
+            key = (transition.from_step, transition.on)
+            routes.setdefault(key, []).append(Route(transition, edge_id))
+        return {key: tuple(found) for key, found in routes.items()}
+
+    @cached_property
+    def _dependents(self) -> dict[str, tuple[str, ...]]:
+        """The steps waiting for each step, in declaration order."""
+        dependents: dict[str, list[str]] = {}
+        for other in self.steps:
+            for name in dict.fromkeys(other.after or ()):
+                dependents.setdefault(name, []).append(other.name)
+        return {name: tuple(found) for name, found in dependents.items()}
 
     @cached_property
     def _payload_contract(self) -> PayloadContract:

@@ -101,3 +101,26 @@ def test_the_heap_stays_shallow_under_a_large_backlog() -> None:
     while node is not None:
         spine, node = spine + 1, node.right
     assert spine <= 17  # log2(50,000): a push or pop touches this many nodes
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.none() | st.integers()), max_size=400))
+def test_a_recent_memory_reads_as_its_generations_read_newest_first(
+    writes: list[tuple[int, int | None]],
+) -> None:
+    # Lookups read one merged map of the frozen generations; the answer is the scan's.
+    memory: RecentMemory[int, int | None] = RecentMemory(12, generation_size=4)
+    fork = memory.fork()
+    for key, value in writes:
+        memory[key] = value
+        if key % 7 == 0:
+            fork = memory.fork()
+        elif key % 5 == 0:
+            fork[key + 1] = value
+
+    for remembered in (memory, fork):
+        generations = (remembered._current, *remembered._older)
+        for key in range(41):
+            newest = next((g[key] for g in generations if g.get(key) is not None), None)
+            assert remembered.get(key) == newest
+            assert (key in remembered) is (newest is not None)

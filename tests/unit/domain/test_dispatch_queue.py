@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
@@ -7,6 +8,7 @@ from uuid import uuid4
 import pytest
 
 from squidmesh_es.domain import Attempt, AttemptStatus, DispatchOrder, DispatchQueue, runnable_key
+from squidmesh_es.domain._queue import _changed
 from squidmesh_es.errors import (
     AttemptNotClaimable,
     ConflictingCompletion,
@@ -576,3 +578,27 @@ def test_a_release_replayed_after_its_attempt_finished_changes_nothing() -> None
 
     attempt = queue.attempt(key)
     assert attempt is not None and attempt.status is AttemptStatus.COMPLETED
+
+
+def test_a_changed_attempt_record_is_what_dataclasses_replace_builds() -> None:
+    # The claim and completion path changes records without dataclasses.replace.
+    attempt = Attempt(
+        runnable_key="r:a:1",
+        run_id="r",
+        step="a",
+        attempt_number=1,
+        idempotency_key="r:a:1",
+        visible_at=T0,
+        status=AttemptStatus.AVAILABLE,
+        seq=3,
+        fresh=True,
+    )
+    changes: dict[str, Any] = {"status": AttemptStatus.CLAIMED, "lease_until": T0 + LEASE}
+
+    changed = _changed(attempt, changes)
+
+    assert changed == replace(attempt, **changes)
+    assert (changed.seq, changed.fresh, changed.lease_expiries) == (3, True, 0)
+    assert attempt.status is AttemptStatus.AVAILABLE
+    with pytest.raises(TypeError):
+        _changed(attempt, {"colour": "blue"})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from workflow_builders import changed, transition_spec
+from workflow_builders import changed, dependency_spec, transition_spec
 
 from squidmesh_es.errors import UnknownStep
 from squidmesh_es.workflow import (
@@ -152,3 +152,24 @@ def test_condition_spec_form_names_its_operator() -> None:
         "path": ["risk", "score"],
         "less_than": 30,
     }
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [_routed(RISKY, FLAGGED), WorkflowSpec.from_dict(dependency_spec())],
+    ids=["transitions", "dependencies"],
+)
+def test_the_indexed_queries_answer_as_a_scan_of_the_declarations(spec: WorkflowSpec) -> None:
+    # Routes and dependents are indexed once per spec; the answers stay the declared ones.
+    for _ in range(2):
+        for step in spec.steps:
+            for outcome in Outcome:
+                assert spec.transitions_from(step.name, outcome) == tuple(
+                    t for t in spec.transitions if t.from_step == step.name and t.on == outcome
+                )
+            assert spec.dependents_of(step.name) == tuple(
+                other.name for other in spec.steps if step.name in (other.after or ())
+            )
+    assert spec.transitions_from("ghost", Outcome.OK) == ()
+    with pytest.raises(UnknownStep):
+        spec.dependents_of("ghost")
