@@ -265,25 +265,25 @@ plain_values = st.recursive(
 )
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(values)
 def test_any_value_reads_back_as_the_library_writes_it(value: object) -> None:
     assert_reads_the_same(value, *BUILTIN)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(values)
 def test_any_value_reads_back_the_same_with_host_transcodings(value: object) -> None:
     assert_reads_the_same(value, *BUILTIN, *HOST)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(values)
 def test_a_host_datetime_format_replaces_the_librarys(value: object) -> None:
     assert_reads_the_same(value, *BUILTIN, DatetimeAsEpoch())
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(plain_values)
 def test_values_without_floats_are_written_byte_for_byte_as_the_library_does(
     value: object,
