@@ -13,7 +13,11 @@ from chaos import ChaosConfig, private_postgres, run_chaos
 
 
 def test_every_run_finishes_once_through_kills_and_a_postgres_restart(tmp_path: Path) -> None:
-    config = ChaosConfig(runs=300, workers=3, kill_every=(2.0, 4.0), postgres_restarts=1)
+    # Starts are spread over 15 s so that runs are under way through at least three kills
+    # (one every 2 to 4 s) however fast the workers drain what has started.
+    config = ChaosConfig(
+        runs=300, workers=3, kill_every=(2.0, 4.0), postgres_restarts=1, start_seconds=15.0
+    )
 
     with private_postgres() as cluster:
         report = run_chaos(config, cluster, tmp_path)
