@@ -48,6 +48,7 @@ from pydantic import BaseModel
 from squidmesh_es import Ok, SquidMesh, Step, StepContext, Workflow
 from squidmesh_es.domain import DispatchQueue
 from squidmesh_es.errors import Conflict
+from squidmesh_es.runtime import DEFAULT_BATCH_WINDOW
 from squidmesh_es.workflow import COMPLETE, JSONObject, manual, step, transition
 
 DEFAULT_POSTGRES = os.environ.get(
@@ -301,6 +302,17 @@ def _split(args: argparse.Namespace) -> str:
     return f", {args.partitions} partitions" if args.partitions > 1 else ""
 
 
+def _window(args: argparse.Namespace) -> timedelta:
+    """The worker's ``batch_window``: ``--batch-window-ms``, else the runtime's default."""
+    if args.batch_window_ms is None:
+        return DEFAULT_BATCH_WINDOW
+    return timedelta(milliseconds=args.batch_window_ms)
+
+
+def _windowed(args: argparse.Namespace) -> str:
+    return "" if args.batch_window_ms is None else f", window {args.batch_window_ms:g} ms"
+
+
 def bench_threads(url: str, backend: str, args: argparse.Namespace) -> Result:
     """One process: the main thread starts the runs while one worker runs them."""
     runs = args.runs
@@ -312,7 +324,10 @@ def bench_threads(url: str, backend: str, args: argparse.Namespace) -> Result:
         recorder = Recorder(expected_steps=runs * STEPS_PER_RUN)
         mesh.bench_recorder = recorder
         worker = mesh.worker(
-            concurrency=args.workers, owner_id="bench", idle_backoff=_idle(args)
+            concurrency=args.workers,
+            owner_id="bench",
+            idle_backoff=_idle(args),
+            batch_window=_window(args),
         ).start()
         t0 = time.perf_counter()
         start_runs(mesh, runs, args.start_batch)
@@ -325,7 +340,10 @@ def bench_threads(url: str, backend: str, args: argparse.Namespace) -> Result:
         return Result(
             system="squidmesh-es",
             backend=backend,
-            mode=f"1 proc x {args.workers} threads" + _batched(args) + _split(args),
+            mode=f"1 proc x {args.workers} threads"
+            + _batched(args)
+            + _split(args)
+            + _windowed(args),
             runs=runs,
             steps=len(recorder.done),
             seconds=seconds,
@@ -359,6 +377,11 @@ def bench_processes(url: str, backend: str, args: argparse.Namespace) -> Result:
             "--timeout",
             str(args.timeout),
             *(["--no-cache-guard"] if args.no_cache_guard else []),
+            *(
+                ["--batch-window-ms", str(args.batch_window_ms)]
+                if args.batch_window_ms is not None
+                else []
+            ),
         ]
         # one at a time: concurrent CREATE TABLE IF NOT EXISTS on Postgres can fail with
         # "tuple concurrently updated" (see docs/performance.md)
@@ -392,7 +415,10 @@ def bench_processes(url: str, backend: str, args: argparse.Namespace) -> Result:
         return Result(
             system="squidmesh-es",
             backend=backend,
-            mode=f"{procs} procs x {args.workers} threads" + _batched(args) + _split(args),
+            mode=f"{procs} procs x {args.workers} threads"
+            + _batched(args)
+            + _split(args)
+            + _windowed(args),
             runs=runs,
             steps=len(done),
             seconds=max(done.values()) - t0,
@@ -415,7 +441,10 @@ def worker_child(url: str, args: argparse.Namespace) -> None:
     recorder = Recorder()
     mesh.bench_recorder = recorder
     worker = mesh.worker(
-        concurrency=args.workers, owner_id=f"bench-{os.getpid()}", idle_backoff=_idle(args)
+        concurrency=args.workers,
+        owner_id=f"bench-{os.getpid()}",
+        idle_backoff=_idle(args),
+        batch_window=_window(args),
     ).start()
     print("READY", flush=True)
     deadline = time.monotonic() + args.timeout
@@ -649,6 +678,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--postgres", default=DEFAULT_POSTGRES, help="Postgres base URL")
     p.add_argument("--idle-ms", default="2,20", help="worker idle backoff min,max in ms (polling)")
+    p.add_argument(
+        "--batch-window-ms",
+        type=float,
+        default=None,
+        help="worker batch_window in ms (default: the runtime's, 2 ms; 0 commits at once)",
+    )
     p.add_argument(
         "--no-cache-guard",
         action="store_true",

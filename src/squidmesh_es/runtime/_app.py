@@ -297,7 +297,8 @@ class SquidMesh(Application[UUID]):
         ``queue_partition_limit`` bounds a partition's size: a start that leaves its
         partition with more live attempts than that doubles the queue's partition count (up
         to 256), so that no partition's state, snapshot or cold load grows with the backlog.
-        Runs started afterwards spread over the new count; ``None`` turns this off.
+        Runs started afterwards go to the newer half of the partitions while the older
+        ones drain; ``None`` turns this off.
 
         ``on_definition_change`` says what happens to a run whose workflow was changed by a
         deploy since it started: ``"follow"`` (default) lets it follow the graph it started
