@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
 from squidmesh_es import SquidMesh
 from squidmesh_es.domain import MAX_PARTITIONS, partition_of
@@ -82,6 +83,23 @@ def test_a_widening_that_fails_leaves_the_committed_start_alone(
 
     assert len({str(r) for r in run_ids}) == 4
     assert "partitions of default not widened: conflict" in caplog.text
+    assert mesh.drain() == 12
+
+
+def test_a_database_error_while_widening_does_not_report_the_committed_start_as_failed(
+    open_mesh: OpenMesh, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    mesh = open_mesh(queue_partition_limit=2)
+
+    def connection_lost(queue: str, count: int) -> None:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(mesh, "_record_partitions", connection_lost)
+    with caplog.at_level(logging.WARNING, logger="squidmesh_es"):
+        run_ids = [mesh.start(Quick, {"order_id": f"o{i}"}).run_id for i in range(4)]
+
+    assert len({str(r) for r in run_ids}) == 4  # a caller that retried would start twice
+    assert "partitions of default not widened" in caplog.text
     assert mesh.drain() == 12
 
 

@@ -548,26 +548,33 @@ class SquidMesh(Application[UUID]):
         ]
 
     def _is_filling(self, partition: str) -> bool:
-        """Whether new runs still go to ``partition`` (only those make the count grow)."""
+        """Whether new runs still go to ``partition`` (only those make the count grow).
+
+        Reads the count this process last knew (`partition_for` refreshed it for the start
+        being saved), never the journal: this runs before the commit.
+        """
         base, _, number = partition.partition("#")
-        return int(number or 0) in self._filling(len(self.queue_partitions_of(base)))
+        count = self._partition_counts.get(base, (1, 0.0))[0]
+        return int(number or 0) in self._filling(count)
 
     def _grow_full_partitions(self, filled: Sequence[DispatchQueue]) -> None:
         """Double the partitions of each queue starts just left past its limit, once a commit.
 
         Runs then go to the new half only (`_filling`), so every partition stays near the
         limit however large the backlog: its state, snapshot and cold load with it. The
-        start has committed: a failure here is logged, never raised, and the next start
-        past the limit tries again.
+        start has committed, so nothing here may raise: a failure (a conflict that outlasts
+        the retries, the database going away) is logged, and the next start past the limit
+        tries again.
         """
         for base in sorted({queue.queue.partition("#")[0] for queue in filled}):
-            count = len(self.queue_partitions_of(base))
-            if count >= MAX_PARTITIONS:
-                continue
             try:
-                self._record_partitions(base, min(count * 2, MAX_PARTITIONS))
+                count = len(self.queue_partitions_of(base))
+                if count < MAX_PARTITIONS:
+                    self._record_partitions(base, min(count * 2, MAX_PARTITIONS))
             except SquidMeshError as exc:
                 logger.warning("partitions of %s not widened: %s", base, exc.code)
+            except Exception:  # noqa: BLE001 - the start committed; raising would misreport it
+                logger.warning("partitions of %s not widened", base, exc_info=True)
 
     # -- workflows ------------------------------------------------------------------------
 
