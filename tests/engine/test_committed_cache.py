@@ -13,10 +13,13 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from deploy_helpers import deploy, steps_of
+from deploy_workflows import ApprovedV1, ApprovedV2
 
 from squidmesh_es import SquidMesh
 from squidmesh_es.domain import TerminalStatus, queue_id
-from squidmesh_es.errors import RunTerminal
+from squidmesh_es.errors import RunTerminal, StaleClaim
+from squidmesh_es.runtime import DefinitionChange, WorkflowRegistry
 from squidmesh_es.runtime._execution import (
     Finished,
     Ready,
@@ -170,3 +173,56 @@ def test_an_outcome_a_stale_copy_would_refuse_is_decided_on_the_latest_run(
 
     assert settled.committed and not settled.refused
     assert claim.key in here.get_run(run_id).applied
+
+
+@pytest.mark.shared_journal
+def test_a_run_migrated_elsewhere_is_not_failed_on_the_old_copy_held_here(
+    open_mesh: OpenMesh, backend: str, clock: ManualClock
+) -> None:
+    here = open_mesh(workflows=[ApprovedV1])
+    run_id = here.start(ApprovedV1, {"order_id": "o1"}).run_id
+    here.drain(owner_id="w")
+    here.approve(run_id, actor="ops")  # charge is planned; here holds the run at ApprovedV1
+    elsewhere = deploy(open_mesh, backend, ApprovedV2, strict=True)
+    assert elsewhere.migrate_run(run_id, to=ApprovedV2).status == "migrated"
+    here.workflows = WorkflowRegistry([ApprovedV2])  # the same deploy reaches this process
+    here.on_definition_change = DefinitionChange.FAIL
+    assert here.get_run(run_id, fresh=False).definition_fingerprint != (
+        ApprovedV2.to_spec().fingerprint
+    )
+
+    [claim] = claim_attempts(
+        here, "default", owner_id="w", limit=1, lease_for=LEASE, now=clock.now()
+    )
+    assert isinstance(prepare_claimed(here, claim), Ready)
+
+    settled, _ = settle(here, "default", [run_claimed(here, claim)], now=clock.now())
+    assert settled.committed and not settled.refused
+    here.drain(owner_id="w")
+    assert here.get_run(run_id).terminal_status == "completed"
+    assert steps_of(here, run_id) == ["reserve", "review", "charge", "notify"]
+
+
+@pytest.mark.shared_journal
+def test_a_mismatch_judged_before_a_migration_elsewhere_does_not_fail_the_run(
+    open_mesh: OpenMesh, backend: str, clock: ManualClock
+) -> None:
+    here = open_mesh(workflows=[ApprovedV1])
+    run_id = here.start(ApprovedV1, {"order_id": "o1"}).run_id
+    here.drain(owner_id="w")
+    here.approve(run_id, actor="ops")
+    here.workflows = WorkflowRegistry([ApprovedV2])
+    here.on_definition_change = DefinitionChange.FAIL
+    [claim] = claim_attempts(
+        here, "default", owner_id="w", limit=1, lease_for=LEASE, now=clock.now()
+    )
+    judged = prepare_claimed(here, claim)  # not migrated yet: this code may not run it
+    assert isinstance(judged, Finished) and judged.mismatch is not None
+    elsewhere = deploy(open_mesh, backend, ApprovedV2, strict=True)
+    assert elsewhere.migrate_run(run_id, to=ApprovedV2).status == "migrated"
+
+    settled, _ = settle(here, "default", [judged], now=clock.now())
+
+    refusal = settled.refused[claim.key]
+    assert isinstance(refusal, StaleClaim) and refusal.reason == "run_migrated"
+    assert not here.get_run(run_id).is_terminal

@@ -53,6 +53,7 @@ from squidmesh_es.errors import (
     RunNotFound,
     RunTerminal,
     SquidMeshError,
+    StaleClaim,
     UnknownAttempt,
 )
 from squidmesh_es.runtime._notifier import ScheduledAttempt
@@ -278,8 +279,11 @@ def prepare_claimed(mesh: SquidMesh, claim: Claim) -> Finished | Ready:
         run = mesh.get_run(claim.attempt.run_id)
     definition = mesh.require_definition(run)  # claim_from only takes work it has code for
     mismatch = definition.mismatch(run)
-    if mismatch is not None:
-        return Finished(claim, mismatch=mismatch)
+    if mismatch is not None:  # another process may have migrated the run since: ask the latest
+        run = mesh.get_run(claim.attempt.run_id)
+        mismatch = definition.mismatch(run)
+        if mismatch is not None:
+            return Finished(claim, mismatch=mismatch)
     planned = run.planned.get(claim.key)
     if planned is None:  # settle refuses it as an unknown attempt
         return Finished(claim, outcome=StepOutcome(OutcomeStatus.OK))
@@ -673,6 +677,10 @@ def _decide(
         "outcome": "definition_mismatch" if item.outcome is None else item.outcome.status.value,
     }
     if item.mismatch is not None:
+        if mesh.require_definition(run).mismatch(run) is None:
+            # The run was migrated after the attempt was judged: it may run after all. Its
+            # claim is left to lapse and the attempt is delivered again.
+            raise StaleClaim(runnable_key=key, reason="run_migrated")
         error = item.mismatch.to_dict()
         queue.fail(key, error=error, claim_id=cid, claim_token_hash=token_hash, now=now)
         queue.mark_applied(key, now=now)
