@@ -136,3 +136,24 @@ def test_a_worker_takes_the_next_steps_of_runs_under_way_before_visiting_other_p
             open_runs.discard(run)
     assert len(CALLS) == 96
     assert most_open <= 2  # one in hand, one claimed ahead: never one per partition
+
+
+def test_a_backlog_on_one_queue_does_not_hold_back_the_worker_s_other_queue(
+    open_mesh: OpenMesh,
+) -> None:
+    CALLS.clear()
+    mesh = open_mesh(clock=SystemClock())
+    bulk = mesh.start_many(Quick, [{"order_id": f"b{i}"} for i in range(40)], queue="bulk")
+
+    with mesh.worker(queues=["critical", "bulk"], concurrency=1, owner_id="both"):
+        deadline = time.monotonic() + 30
+        while len(CALLS) < 6:  # the worker is busy settling on bulk
+            assert time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.005)
+        urgent = mesh.start(Quick, {"order_id": "urgent"}, queue="critical").run_id
+        while not all(mesh.get_run(r).is_terminal for r in [*bulk, urgent]):
+            assert time.monotonic() < deadline, "runs did not finish in time"
+            time.sleep(0.02)
+
+    last_urgent = max(i for i, (_, key) in enumerate(CALLS) if key.startswith(str(urgent)))
+    assert last_urgent < 60  # long before the 120 bulk steps are done

@@ -209,6 +209,24 @@ def test_a_worker_visits_its_own_partitions_first_taking_turns(
     assert order == [names[k] for k in expected]
 
 
+@pytest.mark.parametrize(
+    ("rank", "live", "under_way", "expected"),
+    [
+        (0, 1, {"q#2"}, [2, 0, 1, 3]),  # alone: a partition just settled comes first
+        (0, 2, {"q#2"}, [2, 0, 1, 3]),  # its own: first
+        (0, 2, {"q#1"}, [0, 2, 1, 3]),  # another worker's: keeps its place
+    ],
+)
+def test_a_worker_takes_its_own_partitions_with_runs_under_way_first(
+    rank: int, live: int, under_way: set[str], expected: list[int]
+) -> None:
+    names = [f"q#{k}" if k else "q" for k in range(4)]
+
+    order = _visiting_order(names, rank, live, 0, under_way)
+
+    assert order == [names[k] for k in expected]
+
+
 def test_workers_rank_by_start_among_the_live_ones(mesh: SquidMesh, clock: ManualClock) -> None:
     for owner in ("b", "a", "c"):
         mesh.save(registry_with(mesh, owner))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from squidmesh_es import SquidMesh
-from squidmesh_es.domain import DispatchQueue
+from squidmesh_es.domain import DispatchQueue, queue_id
 from squidmesh_es.errors import InvalidArgument
 from squidmesh_es.runtime import SystemClock
 
@@ -136,3 +136,63 @@ def test_long_steps_are_never_claimed_ahead(open_mesh: OpenMesh) -> None:
 
     assert worker._slots() == 2
     assert peak <= 2
+
+
+def _hold_both(worker: Any) -> None:
+    deadline = time.monotonic() + 10
+    while len(worker._held) < 2:
+        assert time.monotonic() < deadline, "the worker did not claim ahead"
+        time.sleep(0.005)
+
+
+def _returned(mesh: SquidMesh, owner: str) -> list[str]:
+    return [
+        key
+        for e in mesh.events.get(queue_id(mesh.default_queue))
+        if isinstance(e, DispatchQueue.ClaimsReturned) and e.owner_id == owner
+        for key in e.runnable_keys
+    ]
+
+
+def _warmed_up(mesh: SquidMesh, worker: Any) -> None:
+    """Let ``worker`` run enough short steps to claim ahead."""
+    warm = mesh.start_many(Quick, [{"order_id": f"w{i}"} for i in range(12)])
+    _wait_terminal(mesh, [str(r) for r in warm])
+    assert worker._slots() == 2 * worker.concurrency
+
+
+def test_a_claim_taken_ahead_behind_a_step_that_turned_long_goes_to_a_free_worker(
+    open_mesh: OpenMesh,
+) -> None:
+    mesh = open_mesh(clock=SystemClock())
+    with mesh.worker(concurrency=1, owner_id="ahead") as ahead:
+        _warmed_up(mesh, ahead)
+        long_run, short_run = mesh.start_many(SlowOne, [{"seconds": 5.0}, {"seconds": 0.0}])
+        _hold_both(ahead)  # the short run's step waits behind the long one in its thread
+        began = time.monotonic()
+        with mesh.worker(concurrency=1, owner_id="free"):
+            _wait_terminal(mesh, [str(short_run)])
+            took = time.monotonic() - began
+            assert not mesh.get_run(long_run).is_terminal
+
+    assert took < 4.0  # given back after CLAIM_AHEAD_WAIT, not after the 5 s step
+    assert any(key.startswith(str(short_run)) for key in _returned(mesh, "ahead"))
+    short_steps = [k for name, k in CALLS if name == "Slow" and k.startswith(str(short_run))]
+    assert len(short_steps) == 1  # run once, by the free worker
+
+
+def test_a_stopping_worker_gives_back_the_claims_it_has_not_started(
+    open_mesh: OpenMesh,
+) -> None:
+    mesh = open_mesh(clock=SystemClock())
+    with mesh.worker(concurrency=1, owner_id="ahead") as ahead:
+        _warmed_up(mesh, ahead)
+        long_run, short_run = mesh.start_many(SlowOne, [{"seconds": 0.5}, {"seconds": 0.0}])
+        _hold_both(ahead)
+        ahead.stop()
+
+    assert not [k for _, k in CALLS if k.startswith(str(short_run))]  # never started here
+    assert any(key.startswith(str(short_run)) for key in _returned(mesh, "ahead"))
+    assert mesh.drain() == 3  # long_run's second step and short_run's two
+    assert mesh.get_run(short_run).terminal_status == "completed"
+    assert mesh.get_run(long_run).terminal_status == "completed"

@@ -22,7 +22,7 @@ backlog of new runs does not hold back every next step of the runs in flight.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -506,6 +506,37 @@ class DispatchQueue(AnomalyLog, Aggregate):
                 ):
                     continue  # finished, taken over or expired meanwhile: nothing to release
                 q.replace_live(attempt, lease_until=self.timestamp)
+
+    class ClaimsReturned(ToleratedEvent, Event):
+        """``owner_id`` gives back claims it took but never started: they wait as before.
+
+        A worker claims ahead of its free threads while its steps are short; a claim whose
+        step could not start soon (a long step took the thread) is returned so another
+        worker may run it now. Unlike a release, the attempt is not counted as having lost
+        a lease, and the returned claim's heartbeats and outcomes are refused as stale.
+        """
+
+        TOPIC = "squidmesh.DispatchQueue.ClaimsReturned"
+        owner_id: str
+        runnable_keys: list[str]
+
+        def evolve(self, q: DispatchQueue) -> None:
+            for key in self.runnable_keys:
+                attempt = q.attempts.get(key)
+                if (
+                    attempt is None
+                    or attempt.status is not AttemptStatus.CLAIMED
+                    or attempt.owner_id != self.owner_id
+                ):
+                    continue  # finished or taken over meanwhile: not this owner's to return
+                q.replace_live(
+                    attempt,
+                    status=AttemptStatus.AVAILABLE,
+                    claim_id=None,
+                    claim_token_hash=None,
+                    owner_id=None,
+                    lease_until=None,
+                )
 
     class RecoveryChecked(Event):
         """Recovery examined the journal's events up to ``position`` for this queue's runs.
@@ -1182,6 +1213,24 @@ class DispatchQueue(AnomalyLog, Aggregate):
                 self.ClaimsReleased, owner_id=owner_id, runnable_keys=keys, timestamp=now
             )
         return keys
+
+    def return_claims(self, owner_id: str, keys: Sequence[str], *, now: datetime) -> list[str]:
+        """Give back the claims ``owner_id`` holds on ``keys``; returns the keys given back.
+
+        For claims whose steps never started. Writes nothing when none is held any more.
+        """
+        held = [
+            key
+            for key in keys
+            if (attempt := self.attempts.get(key)) is not None
+            and attempt.status is AttemptStatus.CLAIMED
+            and attempt.owner_id == owner_id
+        ]
+        if held:
+            self.trigger_event(
+                self.ClaimsReturned, owner_id=owner_id, runnable_keys=held, timestamp=now
+            )
+        return held
 
     def record_wakeup(self, runnable_key: str, *, now: datetime) -> None:
         """Note that a live hint for the attempt went out.

@@ -82,6 +82,7 @@ __all__ = [
     "claim_attempts",
     "extend_leases",
     "prepare_claimed",
+    "return_claims",
     "run_claimed",
     "start_claimed",
     "run_moved",
@@ -482,6 +483,33 @@ def _extend_lease(mesh: SquidMesh, claim: Claim, lease_for: timedelta) -> None:
     refused = extend_leases(mesh, claim.queue, [claim], lease_for)
     if claim.key in refused:
         raise refused[claim.key]
+
+
+def return_claims(
+    mesh: SquidMesh, queue_name: str, owner_id: str, keys: Sequence[str]
+) -> list[str]:
+    """Give back ``owner_id``'s claims on ``keys`` (their steps never started) in one commit.
+
+    The attempts wait again where they were, claimable by any worker at once, without
+    counting a lost lease. Returns the keys given back: a claim taken over or released
+    meanwhile is not this worker's to return.
+
+    Raises:
+        Conflict: the queue kept moving for every retry.
+        StorageUnavailable: the database could not be reached.
+    """
+    for _ in range(CONFLICT_RETRIES):
+        queue = mesh.get_queue(queue_name)
+        returned = queue.return_claims(owner_id, keys, now=mesh.now())
+        if not returned:
+            return []
+        try:
+            mesh.save(queue)
+        except Conflict:
+            conflict_retried("return_claims")
+            continue
+        return returned
+    raise Conflict("queue kept moving while returning claims", queue=queue_name)
 
 
 # -- settling -----------------------------------------------------------------------------

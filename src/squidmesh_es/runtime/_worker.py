@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -57,6 +57,7 @@ from squidmesh_es.runtime._execution import (
     check_lease,
     extend_leases,
     prepare_claimed,
+    return_claims,
     settle_partitions,
     start_claimed,
 )
@@ -88,6 +89,13 @@ PREFETCH_BELOW = timedelta(milliseconds=50)
 ahead, up to the worker's concurrency: one long step among them turns it off."""
 
 PREFETCH_AFTER = 32
+
+CLAIM_AHEAD_WAIT = timedelta(seconds=1)
+"""A claim taken ahead that no thread has started after this long is given back.
+
+Claims are taken ahead because steps were short; when one turns out long and holds the
+threads, the claims behind it go back to the queue (`ClaimsReturned`) for a free worker
+instead of waiting for it. When the worker stops, they go back at once."""
 
 MAX_BATCH_WINDOW = timedelta(seconds=1)
 """Longest batch window: stopping a worker may wait this long for its last commit."""
@@ -196,12 +204,15 @@ class Worker:
         """Counts commits, so the worker takes turns among its own partitions."""
         self._held: dict[str, Claim] = {}
         """Claims in hand (running, or finished but not yet settled), by runnable key."""
-        self._durations: dict[str, float] = {}
         self._running_since: dict[str, float] = {}
         """When each attempt in hand began to run (a claim taken ahead waits first)."""
+        self._durations: dict[str, float] = {}
+        """Running time of each attempt in hand that finished, for its outcome record."""
         self._recent_steps: deque[float] = deque(maxlen=PREFETCH_AFTER)
         """How long the last steps ran: when all were short, steps are claimed ahead."""
-        """Running time of each attempt in hand that finished, for its outcome record."""
+        self._waiting: dict[str, tuple[Claim, Future[Finished | Running[StepOutcome]], float]] = {}
+        """Claims submitted to the pool, and since when, until a thread is seen to have
+        taken them (`_return_waiting`)."""
         self._next_beat = 0.0
         self._next_presence = 0.0
         self._ticked = time.monotonic()
@@ -290,7 +301,9 @@ class Worker:
                 pending.extend(done)
                 if pending and not self._stopping.is_set():
                     self._gather(pending)
-                want = 0 if self._stopping.is_set() else self._slots() - self._in_flight
+                stopping = self._stopping.is_set()
+                self._return_waiting(0.0 if stopping else CLAIM_AHEAD_WAIT.total_seconds())
+                want = 0 if stopping else self._slots() - self._in_flight
                 try:
                     claims = self._commit(pending, want)
                     for _, item in pending:
@@ -430,13 +443,18 @@ class Worker:
         order = self.queues[self._next_queue :] + self.queues[: self._next_queue]
         self._next_queue = (self._next_queue + 1) % len(self.queues)
         self._turn += 1
+        # The partitions settled now hold the next steps of runs under way: among its own,
+        # the worker takes them first, or each run would wait for it to come round.
+        under_way = (
+            set(by_partition)
+            if self.mesh.dispatch_order is DispatchOrder.RUNS_UNDER_WAY_FIRST
+            else set()
+        )
         visiting = [
-            p for q in order for p in _visiting_order(self._partitions[q], *self._rank, self._turn)
+            p
+            for q in order
+            for p in _visiting_order(self._partitions[q], *self._rank, self._turn, under_way)
         ]
-        if self.mesh.dispatch_order is DispatchOrder.RUNS_UNDER_WAY_FIRST:
-            # the partitions settled now hold the next steps of runs under way: take them
-            # first, or each run would wait for the worker to come round to its partition
-            visiting = [*by_partition, *(p for p in visiting if p not in by_partition)]
         began_ns = time.time_ns()
         parts, claims = settle_partitions(
             self.mesh,
@@ -472,12 +490,18 @@ class Worker:
         """Claims this worker may hold: twice its concurrency while its steps are short.
 
         Its threads then run the claims taken ahead while the coordinator commits, instead
-        of waiting for the commit to hand them work. Long steps are never claimed ahead:
-        another worker may be free to run them now.
+        of waiting for the commit to hand them work. One long step turns it off, and the
+        claims it keeps waiting are given back (`_return_waiting`): another worker may be
+        free to run them now.
         """
+        below = PREFETCH_BELOW.total_seconds()
         recent = self._recent_steps
-        short = len(recent) == recent.maxlen and max(recent) < PREFETCH_BELOW.total_seconds()
-        return self.concurrency * 2 if short else self.concurrency
+        if len(recent) < PREFETCH_AFTER or max(recent) >= below:
+            return self.concurrency
+        now = time.monotonic()
+        if any(now - since >= below for since in list(self._running_since.values())):
+            return self.concurrency  # a step running now has turned long
+        return self.concurrency * 2
 
     def _submit(self, claim: Claim) -> None:
         assert self._pool is not None
@@ -488,11 +512,53 @@ class Worker:
             )
         self._held[claim.key] = claim
         # The coordinator beats for every claim in hand (`_keep_alive`): no thread per step.
+        submitted = time.monotonic()
         future = self._pool.submit(self._run, claim)
-        future.add_done_callback(functools.partial(self._started, claim, time.monotonic()))
+        self._waiting[claim.key] = (claim, future, submitted)
+        future.add_done_callback(functools.partial(self._started, claim, submitted))
+
+    def _return_waiting(self, older_than: float) -> None:
+        """Give back the claims no thread has started for ``older_than`` seconds.
+
+        A claim whose future is cancelled before a thread takes it never runs here, so
+        another worker may take it at once: by queue, one `ClaimsReturned` commit each. If
+        that commit fails, the lease lapses and the attempt is delivered again as after a
+        crash.
+        """
+        if not self._waiting:
+            return
+        now = time.monotonic()
+        by_queue: dict[str, list[str]] = {}
+        for key, (claim, future, since) in list(self._waiting.items()):
+            if now - since < older_than and not (future.running() or future.done()):
+                continue
+            del self._waiting[key]  # given back below, or a thread has taken it
+            if future.cancel():
+                self._held.pop(key, None)
+                self._in_flight -= 1
+                by_queue.setdefault(claim.queue, []).append(key)
+        for queue_name, keys in by_queue.items():
+            try:
+                returned = return_claims(self.mesh, queue_name, self.owner_id, keys)
+            except Exception:  # noqa: BLE001 - the leases lapse and the work comes back
+                logger.warning(
+                    "worker %s could not return claims on %s", self.owner_id, queue_name,
+                    exc_info=True,
+                )  # fmt: skip
+                continue
+            logger.info(
+                "worker %s returned %d claim(s) it could not start on %s",
+                self.owner_id,
+                len(returned),
+                queue_name,
+            )
 
     def _run(self, claim: Claim) -> Finished | Running[StepOutcome]:
         """On a pool thread: run a plain step, or hand an async one to the worker's loop."""
+        if claim.key not in self._held:
+            # Its heartbeat was refused (taken over, released, its run ended) while it
+            # waited for a thread: it is no longer this worker's to run.
+            return Finished(claim, outcome=None)
         self._running_since[claim.key] = time.monotonic()  # a claim taken ahead waited
         ready = prepare_claimed(self.mesh, claim)
         if isinstance(ready, Finished):
@@ -507,6 +573,8 @@ class Worker:
     def _started(
         self, claim: Claim, began: float, future: Future[Finished | Running[StepOutcome]]
     ) -> None:
+        if future.cancelled():
+            return  # given back before a thread took it (`_return_waiting`)
         try:
             result = future.result()
         except Exception:  # noqa: BLE001 - the lease expires and the attempt is redelivered
@@ -542,17 +610,26 @@ class Worker:
         self._wake.set()
 
 
-def _visiting_order(partitions: list[str], rank: int, live: int, turn: int) -> list[str]:
+def _visiting_order(
+    partitions: list[str],
+    rank: int,
+    live: int,
+    turn: int,
+    under_way: Set[str] = frozenset(),
+) -> list[str]:
     """The order in which worker ``rank`` of ``live`` visits ``partitions`` on ``turn``.
 
     Its own partitions (``k % live == rank``; with more workers than partitions, a shared
     one) come first, starting at a different one each turn so that none of them waits for
-    another to empty; the others follow, nearest first, for when its own have no work.
+    another to empty, and those in ``under_way`` before the rest; the others follow,
+    nearest first, for when its own have no work. Another worker's partition keeps its
+    place even when this worker just settled there, so workers stay on their own.
     """
     count = len(partitions)
     own = [k for k in range(count) if k % live == rank] or [rank % count]
     first = own[turn % len(own)]
     own = own[own.index(first) :] + own[: own.index(first)]
+    own.sort(key=lambda k: partitions[k] not in under_way)  # stable: turns kept within each
     others = [(first + step) % count for step in range(count)]
     return [partitions[k] for k in own + [k for k in others if k not in own]]
 

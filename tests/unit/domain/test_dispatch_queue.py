@@ -580,6 +580,45 @@ def test_a_release_replayed_after_its_attempt_finished_changes_nothing() -> None
     assert attempt is not None and attempt.status is AttemptStatus.COMPLETED
 
 
+def test_a_returned_claim_waits_in_its_place_again_without_counting_a_lost_lease() -> None:
+    queue = new_queue()
+    first, second = schedule(queue), schedule(queue)
+    claim(queue, first, token="t1", claim_id="c1", owner="ahead")
+    claim(queue, second, token="t2", claim_id="c2", owner="ahead")
+    at = T0 + timedelta(seconds=1)
+
+    returned = queue.return_claims("ahead", [second, "unknown:key:1"], now=at)
+
+    assert returned == [second] and written(queue)[-1] == "ClaimsReturned"
+    attempt = queue.attempt(second)
+    assert attempt is not None and attempt.status is AttemptStatus.AVAILABLE
+    assert (attempt.claim_id, attempt.owner_id, attempt.lease_until) == (None, None, None)
+    assert [a.runnable_key for a in queue.claimable(at)] == [second]
+    with pytest.raises(StaleClaim):
+        queue.heartbeat(second, claim_id="c2", claim_token_hash=sha("t2"), lease_for=LEASE, now=at)
+    with pytest.raises(StaleClaim):
+        queue.complete(second, claim_id="c2", claim_token_hash=sha("t2"), result={}, now=at)
+    claim(queue, second, token="t3", claim_id="c3", owner="free", at=at)
+    assert queue.attempt(second).lease_expiries == 0  # type: ignore[union-attr]
+    assert queue.attempt(first).owner_id == "ahead"  # type: ignore[union-attr]
+
+
+def test_only_the_owner_returns_its_claims_and_nothing_held_writes_nothing() -> None:
+    queue = new_queue()
+    key = schedule(queue)
+    claim(queue, key, token="t1", claim_id="c1", owner="ahead")
+    queue.collect_events()
+
+    assert queue.return_claims("someone-else", [key], now=T0) == []
+    assert queue.pending_events == []
+    queue.complete(key, claim_id="c1", claim_token_hash=sha("t1"), result={}, now=T0)
+    assert queue.return_claims("ahead", [key], now=T0) == []
+    queue.trigger_event(  # replayed after the attempt finished: changes nothing
+        DispatchQueue.ClaimsReturned, owner_id="ahead", runnable_keys=[key], timestamp=T0
+    )
+    assert queue.attempt(key).status is AttemptStatus.COMPLETED  # type: ignore[union-attr]
+
+
 def test_a_changed_attempt_record_is_what_dataclasses_replace_builds() -> None:
     # The claim and completion path changes records without dataclasses.replace.
     attempt = Attempt(
