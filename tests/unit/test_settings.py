@@ -6,8 +6,8 @@ import pytest
 
 from squidmesh_es import SquidMesh
 from squidmesh_es.errors import InvalidArgument, InvalidDatabaseUrl, StorageUnavailable
-from squidmesh_es.runtime import DEFAULT_DATABASE_URL, parse_database_url
-from squidmesh_es.runtime._settings import create_location
+from squidmesh_es.runtime import DEFAULT_DATABASE_URL, parse_database_url, partition_limit_from_env
+from squidmesh_es.runtime._settings import DEFAULT_PARTITION_LIMIT, create_location
 
 
 def test_memory_url_selects_the_in_memory_store() -> None:
@@ -71,6 +71,29 @@ def test_from_env_reads_only_squidmesh_keys(tmp_path: Path) -> None:
         assert mesh.default_queue == "billing"
         assert mesh.get_queue().queue == "billing"
     assert (tmp_path / "env.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "limit"), [(None, DEFAULT_PARTITION_LIMIT), ("", DEFAULT_PARTITION_LIMIT),
+                         ("20000", 20_000), ("None", None), (" none ", None)],
+)  # fmt: skip
+def test_the_partition_limit_comes_from_the_environment(
+    value: str | None, limit: int | None
+) -> None:
+    environ = {} if value is None else {"SQUIDMESH_QUEUE_PARTITION_LIMIT": value}
+
+    assert partition_limit_from_env(environ) == limit
+    with SquidMesh.from_env({"SQUIDMESH_DATABASE_URL": "memory://", **environ}) as mesh:
+        assert mesh.queue_partition_limit == limit
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "2.5", "lots", "١٢"])
+def test_a_bad_partition_limit_in_the_environment_is_refused(value: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        SquidMesh.from_env({"SQUIDMESH_DATABASE_URL": "memory://",
+                            "SQUIDMESH_QUEUE_PARTITION_LIMIT": value})  # fmt: skip
+
+    assert refused.value.option == "SQUIDMESH_QUEUE_PARTITION_LIMIT"
 
 
 def test_from_env_defaults_to_a_sqlite_file_in_the_working_directory(

@@ -15,7 +15,12 @@ import click
 
 from squidmesh_es.errors import SquidMeshError
 from squidmesh_es.read_model import VisibilityScope
-from squidmesh_es.runtime import DEFAULT_DATABASE_URL, SquidMesh, partitions_from_env
+from squidmesh_es.runtime import (
+    DEFAULT_DATABASE_URL,
+    SquidMesh,
+    partition_limit_from_env,
+    partitions_from_env,
+)
 from squidmesh_es.workflow import ActionRegistry, Workflow
 
 __all__ = [
@@ -51,7 +56,8 @@ def open_journal(database_url: str, **options: Any) -> SquidMesh:
     """``SquidMesh.open(database_url, **options)``, encrypted with ``SQUIDMESH_CIPHER_KEY``.
 
     ``SQUIDMESH_ON_DEFINITION_CHANGE=fail`` puts the command (a worker, say) in strict mode;
-    ``SQUIDMESH_QUEUE_PARTITIONS`` spreads the runs it starts (a scheduler's) over partitions.
+    ``SQUIDMESH_QUEUE_PARTITIONS`` spreads the runs it starts (a scheduler's) over partitions,
+    and ``SQUIDMESH_QUEUE_PARTITION_LIMIT`` says when their count grows.
 
     The key is read from the environment only: a command-line flag would show it in the
     process list and the shell history.
@@ -60,6 +66,7 @@ def open_journal(database_url: str, **options: Any) -> SquidMesh:
     on_change = os.environ.get("SQUIDMESH_ON_DEFINITION_CHANGE") or "follow"
     options.setdefault("on_definition_change", on_change)
     options.setdefault("queue_partitions", partitions_from_env(os.environ))
+    options.setdefault("queue_partition_limit", partition_limit_from_env(os.environ))
     return SquidMesh.open(database_url, cipher_key=cipher_key, **options)
 
 

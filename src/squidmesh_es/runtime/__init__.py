@@ -18,6 +18,7 @@ from squidmesh_es.runtime._settings import (
     StorageSettings,
     journal_env,
     parse_database_url,
+    partition_limit_from_env,
     partitions_from_env,
 )
 from squidmesh_es.runtime._signals import Signal, SignalType
@@ -68,6 +69,7 @@ __all__ = [
     "cron_ticks",
     "journal_env",
     "parse_database_url",
+    "partition_limit_from_env",
     "partitions_from_env",
     "runs_in_flight",
 ]

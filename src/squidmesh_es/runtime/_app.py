@@ -122,6 +122,7 @@ from squidmesh_es.runtime._settings import (
     create_location,
     database_url_from_env,
     parse_database_url,
+    partition_limit_from_env,
     partitions_from_env,
     require_journal,
 )
@@ -376,7 +377,8 @@ class SquidMesh(Application[UUID]):
         """Open the journal named by ``SQUIDMESH_DATABASE_URL`` (default: ``squidmesh.db``).
 
         ``SQUIDMESH_QUEUE`` sets the default queue; ``SQUIDMESH_QUEUE_PARTITIONS`` the
-        partitions of the runs it starts (see ``open``); ``SQUIDMESH_ON_DEFINITION_CHANGE``
+        partitions of the runs it starts and ``SQUIDMESH_QUEUE_PARTITION_LIMIT`` (a number,
+        or ``none``) when they grow (see ``open``); ``SQUIDMESH_ON_DEFINITION_CHANGE``
         (``follow`` or ``fail``) what a changed workflow does to its runs in flight (see
         ``open``); ``SQUIDMESH_CIPHER_KEY``, when set,
         encrypts the journal at rest (see ``open``). Only ``SQUIDMESH_*`` keys are read.
@@ -386,6 +388,7 @@ class SquidMesh(Application[UUID]):
             database_url_from_env(environ),
             queue=environ.get("SQUIDMESH_QUEUE", "default"),
             queue_partitions=partitions_from_env(environ),
+            queue_partition_limit=partition_limit_from_env(environ),
             on_definition_change=environ.get("SQUIDMESH_ON_DEFINITION_CHANGE", "follow"),
             clock=clock,
             workflows=workflows,

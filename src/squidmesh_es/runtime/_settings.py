@@ -27,6 +27,7 @@ __all__ = [
     "create_location",
     "journal_env",
     "parse_database_url",
+    "partition_limit_from_env",
     "partitions_from_env",
     "require_journal",
 ]
@@ -215,6 +216,26 @@ def partitions_from_env(environ: Mapping[str, str]) -> int:
         return int(value)
     except ValueError:
         raise InvalidArgument("SQUIDMESH_QUEUE_PARTITIONS", "must be a whole number") from None
+
+
+def partition_limit_from_env(environ: Mapping[str, str]) -> int | None:
+    """``SQUIDMESH_QUEUE_PARTITION_LIMIT`` from ``environ`` (default `DEFAULT_PARTITION_LIMIT`).
+
+    A positive whole number, or ``none``: never grow.
+
+    Raises:
+        InvalidArgument: anything else.
+    """
+    value = (environ.get("SQUIDMESH_QUEUE_PARTITION_LIMIT") or "").strip()
+    if not value:
+        return DEFAULT_PARTITION_LIMIT
+    if value.lower() == "none":
+        return None
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        raise InvalidArgument(
+            "SQUIDMESH_QUEUE_PARTITION_LIMIT", "must be a positive whole number or none"
+        )
+    return int(value)
 
 
 def create_location(settings: StorageSettings) -> None:
