@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,13 @@ from squidmesh_es import SquidMesh
 from squidmesh_es.domain import MAX_PARTITIONS, partition_of
 from squidmesh_es.errors import Conflict, InvalidArgument
 from squidmesh_es.runtime import SystemClock
+from squidmesh_es.runtime._execution import claim_attempts, run_claimed, settle_partitions
+from squidmesh_es.testing import ManualClock
 
 from conftest import OpenMesh
 from engine_workflows import CALLS, Quick
+
+LEASE = timedelta(seconds=60)
 
 
 def _sizes(mesh: SquidMesh) -> list[int]:
@@ -157,3 +162,31 @@ def test_a_backlog_on_one_queue_does_not_hold_back_the_worker_s_other_queue(
 
     last_urgent = max(i for i, (_, key) in enumerate(CALLS) if key.startswith(str(urgent)))
     assert last_urgent < 60  # long before the 120 bulk steps are done
+
+
+def test_one_commit_claims_the_next_steps_of_the_runs_it_settled_before_any_new_run(
+    open_mesh: OpenMesh, clock: ManualClock
+) -> None:
+    mesh = open_mesh(queue_partitions=2)
+    mesh.start_many(Quick, [{"order_id": f"o{i}"} for i in range(8)])
+    partitions = mesh.queue_partitions_of()
+    now = clock.now()
+    first = [
+        claim
+        for p in partitions
+        for claim in claim_attempts(mesh, p, owner_id="w", limit=1, lease_for=LEASE, now=now)
+    ]
+    assert len(first) == 2
+
+    _, claims = settle_partitions(
+        mesh,
+        {claim.queue: [run_claimed(mesh, claim)] for claim in first},
+        claim_order=partitions,
+        now=clock.now(),
+        claim_more=2,
+        owner_id="w",
+        lease_for=LEASE,
+    )
+
+    assert sorted(c.attempt.run_id for c in claims) == sorted(c.attempt.run_id for c in first)
+    assert {c.attempt.step for c in claims} == {"charge"}

@@ -28,6 +28,8 @@ from uuid import UUID
 
 from squidmesh_es.domain import (
     Attempt,
+    AttemptStatus,
+    DispatchOrder,
     DispatchQueue,
     JSONDict,
     Runnable,
@@ -184,15 +186,20 @@ def claim_from(
     limit: int,
     lease_for: timedelta,
     now: datetime,
+    under_way_only: bool = False,
 ) -> list[Claim]:
     """Claim up to ``limit`` visible or expired attempts on ``queue`` (not saved here).
 
-    Only attempts of workflows this runtime has registered are taken.
+    Only attempts of workflows this runtime has registered are taken; with
+    ``under_way_only``, only expired claims and attempts of runs already under way (not a
+    run's first steps), which `DispatchOrder.RUNS_UNDER_WAY_FIRST` yields first.
     """
     claims: list[Claim] = []
     if limit <= 0:
         return claims
     for attempt in queue.iter_claimable(now, order=mesh.dispatch_order):
+        if under_way_only and attempt.fresh and attempt.status is not AttemptStatus.CLAIMED:
+            break  # the first steps of new runs come after every other
         if not mesh.can_execute(attempt):
             continue
         token = secrets.token_urlsafe(32)
@@ -611,6 +618,19 @@ def _settle_partitions(
         if restart:
             continue
         claims: list[Claim] = []
+        if mesh.dispatch_order is DispatchOrder.RUNS_UNDER_WAY_FIRST and len(parts) > 1:
+            # The next steps of the runs just settled, on whichever partition, before the
+            # first step of any new run.
+            for name in claim_order:
+                held = parts.get(name)
+                if held is None or held.queue is None or len(claims) >= claim_more:
+                    continue
+                claims.extend(
+                    claim_from(
+                        mesh, held.queue, owner_id=owner_id, limit=claim_more - len(claims),
+                        lease_for=lease_for, now=now, under_way_only=True,
+                    )
+                )  # fmt: skip
         for name in claim_order:
             more = claim_more - len(claims)
             if more <= 0:

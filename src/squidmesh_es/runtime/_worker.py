@@ -20,7 +20,8 @@ A queue may be split into partitions (`SquidMesh.queue_partitions_of`): the work
 from all of them, first from the partitions its rank among the live workers gives it (the
 ``k`` with ``k % live == rank``, taking turns), then from the others, so that worker
 processes mostly claim and settle on different aggregates instead of conflicting on one.
-It reads the partition counts and its rank again every `LAYOUT_REFRESH`.
+It reads its rank again every `LAYOUT_REFRESH`; the partition counts on every commit, from
+what the runtime last read (at most a second old).
 
 Leases are short (`DEFAULT_LEASE`) and the coordinator keeps them alive: every heartbeat
 interval it extends the leases of all the claims in hand, one commit per queue, so a step may
@@ -75,7 +76,7 @@ __all__ = ["DEFAULT_BATCH_WINDOW", "LIVENESS_WINDOW", "Worker", "WorkerHealth", 
 logger = logging.getLogger("squidmesh_es.worker")
 
 LAYOUT_REFRESH = 5.0
-"""Seconds between two readings of the queues' partition counts and the live workers."""
+"""Seconds between two readings of the live workers (for this worker's rank)."""
 
 
 DEFAULT_BATCH_WINDOW = timedelta(milliseconds=2)
@@ -379,12 +380,17 @@ class Worker:
                     running.cancel()
 
     def _refresh_layout(self) -> None:
-        """Read the queues' partition counts (they only grow) and this worker's rank, when due."""
+        """Take the queues' partitions as the runtime knows them; the worker's rank when due.
+
+        The runtime reads partition counts at most once a second, and at once when it grew
+        them itself, so runs started into new partitions are seen without waiting for the
+        rank, which reads the worker registry, to be due.
+        """
+        for name in self.queues:
+            self._partitions[name] = self.mesh.queue_partitions_of(name)
         if time.monotonic() < self._next_layout:
             return
         self._next_layout = time.monotonic() + LAYOUT_REFRESH
-        for name in self.queues:
-            self._partitions[name] = self.mesh.queue_partitions_of(name)
         now = self.mesh.now()
         self._rank = worker_rank(load_registry(self.mesh, now=now), self.owner_id, now=now)
 
