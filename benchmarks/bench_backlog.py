@@ -20,7 +20,8 @@ backlog stays about N (after each window the runs that ended are replaced), and 
 
 Worker shapes are ``--threads`` (one process, a worker of that many threads) and, on
 Postgres, ``--processes`` (that many worker processes of ``--process-threads`` threads).
-``--partitions K`` starts the backlog spread over K queue partitions.
+``--partitions K`` starts the backlog spread over K queue partitions; ``--partition-limit``
+sets when the queue grows more (``none``: one aggregate per partition, whatever the size).
 
     python benchmarks/bench_backlog.py                               # the full matrix
     python benchmarks/bench_backlog.py --backlogs 100,1000 --backends memory --threads 4
@@ -53,6 +54,7 @@ from bench_engine import (
 
 from squidmesh_es.domain import DispatchQueue
 from squidmesh_es.errors import Conflict
+from squidmesh_es.runtime import DEFAULT_PARTITION_LIMIT
 
 IDLE = (timedelta(milliseconds=2), timedelta(milliseconds=20))
 
@@ -254,7 +256,12 @@ def child(url: str, threads: int) -> None:
 def bench_backlog(backend: str, backlog: int, args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
     with database(backend, args.postgres, f"backlog_{backend}_{backlog}") as url:
-        mesh = BacklogMesh.open(url, workflows=[ThreeSteps], queue_partitions=args.partitions)
+        mesh = BacklogMesh.open(
+            url,
+            workflows=[ThreeSteps],
+            queue_partitions=args.partitions,
+            queue_partition_limit=args.partition_limit,
+        )
         try:
             starts_per_s = start_backlog(mesh, backlog, args.batch)
             snapshot_bytes, load_ms = (0, 0.0) if backend == "memory" else queue_footprint(url)
@@ -330,6 +337,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=ints, default=[1, 4, 16])
     p.add_argument("--processes", type=ints, default=[1, 2, 3, 4])
     p.add_argument("--partitions", type=int, default=1, help="queue partitions of the backlog")
+    p.add_argument(
+        "--partition-limit",
+        type=lambda s: None if s.lower() == "none" else int(s),
+        default=DEFAULT_PARTITION_LIMIT,
+        help="live attempts past which a partition makes the queue grow ('none': never)",
+    )
     p.add_argument("--process-threads", type=int, default=4)
     p.add_argument("--window", type=int, default=3000, help="steps measured per shape")
     p.add_argument("--batch", type=int, default=200, help="starts per transaction")

@@ -15,6 +15,7 @@ from squidmesh_es.runtime._registry import WorkflowRegistry
 from squidmesh_es.runtime._scheduler import Scheduler, SchedulerPass, cron_ticks
 from squidmesh_es.runtime._settings import (
     DEFAULT_DATABASE_URL,
+    DEFAULT_PARTITION_LIMIT,
     StorageSettings,
     journal_env,
     parse_database_url,
@@ -34,6 +35,7 @@ from squidmesh_es.runtime._worker import (
 
 __all__ = [
     "DEFAULT_BATCH_WINDOW",
+    "DEFAULT_PARTITION_LIMIT",
     "DEFAULT_DATABASE_URL",
     "DEFAULT_LEASE",
     "LIVENESS_WINDOW",
