@@ -18,7 +18,13 @@ from datetime import datetime, timedelta
 from typing import Any, Self
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    LRUCache,
+    ProcessingEvent,
+    Repository,
+)
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
@@ -67,6 +73,7 @@ from squidmesh_es.read_model import (
     explain_run_snapshot,
 )
 from squidmesh_es.redaction import redact_text
+from squidmesh_es.runtime._cache import RunsEvictedFirst
 from squidmesh_es.runtime._cipher import check_cipher_key, cipher_env
 from squidmesh_es.runtime._clock import Clock, SystemClock, ensure_aware
 from squidmesh_es.runtime._cron import CronStart, IntendedWindow, start_cron
@@ -407,6 +414,17 @@ class SquidMesh(Application[UUID]):
             merged["IS_SNAPSHOTTING_ENABLED"] = "y"
         merged.update(env or {})
         return Environment(name, merged)
+
+    def construct_repository(self) -> Repository[UUID]:
+        """The library's repository, caching runs in its LRU and keeping queues apart.
+
+        See `RunsEvictedFirst`: on a large backlog the runs a worker loads no longer push
+        out the queue partitions it comes back to.
+        """
+        repository = super().construct_repository()
+        if isinstance(repository.cache, LRUCache):
+            repository.cache = RunsEvictedFirst(repository.cache.maxsize)
+        return repository
 
     def construct_transcoder(self) -> Transcoder:
         """A `JournalTranscoder`: the library's JSON format, written faster by orjson.
