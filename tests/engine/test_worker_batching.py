@@ -145,6 +145,13 @@ def _hold_both(worker: Any) -> None:
         time.sleep(0.005)
 
 
+def _wait_started(run_id: object) -> None:
+    deadline = time.monotonic() + 10
+    while not any(key.startswith(str(run_id)) for _, key in CALLS):
+        assert time.monotonic() < deadline, "the step did not start"
+        time.sleep(0.005)
+
+
 def _returned(mesh: SquidMesh, owner: str) -> list[str]:
     return [
         key
@@ -169,6 +176,7 @@ def test_a_claim_taken_ahead_behind_a_step_that_turned_long_goes_to_a_free_worke
         _warmed_up(mesh, ahead)
         long_run, short_run = mesh.start_many(SlowOne, [{"seconds": 5.0}, {"seconds": 0.0}])
         _hold_both(ahead)  # the short run's step waits behind the long one in its thread
+        _wait_started(long_run)
         began = time.monotonic()
         with mesh.worker(concurrency=1, owner_id="free"):
             _wait_terminal(mesh, [str(short_run)])
@@ -189,6 +197,7 @@ def test_a_stopping_worker_gives_back_the_claims_it_has_not_started(
         _warmed_up(mesh, ahead)
         long_run, short_run = mesh.start_many(SlowOne, [{"seconds": 0.5}, {"seconds": 0.0}])
         _hold_both(ahead)
+        _wait_started(long_run)
         ahead.stop()
 
     assert not [k for _, k in CALLS if k.startswith(str(short_run))]  # never started here
