@@ -1,5 +1,6 @@
-"""The repository's cache keeps queue partitions and the worker registry while runs come and
-go: a worker on a large backlog loads more runs than the cache holds."""
+"""The repository's cache keeps each queue's partition 0 and the worker registry while runs
+and other partitions come and go: a worker on a large backlog loads more runs than the
+cache holds."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from squidmesh_es.domain import REGISTRY_ID, DispatchQueue, queue_id
 from squidmesh_es.runtime._cache import RunsEvictedFirst
 from squidmesh_es.runtime._presence import load_registry, record_presence
 
+from conftest import OpenMesh
 from engine_workflows import Quick
 
 
@@ -49,3 +51,17 @@ def test_an_evicted_queue_is_loaded_again_from_the_journal(mesh: SquidMesh) -> N
     )
     load_registry(mesh, now=mesh.now())
     assert REGISTRY_ID in cache.kept
+
+
+def test_only_a_queue_s_partition_0_is_kept_the_others_stay_in_the_lru(
+    open_mesh: OpenMesh,
+) -> None:
+    mesh = open_mesh(queue_partitions=2)
+    mesh.start_many(Quick, [{"order_id": f"o{i}"} for i in range(8)])
+    cache = mesh.repository.cache
+    assert isinstance(cache, RunsEvictedFirst)
+
+    head, other = (mesh.get_queue(p) for p in mesh.queue_partitions_of())
+
+    assert head.id in cache.kept and other.id not in cache.kept
+    assert other.id in cache.cache
