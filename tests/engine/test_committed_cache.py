@@ -175,18 +175,29 @@ def test_an_outcome_a_stale_copy_would_refuse_is_decided_on_the_latest_run(
     assert claim.key in here.get_run(run_id).applied
 
 
+def _approved_under_v1(mesh: SquidMesh) -> str:
+    """A run of ApprovedV1 taken past its approval: its charge step is planned."""
+    run_id = mesh.start(ApprovedV1, {"order_id": "o1"}).run_id
+    mesh.drain(owner_id="w")
+    mesh.approve(run_id, actor="ops")
+    return run_id
+
+
+def _deploy_strict_v2(mesh: SquidMesh) -> None:
+    """Deploy ApprovedV2 into ``mesh``'s process, in strict mode (a changed run fails)."""
+    mesh.workflows = WorkflowRegistry([ApprovedV2])
+    mesh.on_definition_change = DefinitionChange.FAIL
+
+
 @pytest.mark.shared_journal
 def test_a_run_migrated_elsewhere_is_not_failed_on_the_old_copy_held_here(
     open_mesh: OpenMesh, backend: str, clock: ManualClock
 ) -> None:
     here = open_mesh(workflows=[ApprovedV1])
-    run_id = here.start(ApprovedV1, {"order_id": "o1"}).run_id
-    here.drain(owner_id="w")
-    here.approve(run_id, actor="ops")  # charge is planned; here holds the run at ApprovedV1
+    run_id = _approved_under_v1(here)  # charge is planned; here holds the run at ApprovedV1
     elsewhere = deploy(open_mesh, backend, ApprovedV2, strict=True)
     assert elsewhere.migrate_run(run_id, to=ApprovedV2).status == "migrated"
-    here.workflows = WorkflowRegistry([ApprovedV2])  # the same deploy reaches this process
-    here.on_definition_change = DefinitionChange.FAIL
+    _deploy_strict_v2(here)  # the same deploy reaches this process
     assert here.get_run(run_id, fresh=False).definition_fingerprint != (
         ApprovedV2.to_spec().fingerprint
     )
@@ -208,11 +219,8 @@ def test_a_mismatch_judged_before_a_migration_elsewhere_does_not_fail_the_run(
     open_mesh: OpenMesh, backend: str, clock: ManualClock
 ) -> None:
     here = open_mesh(workflows=[ApprovedV1])
-    run_id = here.start(ApprovedV1, {"order_id": "o1"}).run_id
-    here.drain(owner_id="w")
-    here.approve(run_id, actor="ops")
-    here.workflows = WorkflowRegistry([ApprovedV2])
-    here.on_definition_change = DefinitionChange.FAIL
+    run_id = _approved_under_v1(here)
+    _deploy_strict_v2(here)
     [claim] = claim_attempts(
         here, "default", owner_id="w", limit=1, lease_for=LEASE, now=clock.now()
     )

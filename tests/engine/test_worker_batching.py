@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -161,11 +162,18 @@ def _returned(mesh: SquidMesh, owner: str) -> list[str]:
     ]
 
 
-def _warmed_up(mesh: SquidMesh, worker: Any) -> None:
-    """Let ``worker`` run enough short steps to claim ahead."""
+def _short_behind_long(mesh: SquidMesh, worker: Any, *, long_seconds: float) -> list[UUID]:
+    """A long run's step running in ``worker``'s one thread, a short run's claimed behind it.
+
+    The worker first runs enough short steps to claim ahead.
+    """
     warm = mesh.start_many(Quick, [{"order_id": f"w{i}"} for i in range(12)])
     _wait_terminal(mesh, [str(r) for r in warm])
     assert worker._slots() == 2 * worker.concurrency
+    runs = mesh.start_many(SlowOne, [{"seconds": long_seconds}, {"seconds": 0.0}])
+    _hold_both(worker)  # the short run's step waits behind the long one in its thread
+    _wait_started(runs[0])
+    return runs
 
 
 def test_a_claim_taken_ahead_behind_a_step_that_turned_long_goes_to_a_free_worker(
@@ -173,10 +181,7 @@ def test_a_claim_taken_ahead_behind_a_step_that_turned_long_goes_to_a_free_worke
 ) -> None:
     mesh = open_mesh(clock=SystemClock())
     with mesh.worker(concurrency=1, owner_id="ahead") as ahead:
-        _warmed_up(mesh, ahead)
-        long_run, short_run = mesh.start_many(SlowOne, [{"seconds": 5.0}, {"seconds": 0.0}])
-        _hold_both(ahead)  # the short run's step waits behind the long one in its thread
-        _wait_started(long_run)
+        long_run, short_run = _short_behind_long(mesh, ahead, long_seconds=5.0)
         began = time.monotonic()
         with mesh.worker(concurrency=1, owner_id="free"):
             _wait_terminal(mesh, [str(short_run)])
@@ -194,10 +199,7 @@ def test_a_stopping_worker_gives_back_the_claims_it_has_not_started(
 ) -> None:
     mesh = open_mesh(clock=SystemClock())
     with mesh.worker(concurrency=1, owner_id="ahead") as ahead:
-        _warmed_up(mesh, ahead)
-        long_run, short_run = mesh.start_many(SlowOne, [{"seconds": 0.5}, {"seconds": 0.0}])
-        _hold_both(ahead)
-        _wait_started(long_run)
+        long_run, short_run = _short_behind_long(mesh, ahead, long_seconds=0.5)
         ahead.stop()
 
     assert not [k for _, k in CALLS if k.startswith(str(short_run))]  # never started here

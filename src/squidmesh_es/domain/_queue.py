@@ -522,12 +522,8 @@ class DispatchQueue(AnomalyLog, Aggregate):
 
         def evolve(self, q: DispatchQueue) -> None:
             for key in self.runnable_keys:
-                attempt = q.attempts.get(key)
-                if (
-                    attempt is None
-                    or attempt.status is not AttemptStatus.CLAIMED
-                    or attempt.owner_id != self.owner_id
-                ):
+                attempt = q.claimed_by(self.owner_id, key)
+                if attempt is None:
                     continue  # finished or taken over meanwhile: not this owner's to return
                 q.replace_live(
                     attempt,
@@ -1188,6 +1184,13 @@ class DispatchQueue(AnomalyLog, Aggregate):
         self.trigger_event(self.RecoveryChecked, position=position, timestamp=now)
         return True
 
+    def claimed_by(self, owner_id: str, key: str) -> Attempt | None:
+        """The live attempt ``key`` if ``owner_id`` holds its claim (lease running or not)."""
+        attempt = self.attempts.get(key)
+        if attempt is None or attempt.status is not AttemptStatus.CLAIMED:
+            return None
+        return attempt if attempt.owner_id == owner_id else None
+
     def held_by(self, owner_id: str, now: datetime) -> list[str]:
         """Keys of the attempts ``owner_id`` holds under a lease still running at ``now``.
 
@@ -1219,13 +1222,7 @@ class DispatchQueue(AnomalyLog, Aggregate):
 
         For claims whose steps never started. Writes nothing when none is held any more.
         """
-        held = [
-            key
-            for key in keys
-            if (attempt := self.attempts.get(key)) is not None
-            and attempt.status is AttemptStatus.CLAIMED
-            and attempt.owner_id == owner_id
-        ]
+        held = [key for key in keys if self.claimed_by(owner_id, key) is not None]
         if held:
             self.trigger_event(
                 self.ClaimsReturned, owner_id=owner_id, runnable_keys=held, timestamp=now
